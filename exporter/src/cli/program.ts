@@ -1,0 +1,65 @@
+// tokenwatch command line. Every command validates the configuration first and exits with
+// code 2 on a bad configuration, before connecting to anything.
+import { Command, Option } from 'commander';
+import { ConfigError, ENVIRONMENT_VARIABLES, loadConfig, type LoadedConfig } from '../config/load.ts';
+import { createLogger, type Logger } from '../log.ts';
+import { runCommand } from './run.ts';
+import { backfillCommand } from './backfill.ts';
+import { checkCommand } from './check.ts';
+
+export const EXIT_CONFIG = 2;
+
+export interface CommonOptions {
+  config?: string;
+  logLevel?: string;
+  logFormat?: string;
+}
+
+export function loadOrExit(options: CommonOptions): { loaded: LoadedConfig; logger: Logger } {
+  let loaded: LoadedConfig;
+  try {
+    loaded = loadConfig({ file: options.config });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`tokenwatch: ${error.message}\n`);
+      process.exit(EXIT_CONFIG);
+    }
+    throw error;
+  }
+  if (options.logLevel) loaded.config.log.level = options.logLevel as LoadedConfig['config']['log']['level'];
+  if (options.logFormat) loaded.config.log.format = options.logFormat as LoadedConfig['config']['log']['format'];
+  const logger = createLogger({ level: loaded.config.log.level, format: loaded.config.log.format });
+  return { loaded, logger };
+}
+
+const environmentHelp = `\nEnvironment:\n${Object.entries(ENVIRONMENT_VARIABLES)
+  .map(([name, text]) => `  ${name.padEnd(26)} ${text}`)
+  .join('\n')}\n`;
+
+function withCommonOptions(command: Command): Command {
+  return command
+    .option('-c, --config <file>', 'YAML configuration file (default: $TOKENWATCH_CONFIG; none: defaults and environment)')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']))
+    .addOption(new Option('--log-format <format>', 'log format').choices(['json', 'text']))
+    .addHelpText('after', environmentHelp);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('tokenwatch')
+    .description('Reads the PostgreSQL tables of LLM proxies and agent platforms (Claude Nexus Proxy, Sidekick Forge, LiteLLM)\nand turns them into Prometheus metrics and events. With no DATABASE_URL it runs on an embedded demo database.')
+    .version('0.1.0')
+    .showHelpAfterError();
+  withCommonOptions(program.command('run'))
+    .description('Poll the sources continuously, export events and serve /metrics, /healthz and /readyz (the default job).')
+    .option('--no-demo-traffic', 'with the embedded demo database: do not insert new sample rows every few seconds')
+    .action(async (options: CommonOptions & { demoTraffic: boolean }) => runCommand(options));
+  withCommonOptions(program.command('backfill'))
+    .description('Read everything committed up to now, then exit. Resumes from the checkpoints, so it is safe to repeat.')
+    .option('--no-progress', 'no progress bar (also off when stderr is not a terminal)')
+    .action(async (options: CommonOptions & { progress: boolean }) => backfillCommand(options));
+  withCommonOptions(program.command('check'))
+    .description('Validate the configuration, connect to every source and report tables, columns, permissions and indexes on one screen.')
+    .action(async (options: CommonOptions) => checkCommand(options));
+  return program;
+}
+

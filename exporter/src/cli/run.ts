@@ -1,0 +1,44 @@
+// `tokenwatch run`: the long-running job.
+import { loadOrExit, type CommonOptions } from './program.ts';
+import { openRuntime } from './runtime.ts';
+import { startHttpServer } from '../http/server.ts';
+import { errorText } from '../log.ts';
+
+const DEMO_TRAFFIC_INTERVAL_MS = 5000;
+
+export async function runCommand(options: CommonOptions & { demoTraffic: boolean }): Promise<void> {
+  const { loaded, logger } = loadOrExit(options);
+  const runtime = await openRuntime(loaded, logger);
+  const http = await startHttpServer(runtime.pipeline, loaded.config.server.listenAddress);
+  logger.info({ address: http.address, endpoints: ['/metrics', '/healthz', '/readyz'] }, 'serving HTTP');
+  runtime.pipeline.start();
+
+  let traffic: NodeJS.Timeout | undefined;
+  if (runtime.embedded && options.demoTraffic) {
+    traffic = setInterval(() => {
+      runtime.embedded!.addTraffic().catch((error: unknown) => logger.warn({ error: errorText(error) }, 'demo traffic insert failed'));
+    }, DEMO_TRAFFIC_INTERVAL_MS);
+    logger.info({ everyMs: DEMO_TRAFFIC_INTERVAL_MS }, 'embedded demo: inserting a few sample rows every few seconds (--no-demo-traffic to stop)');
+  }
+  const progress = setInterval(() => {
+    const statuses = runtime.pipeline.statuses();
+    logger.info(
+      { rowsRead: statuses.reduce((n, s) => n + s.rowsRead, 0), eventsEmitted: statuses.reduce((n, s) => n + s.eventsEmitted, 0), failing: statuses.filter((s) => s.lastError).map((s) => s.id) },
+      'progress',
+    );
+  }, 30_000);
+
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    clearInterval(progress);
+    if (traffic) clearInterval(traffic);
+    await http.close();
+    await runtime.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}

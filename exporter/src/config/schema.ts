@@ -1,0 +1,113 @@
+// The one configuration object. Built and validated once at start (config/load.ts); nothing
+// else reads the environment or the YAML file. Every field has a default so an empty file,
+// or no file at all, is a valid configuration (the embedded demo).
+import { z } from 'zod';
+import { ByteSize, Duration } from './duration.ts';
+import { SourceName } from '../model/events.ts';
+
+const SqlIdentifier = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(/^[^\0"]+$/, 'must not contain a double quote or NUL byte');
+
+const PostgresUrl = z
+  .string()
+  .regex(/^postgres(ql)?:\/\//, 'must be a PostgreSQL connection URL such as postgres://user:password@host:5432/dbname');
+
+export const SourceConfig = z
+  .object({
+    /** Which adapter reads this database; see exporter/src/sources/. */
+    type: SourceName,
+    /** A name for this source in metrics and checkpoints; defaults to the type. */
+    name: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be lower-case letters, digits, "-" or "_"')
+      .optional(),
+    /** Defaults to DATABASE_URL. */
+    databaseUrl: PostgresUrl.optional(),
+    schema: SqlIdentifier.default('public'),
+    /** Rename tables: { <table name in the reference schema>: <name in your database> }. */
+    tables: z.record(z.string(), SqlIdentifier).default({}),
+    /**
+     * Rename columns: { <column name in the reference schema>: <name in your database> }, e.g.
+     * { domain: project_id } for newer Claude Nexus Proxy versions. Applies to every table of
+     * the source that has that column. null marks a column your schema does not have.
+     */
+    columns: z.record(z.string(), SqlIdentifier.nullable()).default({}),
+    pollInterval: Duration.prefault('5s'),
+    /** How often tables updated in place (usage counters, conversations, agents) are re-read. */
+    snapshotInterval: Duration.prefault('30s'),
+    batchSize: z.number().int().min(1).max(100_000).default(5000),
+    /**
+     * How long after its timestamp a row may still commit. Claude Nexus Proxy writes a row when
+     * the response ends, so this must exceed the longest request. Rows that commit later than
+     * this are missed (see README, "How rows are read").
+     */
+    maxCommitDelay: Duration.prefault('15m'),
+    /** Where a source with no checkpoint starts: "earliest", "now", or an ISO timestamp. */
+    startFrom: z.union([z.literal('earliest'), z.literal('now'), z.iso.datetime({ offset: true })]).default('earliest'),
+    /** Only rows of these request types are read from api_requests (Claude Nexus Proxy). */
+    requestTypes: z.array(z.string()).default(['inference']),
+  })
+  .strict();
+export type SourceConfig = z.infer<typeof SourceConfig>;
+
+export const Config = z
+  .object({
+    sources: z.array(SourceConfig).default([]),
+    /** Where checkpoints and the embedded stores live. */
+    stateDir: z.string().min(1).default('./data'),
+    server: z
+      .object({
+        /** host:port for /metrics, /healthz and /readyz. */
+        listenAddress: z
+          .string()
+          .regex(/^[^:]*:\d{1,5}$/, 'must be host:port, e.g. "0.0.0.0:9464" or ":9464"')
+          .default('0.0.0.0:9464'),
+      })
+      .strict()
+      .prefault({}),
+    quality: z
+      .object({
+        /** Message content larger than this is truncated (and counted as oversized_body). */
+        maxContentBytes: ByteSize.prefault('256KiB'),
+        /** A timestamp further than this in the future is rejected (clock skew allowance). */
+        futureTolerance: Duration.prefault('5m'),
+        /** Each rejection reason is logged at most once per this interval. */
+        logInterval: Duration.prefault('1m'),
+      })
+      .strict()
+      .prefault({}),
+    sinks: z
+      .object({
+        /** Also write every canonical event as one JSON line to this file ("-" for stdout). */
+        jsonl: z.string().min(1).optional(),
+      })
+      .strict()
+      .prefault({}),
+    log: z
+      .object({
+        level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+        format: z.enum(['json', 'text']).default('json'),
+      })
+      .strict()
+      .prefault({}),
+    /** Estimated cost per model in USD per million tokens; merged over the built-in table. */
+    pricing: z
+      .record(
+        z.string(),
+        z
+          .object({
+            input: z.number().nonnegative(),
+            output: z.number().nonnegative(),
+            cacheRead: z.number().nonnegative().optional(),
+            cacheWrite: z.number().nonnegative().optional(),
+          })
+          .strict(),
+      )
+      .default({}),
+  })
+  .strict();
+export type Config = z.infer<typeof Config>;
+export type ConfigInput = z.input<typeof Config>;

@@ -1,0 +1,39 @@
+// Connections to source databases. One pool per source. Reads run in READ ONLY transactions
+// that set their time zone to UTC with SET LOCAL (never a session-wide SET: the embedded
+// database multiplexes connections onto one session). `timestamp without time zone` values
+// (LiteLLM) are read as UTC.
+import pg from 'pg';
+
+const TIMESTAMP_WITHOUT_TIME_ZONE = 1114;
+
+const types = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === TIMESTAMP_WITHOUT_TIME_ZONE && format !== 'binary') {
+      return (value: string) => new Date(`${value.replace(' ', 'T')}Z`);
+    }
+    return pg.types.getTypeParser(oid, format as 'text');
+  },
+};
+
+export function createPool(connectionString: string, options: { max?: number; applicationName?: string } = {}): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString,
+    max: options.max ?? 4,
+    application_name: options.applicationName ?? 'tokenwatch',
+    connectionTimeoutMillis: 10_000,
+    idleTimeoutMillis: 30_000,
+    types: types as pg.CustomTypesConfig,
+  });
+  // An idle client losing its connection must not crash the process; the next query reports it.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+/** Which of the given tables exist in the schema (by the names in the database). */
+export async function existingTables(pool: pg.Pool, schema: string, tables: readonly string[]): Promise<Set<string>> {
+  const { rows } = await pool.query<{ name: string }>(
+    'SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = ANY($2::text[]) AND c.relkind IN (\'r\', \'p\', \'v\', \'m\', \'f\')',
+    [schema, [...tables]],
+  );
+  return new Set(rows.map((r) => r.name));
+}

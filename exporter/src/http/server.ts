@@ -1,0 +1,58 @@
+// The HTTP server: /metrics for Prometheus, /healthz (the process is alive) and /readyz
+// (every source stream has completed a poll and none is failing).
+import express from 'express';
+import type { Server } from 'node:http';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import type { Pipeline } from '../pipeline/pipeline.ts';
+import { registerSelfMetrics } from '../metrics/self-metrics.ts';
+
+export interface HttpServer {
+  server: Server;
+  address: string;
+  meterProvider: MeterProvider;
+  close(): Promise<void>;
+}
+
+export function readiness(pipeline: Pipeline): { ready: boolean; streams: { id: string; ok: boolean; error: string | null }[] } {
+  const streams = pipeline.statuses().map((s) => ({ id: s.id, ok: s.lastSuccessAt !== null && s.lastError === null, error: s.lastError }));
+  return { ready: streams.length > 0 && streams.every((s) => s.ok), streams };
+}
+
+export async function startHttpServer(pipeline: Pipeline, listenAddress: string): Promise<HttpServer> {
+  const exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true, withoutTargetInfo: true });
+  const meterProvider = new MeterProvider({ readers: [exporter] });
+  registerSelfMetrics(meterProvider.getMeter('tokenwatch'), pipeline);
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.get('/metrics', (req, res) => exporter.getMetricsRequestHandler(req, res));
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', (_req, res) => {
+    const state = readiness(pipeline);
+    res.status(state.ready ? 200 : 503).json(state);
+  });
+  app.get('/', (_req, res) => {
+    res.type('text/plain').send('tokenwatch\n\n/metrics  Prometheus metrics\n/healthz  liveness\n/readyz   readiness (every source stream polled without error)\n');
+  });
+  const separator = listenAddress.lastIndexOf(':');
+  const host = listenAddress.slice(0, separator) || '0.0.0.0';
+  const port = Number(listenAddress.slice(separator + 1));
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(port, host, () => resolve(s));
+    s.once('error', reject);
+  });
+  const bound = server.address();
+  const address = typeof bound === 'object' && bound ? `${bound.address}:${bound.port}` : listenAddress;
+  return {
+    server,
+    address,
+    meterProvider,
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await meterProvider.shutdown();
+    },
+  };
+}

@@ -1,0 +1,141 @@
+// The canonical event model. Every source adapter maps its rows to these types and every
+// sink (metrics, ClickHouse, JSON lines) reads only these types, so adding a source never
+// touches a sink and adding a sink never touches a source.
+import { z } from 'zod';
+
+/** ISO-8601 timestamp with offset, as produced by `Date.prototype.toISOString()`. */
+const Timestamp = z.iso.datetime({ offset: true });
+const TokenCount = z.number().int().nonnegative();
+
+export const SourceName = z.enum(['claude-nexus-proxy', 'sidekick-forge', 'litellm']);
+export type SourceName = z.infer<typeof SourceName>;
+
+/** One LLM API call as seen by the proxy (Claude Nexus Proxy api_requests, LiteLLM spend/error logs). */
+export const RequestEvent = z.object({
+  kind: z.literal('request'),
+  source: SourceName,
+  /** Domain, project, client or team: whatever the source uses to separate its customers. */
+  tenant: z.string().min(1),
+  requestId: z.string().min(1),
+  conversationId: z.string().nullable(),
+  branchId: z.string().nullable(),
+  parentRequestId: z.string().nullable(),
+  /** Set on sub-task requests spawned by a `Task` tool call. */
+  parentTaskRequestId: z.string().nullable(),
+  isSubtask: z.boolean(),
+  account: z.string().nullable(),
+  user: z.string().nullable(),
+  model: z.string(),
+  /** OpenTelemetry `gen_ai.provider.name`: anthropic, openai, aws.bedrock, … */
+  provider: z.string(),
+  /** OpenTelemetry `gen_ai.operation.name`: chat, embeddings, text_completion, … */
+  operation: z.string(),
+  httpStatus: z.number().int().nullable(),
+  /** null for a successful request; otherwise an error class such as `rate_limit_error` or `500`. */
+  errorType: z.string().nullable(),
+  inputTokens: TokenCount,
+  outputTokens: TokenCount,
+  cacheReadTokens: TokenCount,
+  cacheWriteTokens: TokenCount,
+  /** USD. null when the source carries no spend and the model has no price in the pricing table. */
+  costUsd: z.number().nonnegative().nullable(),
+  durationMs: z.number().nonnegative().nullable(),
+  timeToFirstTokenMs: z.number().nonnegative().nullable(),
+  toolCalls: z.number().int().nonnegative(),
+  streaming: z.boolean(),
+  /** Upstream rate-limit status, e.g. Anthropic's `allowed_warning`. */
+  rateLimitStatus: z.string().nullable(),
+  /** Request start. */
+  startedAt: Timestamp,
+  /** Request end (start + duration) when known. */
+  endedAt: Timestamp.nullable(),
+});
+export type RequestEvent = z.infer<typeof RequestEvent>;
+
+/** One message of a conversation (a transcript row, or a turn taken from a proxied request). */
+export const MessageEvent = z.object({
+  kind: z.literal('message'),
+  source: SourceName,
+  tenant: z.string().min(1),
+  messageId: z.string().min(1),
+  conversationId: z.string().min(1),
+  role: z.string(),
+  content: z.string(),
+  sequence: z.number().int().nullable(),
+  channel: z.string().nullable(),
+  agent: z.string().nullable(),
+  user: z.string().nullable(),
+  /** For messages taken from proxied requests: the request that carried it. */
+  requestId: z.string().nullable(),
+  createdAt: Timestamp,
+});
+export type MessageEvent = z.infer<typeof MessageEvent>;
+
+export const UsageResource = z.enum([
+  'voice_seconds',
+  'text_messages',
+  'embedding_chunks',
+  'llm_input_tokens',
+  'llm_output_tokens',
+  'llm_cached_input_tokens',
+]);
+export type UsageResource = z.infer<typeof UsageResource>;
+
+/** Usage of one resource by one agent of one client in one period, read from a counter table. */
+export const UsageSnapshot = z.object({
+  kind: z.literal('usage'),
+  source: SourceName,
+  tenant: z.string().min(1),
+  client: z.string(),
+  agent: z.string(),
+  resource: UsageResource,
+  used: z.number().nonnegative(),
+  /** 0 means unlimited (the Sidekick Forge convention). */
+  limit: z.number().nonnegative(),
+  periodStart: z.iso.date(),
+  observedAt: Timestamp,
+});
+export type UsageSnapshot = z.infer<typeof UsageSnapshot>;
+
+export const AgentStatus = z.enum(['online', 'idle', 'offline']);
+export type AgentStatus = z.infer<typeof AgentStatus>;
+
+export const AgentSnapshot = z.object({
+  kind: z.literal('agent'),
+  source: SourceName,
+  tenant: z.string().min(1),
+  agentId: z.string(),
+  agent: z.string(),
+  enabled: z.boolean(),
+  status: AgentStatus,
+  activeConversations: z.number().int().nonnegative(),
+  lastActivityAt: Timestamp.nullable(),
+  model: z.string().nullable(),
+  observedAt: Timestamp,
+});
+export type AgentSnapshot = z.infer<typeof AgentSnapshot>;
+
+export const ConversationSnapshot = z.object({
+  kind: z.literal('conversation'),
+  source: SourceName,
+  tenant: z.string().min(1),
+  conversationId: z.string(),
+  agent: z.string().nullable(),
+  user: z.string().nullable(),
+  channel: z.string(),
+  status: z.string(),
+  startedAt: Timestamp,
+  lastActivityAt: Timestamp,
+  durationSeconds: z.number().nonnegative().nullable(),
+  observedAt: Timestamp,
+});
+export type ConversationSnapshot = z.infer<typeof ConversationSnapshot>;
+
+export const CanonicalEvent = z.discriminatedUnion('kind', [
+  RequestEvent,
+  MessageEvent,
+  UsageSnapshot,
+  AgentSnapshot,
+  ConversationSnapshot,
+]);
+export type CanonicalEvent = z.infer<typeof CanonicalEvent>;

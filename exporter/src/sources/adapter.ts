@@ -1,0 +1,166 @@
+// The small interface every source adapter implements, and the helpers adapters share for
+// naming columns and turning raw column values into canonical fields. The runner
+// (pipeline/) owns polling, timing, checkpoints and self-metrics; an adapter only declares
+// what to read and how a row maps to events.
+import type { SourceConfig } from '../config/schema.ts';
+import type { CanonicalEvent, SourceName } from '../model/events.ts';
+import type { IncrementalStreamSpec } from '../reader/incremental-reader.ts';
+import { RowRejected, type RepairReason } from '../quality/row-quality.ts';
+import { qualifiedTable, quoteIdent } from '../reader/sql.ts';
+import type { Pricing } from './pricing.ts';
+
+export interface MapContext {
+  /** Records a repaired field; the row flows on. */
+  repaired(reason: RepairReason, detail: string): void;
+  maxContentBytes: number;
+  futureToleranceMs: number;
+  pricing: Pricing;
+  /** Wall clock used for the future-timestamp check. */
+  now: number;
+}
+
+/** An append-only table read incrementally. */
+export interface IncrementalStream {
+  kind: 'incremental';
+  spec: IncrementalStreamSpec;
+  /** Reference table name, e.g. "api_requests". */
+  table: string;
+  rowId(row: Record<string, unknown>): string;
+  /** Maps one row to zero or more events; throws RowRejected to skip it. */
+  map(row: Record<string, unknown>, ctx: MapContext): CanonicalEvent[];
+}
+
+/** A table updated in place, re-read whole (or by a bounded query) on an interval. */
+export interface SnapshotQuery {
+  kind: 'snapshot';
+  id: string;
+  table: string;
+  sql: string;
+  params: unknown[];
+  map(rows: Record<string, unknown>[], ctx: MapContext, observedAt: string): CanonicalEvent[];
+}
+
+export interface SourceAdapter {
+  type: SourceName;
+  /** Reference names of the tables this adapter reads; all must exist for it to run. */
+  requiredTables: readonly string[];
+  /** Columns never selected, whatever the configuration says (secrets, embeddings). */
+  forbiddenColumns: Readonly<Record<string, readonly string[]>>;
+  build(source: SourceConfig & { name: string }): { streams: IncrementalStream[]; snapshots: SnapshotQuery[] };
+}
+
+/** Physical names for one source: reference table/column names mapped through the config. */
+export class SourceNames {
+  readonly source: SourceConfig & { name: string };
+  constructor(source: SourceConfig & { name: string }) {
+    this.source = source;
+  }
+  tableName(reference: string): string {
+    return this.source.tables[reference] ?? reference;
+  }
+  table(reference: string): string {
+    return qualifiedTable(this.source.schema, this.tableName(reference));
+  }
+  /** Quoted physical column, or null when the config marks it absent. */
+  column(reference: string): string | null {
+    const mapped = this.source.columns[reference];
+    if (mapped === null) return null;
+    return quoteIdent(mapped ?? reference);
+  }
+  /** `t."physical" AS "reference"`, or `NULL AS "reference"` for an absent column. */
+  select(reference: string, alias = reference, tableAlias = 't'): string {
+    const physical = this.column(reference);
+    return `${physical === null ? 'NULL' : `${tableAlias}.${physical}`} AS ${quoteIdent(alias)}`;
+  }
+  /** An expression over a column, or NULL when absent; `$` in the template is the column. */
+  expr(reference: string, template: string, alias: string, tableAlias = 't'): string {
+    const physical = this.column(reference);
+    return `${physical === null ? 'NULL' : template.replaceAll('$', `${tableAlias}.${physical}`)} AS ${quoteIdent(alias)}`;
+  }
+  required(reference: string): string {
+    const physical = this.column(reference);
+    if (physical === null) throw new Error(`column ${reference} is required by ${this.source.type} and cannot be marked absent`);
+    return physical;
+  }
+}
+
+// ---- value helpers shared by the adapters ------------------------------------------------
+
+export function optionalString(value: unknown): string | null {
+  if (value === null || value === undefined) return null;
+  const text = String(value);
+  return text.length > 0 ? text : null;
+}
+
+export function toIso(value: unknown): string | null {
+  if (value === null || value === undefined) return null;
+  const date = value instanceof Date ? value : new Date(String(value));
+  return Number.isNaN(date.getTime()) ? null : date.toISOString();
+}
+
+/** A required timestamp: missing or further in the future than allowed rejects the row. */
+export function requiredTimestamp(value: unknown, field: string, ctx: MapContext): string {
+  const iso = toIso(value);
+  if (iso === null) throw new RowRejected('missing_field', `${field} is missing or not a timestamp`);
+  if (Date.parse(iso) > ctx.now + ctx.futureToleranceMs) {
+    throw new RowRejected('future_timestamp', `${field} ${iso} is in the future`);
+  }
+  return iso;
+}
+
+/** Token counts: NULL is read as 0 (as SQL's SUM does) and counted; negative rejects the row. */
+export function tokenCount(value: unknown, field: string, ctx: MapContext): number {
+  if (value === null || value === undefined) {
+    ctx.repaired('null_tokens', `${field} is NULL, counted as 0`);
+    return 0;
+  }
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new RowRejected('invalid_event', `${field} is not a number: ${String(value)}`);
+  if (n < 0) throw new RowRejected('negative_tokens', `${field} is negative: ${n}`);
+  return Math.trunc(n);
+}
+
+/** Counts that default to 0 without being an anomaly (tool calls, optional durations). */
+export function nonNegativeOrNull(value: unknown): number | null {
+  if (value === null || value === undefined) return null;
+  const n = Number(value);
+  return Number.isFinite(n) && n >= 0 ? n : null;
+}
+
+/**
+ * Message text: invalid UTF-8 (decoded by the driver as U+FFFD) and oversized content are
+ * repaired and counted; the rest of the row flows.
+ */
+export function contentText(value: unknown, ctx: MapContext): string {
+  if (value === null || value === undefined) return '';
+  let text = typeof value === 'string' ? value : JSON.stringify(value);
+  if (text.includes('\uFFFD')) ctx.repaired('invalid_utf8', 'content had bytes that are not UTF-8; they were replaced with U+FFFD');
+  if (Buffer.byteLength(text, 'utf8') > ctx.maxContentBytes) {
+    ctx.repaired('oversized_body', `content is ${Buffer.byteLength(text, 'utf8')} bytes, truncated to ${ctx.maxContentBytes}`);
+    text = Buffer.from(text, 'utf8').subarray(0, ctx.maxContentBytes).toString('utf8').replace(/\uFFFD$/, '');
+  }
+  return text;
+}
+
+/** JSON that may arrive as text (a column typed text in some deployments): bad JSON is repaired to null. */
+export function jsonValue(value: unknown, field: string, ctx: MapContext): unknown {
+  if (typeof value !== 'string') return value ?? null;
+  try {
+    return JSON.parse(value) as unknown;
+  } catch {
+    ctx.repaired('malformed_json', `${field} is not valid JSON; ignored`);
+    return null;
+  }
+}
+
+/** Text of an Anthropic/OpenAI message content field (string or list of blocks). */
+export function messageText(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) {
+    return content
+      .map((block) => (block && typeof block === 'object' && typeof (block as { text?: unknown }).text === 'string' ? (block as { text: string }).text : ''))
+      .filter(Boolean)
+      .join('\n');
+  }
+  return '';
+}

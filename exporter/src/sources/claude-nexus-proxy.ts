@@ -1,0 +1,176 @@
+// Claude Nexus Proxy: one api_requests row per proxied Claude API call.
+// Tenant = domain (project_id in newer versions: `columns: { domain: project_id }`).
+// Read by the `timestamp` index (request start); rows commit when the response ends, which
+// the incremental reader handles. Request headers are never selected: they carry API keys.
+import type { CanonicalEvent, MessageEvent, RequestEvent } from '../model/events.ts';
+import type { IncrementalStream, MapContext, SourceAdapter } from './adapter.ts';
+import {
+  SourceNames,
+  contentText,
+  messageText,
+  nonNegativeOrNull,
+  optionalString,
+  requiredTimestamp,
+  tokenCount,
+} from './adapter.ts';
+import { RowRejected } from '../quality/row-quality.ts';
+
+const SOURCE = 'claude-nexus-proxy' as const;
+
+function errorTypeOf(status: number | null, responseBody: unknown, error: string | null): string | null {
+  const body = responseBody as { error?: { type?: unknown } } | null;
+  if (body && typeof body === 'object' && body.error && typeof body.error.type === 'string') return body.error.type;
+  if (status !== null && status >= 400) return `http_${status}`;
+  if (error) return 'proxy_error';
+  return null;
+}
+
+function mapRow(row: Record<string, unknown>, ctx: MapContext): CanonicalEvent[] {
+  const requestId = optionalString(row.request_id);
+  if (requestId === null) throw new RowRejected('missing_field', 'request_id is missing');
+  const tenant = optionalString(row.domain);
+  if (tenant === null) throw new RowRejected('missing_field', 'domain (tenant) is empty');
+  const startedAt = requiredTimestamp(row.timestamp, 'timestamp', ctx);
+  const usage = {
+    inputTokens: tokenCount(row.input_tokens, 'input_tokens', ctx),
+    outputTokens: tokenCount(row.output_tokens, 'output_tokens', ctx),
+    cacheReadTokens: tokenCount(row.cache_read_input_tokens, 'cache_read_input_tokens', ctx),
+    cacheWriteTokens: tokenCount(row.cache_creation_input_tokens, 'cache_creation_input_tokens', ctx),
+  };
+  const model = optionalString(row.model) ?? 'unknown';
+  const cost = ctx.pricing.cost(model, usage);
+  if (cost === undefined) ctx.repaired('unknown_model', `no price for model "${model}"; cost left empty`);
+  const status = row.response_status === null || row.response_status === undefined ? null : Number(row.response_status);
+  const durationMs = nonNegativeOrNull(row.duration_ms);
+  const conversationId = optionalString(row.conversation_id);
+  const request: RequestEvent = {
+    kind: 'request',
+    source: SOURCE,
+    tenant,
+    requestId,
+    conversationId,
+    branchId: optionalString(row.branch_id),
+    parentRequestId: optionalString(row.parent_request_id),
+    parentTaskRequestId: optionalString(row.parent_task_request_id),
+    isSubtask: row.is_subtask === true,
+    account: optionalString(row.account_id),
+    user: optionalString(row.api_key_hash),
+    model,
+    provider: 'anthropic',
+    operation: 'chat',
+    httpStatus: status,
+    errorType: errorTypeOf(status, row.response_error, optionalString(row.error)),
+    ...usage,
+    costUsd: cost ?? null,
+    durationMs,
+    timeToFirstTokenMs: nonNegativeOrNull(row.first_token_ms),
+    toolCalls: nonNegativeOrNull(row.tool_call_count) ?? 0,
+    streaming: row.response_streaming === true,
+    rateLimitStatus: optionalString(row.ratelimit_status),
+    startedAt,
+    endedAt: durationMs === null ? null : new Date(Date.parse(startedAt) + durationMs).toISOString(),
+  };
+  const events: CanonicalEvent[] = [request];
+  if (conversationId !== null) events.push(...messages(row, request, conversationId, ctx));
+  return events;
+}
+
+/**
+ * The turn a request carries: the last message of the request body (usually the user's) and
+ * the assistant's reply from the response body. Earlier messages were carried by earlier
+ * requests of the same conversation.
+ */
+function messages(row: Record<string, unknown>, request: RequestEvent, conversationId: string, ctx: MapContext): MessageEvent[] {
+  const out: MessageEvent[] = [];
+  const count = nonNegativeOrNull(row.message_count);
+  const last = row.last_message as { role?: unknown; content?: unknown } | null;
+  const base = {
+    kind: 'message' as const,
+    source: SOURCE,
+    tenant: request.tenant,
+    conversationId,
+    channel: 'api',
+    agent: null,
+    user: request.user,
+    requestId: request.requestId,
+  };
+  if (last && typeof last === 'object') {
+    out.push({
+      ...base,
+      messageId: `${request.requestId}:request`,
+      role: typeof last.role === 'string' ? last.role : 'user',
+      content: contentText(messageText(last.content), ctx),
+      sequence: count === null ? null : Math.max(0, count - 1),
+      createdAt: request.startedAt,
+    });
+  }
+  if (row.response_content !== null && row.response_content !== undefined) {
+    out.push({
+      ...base,
+      messageId: `${request.requestId}:response`,
+      role: 'assistant',
+      content: contentText(messageText(row.response_content), ctx),
+      sequence: count,
+      createdAt: request.endedAt ?? request.startedAt,
+    });
+  }
+  return out;
+}
+
+export const claudeNexusProxy: SourceAdapter = {
+  type: SOURCE,
+  requiredTables: ['api_requests'],
+  forbiddenColumns: { api_requests: ['headers'] },
+  build(source) {
+    const names = new SourceNames(source);
+    const selectList = [
+      names.select('request_id'),
+      names.select('domain'),
+      names.select('timestamp'),
+      names.select('model'),
+      names.select('response_status'),
+      names.select('response_streaming'),
+      names.select('input_tokens'),
+      names.select('output_tokens'),
+      names.select('cache_creation_input_tokens'),
+      names.select('cache_read_input_tokens'),
+      names.select('first_token_ms'),
+      names.select('duration_ms'),
+      names.expr('error', 'left($, 1000)', 'error'),
+      names.select('tool_call_count'),
+      names.select('conversation_id'),
+      names.select('branch_id'),
+      names.select('message_count'),
+      names.select('parent_task_request_id'),
+      names.select('is_subtask'),
+      names.select('account_id'),
+      names.select('api_key_hash'),
+      names.select('parent_request_id'),
+      names.expr('response_headers', "$->>'anthropic-ratelimit-unified-status'", 'ratelimit_status'),
+      names.expr('response_body', "$->'error'", 'response_error'),
+      names.expr('response_body', "$->'content'", 'response_content'),
+      names.expr('body', "$->'messages'->-1", 'last_message'),
+    ].join(', ');
+    const stream: IncrementalStream = {
+      kind: 'incremental',
+      table: 'api_requests',
+      spec: {
+        id: `${source.name}/api_requests`,
+        table: names.table('api_requests'),
+        cursorColumn: names.required('timestamp'),
+        idColumn: names.required('request_id'),
+        selectList,
+        filter:
+          source.requestTypes.length > 0 && names.column('request_type') !== null
+            ? (param) => `t.${names.column('request_type')} = ANY(${param(source.requestTypes)}::text[])`
+            : undefined,
+        maxCommitDelayMs: source.maxCommitDelay,
+        batchSize: source.batchSize,
+        startFrom: source.startFrom,
+      },
+      rowId: (row) => String(row.request_id),
+      map: mapRow,
+    };
+    return { streams: [stream], snapshots: [] };
+  },
+};

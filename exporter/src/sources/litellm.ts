@@ -1,0 +1,187 @@
+// LiteLLM proxy: "LiteLLM_SpendLogs" (one row per request, with its own spend in USD) and
+// "LiteLLM_ErrorLogs" (failed calls to a deployment). Both are read by their "startTime"
+// index. Tenant = team_id, else organization_id, else "default".
+// Not selected: api_key (hashed, but still a credential identifier), messages and response
+// bodies (LiteLLM stores them only when store_prompts_in_spend_logs is on).
+import type { CanonicalEvent, RequestEvent } from '../model/events.ts';
+import type { IncrementalStream, MapContext, SourceAdapter } from './adapter.ts';
+import { SourceNames, jsonValue, nonNegativeOrNull, optionalString, requiredTimestamp, tokenCount, toIso } from './adapter.ts';
+import { RowRejected } from '../quality/row-quality.ts';
+
+const SOURCE = 'litellm' as const;
+
+/** LiteLLM's custom_llm_provider to OpenTelemetry's gen_ai.provider.name. */
+const PROVIDERS: Record<string, string> = {
+  openai: 'openai',
+  text_completion_openai: 'openai',
+  azure: 'azure.ai.openai',
+  azure_ai: 'azure.ai.inference',
+  anthropic: 'anthropic',
+  bedrock: 'aws.bedrock',
+  vertex_ai: 'gcp.vertex_ai',
+  vertex_ai_beta: 'gcp.vertex_ai',
+  gemini: 'gcp.gemini',
+  cohere: 'cohere',
+  cohere_chat: 'cohere',
+  mistral: 'mistral_ai',
+  groq: 'groq',
+  deepseek: 'deepseek',
+  xai: 'x_ai',
+  perplexity: 'perplexity',
+  watsonx: 'ibm.watsonx.ai',
+};
+
+/** LiteLLM's call_type to gen_ai.operation.name. */
+function operationOf(callType: string | null): string {
+  if (!callType) return 'chat';
+  if (callType.includes('embedding')) return 'embeddings';
+  if (callType.includes('image_generation')) return 'image_generation';
+  if (callType === 'text_completion' || callType === 'atext_completion') return 'text_completion';
+  return 'chat';
+}
+
+function durationBetween(start: string | null, end: string | null): number | null {
+  if (start === null || end === null) return null;
+  const ms = Date.parse(end) - Date.parse(start);
+  return ms >= 0 ? ms : null;
+}
+
+function numberAt(object: unknown, ...path: string[]): number {
+  let value: unknown = object;
+  for (const key of path) {
+    if (!value || typeof value !== 'object') return 0;
+    value = (value as Record<string, unknown>)[key];
+  }
+  const n = Number(value);
+  return Number.isFinite(n) && n > 0 ? n : 0;
+}
+
+function mapSpendLog(row: Record<string, unknown>, ctx: MapContext): CanonicalEvent[] {
+  const requestId = optionalString(row.request_id);
+  if (requestId === null) throw new RowRejected('missing_field', 'request_id is missing');
+  const startedAt = requiredTimestamp(row.startTime, 'startTime', ctx);
+  const endedAt = toIso(row.endTime);
+  const firstToken = toIso(row.completionStartTime);
+  const metadata = jsonValue(row.metadata, 'metadata', ctx) as Record<string, unknown> | null;
+  const usage = metadata?.usage_object;
+  const spend = Number(row.spend ?? 0);
+  const status = optionalString(row.status);
+  const failed = status !== null && status !== 'success';
+  const errorInfo = (metadata?.error_information ?? null) as { error_class?: unknown; error_code?: unknown } | null;
+  const model = optionalString(row.model) ?? optionalString(row.model_group) ?? 'unknown';
+  const event: RequestEvent = {
+    kind: 'request',
+    source: SOURCE,
+    tenant: optionalString(row.team_id) ?? optionalString(row.organization_id) ?? 'default',
+    requestId,
+    conversationId: optionalString(row.session_id),
+    branchId: null,
+    parentRequestId: null,
+    parentTaskRequestId: null,
+    isSubtask: false,
+    account: optionalString(row.api_base),
+    user: optionalString(row.end_user) ?? optionalString(row.user),
+    model,
+    provider: PROVIDERS[optionalString(row.custom_llm_provider) ?? ''] ?? optionalString(row.custom_llm_provider) ?? 'unknown',
+    operation: operationOf(optionalString(row.call_type)),
+    httpStatus: failed ? Number(errorInfo?.error_code) || null : 200,
+    errorType: failed ? (optionalString(errorInfo?.error_class) ?? 'failure') : null,
+    inputTokens: tokenCount(row.prompt_tokens, 'prompt_tokens', ctx),
+    outputTokens: tokenCount(row.completion_tokens, 'completion_tokens', ctx),
+    cacheReadTokens: numberAt(usage, 'cache_read_input_tokens') || numberAt(usage, 'prompt_tokens_details', 'cached_tokens'),
+    cacheWriteTokens: numberAt(usage, 'cache_creation_input_tokens'),
+    costUsd: Number.isFinite(spend) && spend >= 0 ? spend : null,
+    durationMs: nonNegativeOrNull(row.request_duration_ms) ?? durationBetween(startedAt, endedAt),
+    timeToFirstTokenMs: durationBetween(startedAt, firstToken),
+    toolCalls: 0,
+    streaming: firstToken !== null && firstToken !== endedAt,
+    rateLimitStatus: null,
+    startedAt,
+    endedAt,
+  };
+  return [event];
+}
+
+function mapErrorLog(row: Record<string, unknown>, ctx: MapContext): CanonicalEvent[] {
+  const requestId = optionalString(row.request_id);
+  if (requestId === null) throw new RowRejected('missing_field', 'request_id is missing');
+  const startedAt = requiredTimestamp(row.startTime, 'startTime', ctx);
+  const endedAt = toIso(row.endTime);
+  const status = Number(optionalString(row.status_code));
+  const event: RequestEvent = {
+    kind: 'request',
+    source: SOURCE,
+    tenant: 'default',
+    requestId: `error:${requestId}`,
+    conversationId: null,
+    branchId: null,
+    parentRequestId: null,
+    parentTaskRequestId: null,
+    isSubtask: false,
+    account: optionalString(row.api_base),
+    user: null,
+    model: optionalString(row.model_group) ?? optionalString(row.litellm_model_name) ?? 'unknown',
+    provider: 'unknown',
+    operation: 'chat',
+    httpStatus: Number.isInteger(status) && status > 0 ? status : null,
+    errorType: optionalString(row.exception_type) ?? 'error',
+    inputTokens: 0,
+    outputTokens: 0,
+    cacheReadTokens: 0,
+    cacheWriteTokens: 0,
+    costUsd: 0,
+    durationMs: durationBetween(startedAt, endedAt),
+    timeToFirstTokenMs: null,
+    toolCalls: 0,
+    streaming: false,
+    rateLimitStatus: null,
+    startedAt,
+    endedAt,
+  };
+  return [event];
+}
+
+export const litellm: SourceAdapter = {
+  type: SOURCE,
+  requiredTables: ['LiteLLM_SpendLogs', 'LiteLLM_ErrorLogs'],
+  forbiddenColumns: { LiteLLM_SpendLogs: ['api_key', 'messages', 'response'], LiteLLM_ErrorLogs: ['request_kwargs'] },
+  build(source) {
+    const names = new SourceNames(source);
+    const common = { maxCommitDelayMs: source.maxCommitDelay, batchSize: source.batchSize, startFrom: source.startFrom };
+    const spend: IncrementalStream = {
+      kind: 'incremental',
+      table: 'LiteLLM_SpendLogs',
+      spec: {
+        id: `${source.name}/LiteLLM_SpendLogs`,
+        table: names.table('LiteLLM_SpendLogs'),
+        cursorColumn: names.required('startTime'),
+        idColumn: names.required('request_id'),
+        selectList: [
+          'request_id', 'call_type', 'spend', 'prompt_tokens', 'completion_tokens', 'startTime', 'endTime',
+          'completionStartTime', 'request_duration_ms', 'model', 'model_group', 'custom_llm_provider', 'api_base',
+          'user', 'metadata', 'team_id', 'organization_id', 'end_user', 'session_id', 'status',
+        ].map((c) => names.select(c)).join(', '),
+        ...common,
+      },
+      rowId: (row) => String(row.request_id),
+      map: mapSpendLog,
+    };
+    const errors: IncrementalStream = {
+      kind: 'incremental',
+      table: 'LiteLLM_ErrorLogs',
+      spec: {
+        id: `${source.name}/LiteLLM_ErrorLogs`,
+        table: names.table('LiteLLM_ErrorLogs'),
+        cursorColumn: names.required('startTime'),
+        idColumn: names.required('request_id'),
+        selectList: ['request_id', 'startTime', 'endTime', 'api_base', 'model_group', 'litellm_model_name', 'exception_type', 'status_code']
+          .map((c) => names.select(c))
+          .join(', '),
+        ...common,
+      },
+      rowId: (row) => String(row.request_id),
+      map: mapErrorLog,
+    };
+    return { streams: [spend, errors], snapshots: [] };
+  },
+};

@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['exporter/**/*.test.ts', 'dashboards/**/*.test.ts', 'clickhouse/**/*.test.ts'],
+    globalSetup: ['exporter/src/testing/global-setup.ts'],
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    // Two cores: test files share one PostgreSQL cluster; a few at a time keeps timing sane.
+    maxWorkers: 2,
+  },
+});

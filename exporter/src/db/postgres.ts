@@ -37,3 +37,20 @@ export async function existingTables(pool: pg.Pool, schema: string, tables: read
   );
   return new Set(rows.map((r) => r.name));
 }
+
+/**
+ * Opens the READ ONLY, REPEATABLE READ transaction every read runs in, and returns its
+ * snapshot and clock. On a SQL_ASCII database (bytes stored unchecked) the client encoding
+ * is set to SQL_ASCII for the transaction: otherwise one row holding bytes that are not
+ * UTF-8 makes the server fail the whole query, and the stream would stop at that row. The
+ * driver then decodes such bytes to U+FFFD, which the row mappers count as invalid_utf8.
+ */
+export async function beginRead(client: pg.ClientBase): Promise<{ snapshot: string; now: string }> {
+  await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL TIME ZONE 'UTC'");
+  const { rows } = await client.query<{ snapshot: string; now: string; encoding: string }>(
+    "SELECT txid_current_snapshot()::text AS snapshot, now()::text AS now, current_setting('server_encoding') AS encoding",
+  );
+  const head = rows[0]!;
+  if (head.encoding === 'SQL_ASCII') await client.query("SET LOCAL client_encoding TO 'SQL_ASCII'");
+  return { snapshot: head.snapshot, now: head.now };
+}

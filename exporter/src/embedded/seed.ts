@@ -200,12 +200,15 @@ export async function seedSidekickForge(db: Queryable, options: { seed?: number;
   const transcriptRows: unknown[][] = [];
   const channels = ['voice', 'text', 'hybrid', 'telegram'];
   for (let i = 0; i < (options.conversations ?? 200); i++) {
-    const agent = pick(rnd, agentIds);
+    // Every tenth conversation is live, always on the first agent of a client, so the other
+    // agents show as idle (or offline when disabled).
+    const recent = i % 10 === 0;
+    const perClient = options.agentsPerClient ?? 3;
+    const agent = recent ? agentIds[((i / 10) % (options.clients ?? 4)) * perClient]! : pick(rnd, agentIds);
     const id = uuidFrom(`conversation-${i}`);
     const created = new Date(now.getTime() - Math.floor(rnd() * 20 * 3_600_000));
     const turns = Math.floor(rnd() * 6) + 1;
     const last = new Date(created.getTime() + turns * 40_000);
-    const recent = i % 10 === 0;
     const lastActivity = recent ? new Date(now.getTime() - 60_000) : last;
     conversationRows.push([id, agent.id, uuidFrom(`user-${i % 30}`), pick(rnd, channels), recent ? 'active' : 'archived', created, lastActivity, lastActivity, turns * 40]);
     for (let t = 0; t < turns; t++) {

@@ -6,7 +6,7 @@ import type { Config, SourceConfig } from '../config/schema.ts';
 import type { CanonicalEvent } from '../model/events.ts';
 import type { Logger } from '../log.ts';
 import { errorText } from '../log.ts';
-import { createPool, existingTables } from '../db/postgres.ts';
+import { beginRead, createPool, existingTables } from '../db/postgres.ts';
 import { adapterFor } from '../sources/registry.ts';
 import type { IncrementalStream, MapContext, SnapshotQuery, SourceAdapter } from '../sources/adapter.ts';
 import { Pricing } from '../sources/pricing.ts';
@@ -200,8 +200,7 @@ export class Pipeline {
     status.polls += 1;
     const client = await source.pool.connect();
     try {
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      await client.query("SET LOCAL TIME ZONE 'UTC'");
+      await beginRead(client);
       const { rows } = await client.query(query.sql, query.params);
       await client.query('COMMIT');
       const ctx = this.mapContext(query.id, () => '');

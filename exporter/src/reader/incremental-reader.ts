@@ -18,6 +18,7 @@
 //    backfill resumes after a crash rather than starting over.
 import type { PoolClient } from 'pg';
 import type { CheckpointStore, Checkpoint } from './checkpoint-store.ts';
+import { beginRead } from '../db/postgres.ts';
 
 export interface IncrementalStreamSpec {
   /** Stable id, also the checkpoint's name: "<source name>/<table>". */
@@ -89,13 +90,7 @@ export class IncrementalReader {
   async poll(handle: (rows: Record<string, unknown>[]) => Promise<void>): Promise<PollResult> {
     const client = await this.connect();
     try {
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      await client.query("SET LOCAL TIME ZONE 'UTC'");
-      const head = await client.query<{ snapshot: string; now: string }>(
-        'SELECT txid_current_snapshot()::text AS snapshot, now()::text AS now',
-      );
-      const snapshot = head.rows[0]!.snapshot;
-      const dbNow = head.rows[0]!.now;
+      const { snapshot, now: dbNow } = await beginRead(client);
       const start = this.store.load(this.spec.id) ?? (await this.initialCheckpoint(client, snapshot, dbNow));
       const result = await this.readPages(client, start, snapshot, handle);
       // Poll complete: every row visible in `snapshot` above the watermark has been handled.

@@ -17,9 +17,10 @@ import { RowRejected } from '../quality/row-quality.ts';
 
 const SOURCE = 'claude-nexus-proxy' as const;
 
-function errorTypeOf(status: number | null, responseBody: unknown, error: string | null): string | null {
-  const body = responseBody as { error?: { type?: unknown } } | null;
-  if (body && typeof body === 'object' && body.error && typeof body.error.type === 'string') return body.error.type;
+/** Anthropic's error class from the response body's `error` object, else the HTTP status. */
+function errorTypeOf(status: number | null, responseError: unknown, error: string | null): string | null {
+  const type = responseError && typeof responseError === 'object' ? (responseError as { type?: unknown }).type : undefined;
+  if (typeof type === 'string' && type.length > 0) return type;
   if (status !== null && status >= 400) return `http_${status}`;
   if (error) return 'proxy_error';
   return null;

@@ -1,0 +1,131 @@
+// Ground truth: what the pipeline emits for the three source schemas equals what SQL
+// computes on the source tables.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../testing/databases.ts';
+import { seedAll } from '../embedded/seed.ts';
+import { Pipeline } from './pipeline.ts';
+import { MemorySink } from '../sinks/memory-sink.ts';
+import { MemoryCheckpointStore } from '../reader/checkpoint-store.ts';
+import { silentLogger, testConfig } from '../testing/fixtures.ts';
+import { CanonicalEvent, type MessageEvent, type RequestEvent, type UsageSnapshot, type AgentSnapshot } from '../model/events.ts';
+import { BUILT_IN_PRICES } from '../sources/pricing.ts';
+
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+
+describe('pipeline ground truth', () => {
+  let db: TestDatabase;
+  let events: CanonicalEvent[];
+  const now = new Date();
+
+  beforeAll(async () => {
+    db = await createTestDatabase({ schemas: ['claude-nexus-proxy', 'sidekick-forge', 'litellm'] });
+    await seedAll(db.pool, { requests: 3000, spendLogs: 1500, now });
+    // A row of another request type, which is not read by default.
+    await db.pool.query(`INSERT INTO api_requests (request_id, domain, timestamp, model, request_type, input_tokens) VALUES (gen_random_uuid(), 'acme.example.com', now(), 'claude-3-5-haiku-20241022', 'query_evaluation', 999)`);
+    const sink = new MemorySink();
+    const pipeline = await Pipeline.open({ config: testConfig(db.url), logger: silentLogger(), sinks: [sink], store: new MemoryCheckpointStore(), autoSources: false });
+    await pipeline.backfill();
+    await pipeline.close();
+    events = sink.events;
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  it('every event satisfies the canonical model', () => {
+    expect(events.length).toBeGreaterThan(5000);
+    for (const event of events) expect(() => CanonicalEvent.parse(event)).not.toThrow();
+  });
+
+  it('Claude Nexus Proxy requests: counts, tokens and estimated cost per tenant equal SQL', async () => {
+    const requests = events.filter((e): e is RequestEvent => e.kind === 'request' && e.source === 'claude-nexus-proxy');
+    const prices = Object.entries(BUILT_IN_PRICES).map(([prefix, p]) => `('${prefix}', ${p.input}, ${p.output}, ${p.cacheRead ?? p.input * 0.1}, ${p.cacheWrite ?? p.input * 1.25})`);
+    const { rows } = await db.pool.query<{ domain: string; n: number; input: number; output: number; cache_read: number; cache_write: number; errors: number; cost: number }>(`
+      WITH prices(prefix, input, output, cache_read, cache_write) AS (VALUES ${prices.join(', ')}),
+      priced AS (
+        SELECT r.*, p.input AS p_in, p.output AS p_out, p.cache_read AS p_cr, p.cache_write AS p_cw
+        FROM api_requests r CROSS JOIN LATERAL (
+          SELECT * FROM prices p WHERE r.model LIKE p.prefix || '%' ORDER BY length(p.prefix) DESC LIMIT 1) p
+        WHERE request_type = 'inference')
+      SELECT domain, count(*)::int AS n, sum(input_tokens)::int AS input, sum(output_tokens)::int AS output,
+        sum(cache_read_input_tokens)::int AS cache_read, sum(cache_creation_input_tokens)::int AS cache_write,
+        count(*) FILTER (WHERE response_status >= 400)::int AS errors,
+        sum((input_tokens * p_in + output_tokens * p_out + cache_read_input_tokens * p_cr + cache_creation_input_tokens * p_cw) / 1e6)::float8 AS cost
+      FROM priced GROUP BY domain ORDER BY domain`);
+    expect(rows.length).toBe(5);
+    for (const row of rows) {
+      const mine = requests.filter((r) => r.tenant === row.domain);
+      expect(mine.length, row.domain).toBe(row.n);
+      expect(sum(mine.map((r) => r.inputTokens))).toBe(row.input);
+      expect(sum(mine.map((r) => r.outputTokens))).toBe(row.output);
+      expect(sum(mine.map((r) => r.cacheReadTokens))).toBe(row.cache_read);
+      expect(sum(mine.map((r) => r.cacheWriteTokens))).toBe(row.cache_write);
+      expect(mine.filter((r) => r.errorType !== null).length).toBe(row.errors);
+      expect(sum(mine.map((r) => r.costUsd ?? 0))).toBeCloseTo(row.cost, 6);
+    }
+    expect(new Set(requests.map((r) => r.requestId)).size).toBe(requests.length);
+    const rateLimited = requests.filter((r) => r.errorType === 'rate_limit_error');
+    expect(rateLimited.length).toBeGreaterThan(0);
+    expect(rateLimited.every((r) => r.httpStatus === 429)).toBe(true);
+  });
+
+  it('LiteLLM spend and error logs: requests, tokens and spend per team equal SQL', async () => {
+    const requests = events.filter((e): e is RequestEvent => e.kind === 'request' && e.source === 'litellm');
+    const { rows } = await db.pool.query<{ team: string; n: number; prompt: number; completion: number; spend: number; failed: number }>(`
+      SELECT coalesce(team_id, organization_id, 'default') AS team, count(*)::int AS n, sum(prompt_tokens)::int AS prompt,
+        sum(completion_tokens)::int AS completion, sum(spend)::float8 AS spend, count(*) FILTER (WHERE status <> 'success')::int AS failed
+      FROM "LiteLLM_SpendLogs" GROUP BY 1 ORDER BY 1`);
+    for (const row of rows) {
+      const mine = requests.filter((r) => r.tenant === row.team && !r.requestId.startsWith('error:'));
+      expect(mine.length, row.team).toBe(row.n);
+      expect(sum(mine.map((r) => r.inputTokens))).toBe(row.prompt);
+      expect(sum(mine.map((r) => r.outputTokens))).toBe(row.completion);
+      expect(sum(mine.map((r) => r.costUsd ?? 0))).toBeCloseTo(row.spend, 9);
+      expect(mine.filter((r) => r.errorType !== null).length).toBe(row.failed);
+    }
+    const { rows: errorRows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM "LiteLLM_ErrorLogs"');
+    expect(requests.filter((r) => r.requestId.startsWith('error:')).length).toBe(errorRows[0]!.n);
+    const embeddings = requests.filter((r) => r.operation === 'embeddings');
+    expect(embeddings.length).toBeGreaterThan(0);
+    expect(embeddings.every((r) => r.timeToFirstTokenMs === null)).toBe(true);
+  });
+
+  it('Sidekick Forge transcripts, usage and agents equal SQL; limits fall back to the tier quota', async () => {
+    const messages = events.filter((e): e is MessageEvent => e.kind === 'message' && e.source === 'sidekick-forge');
+    const { rows: t } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM conversation_transcripts');
+    expect(messages.length).toBe(t[0]!.n);
+    expect(new Set(messages.map((m) => m.tenant))).toEqual(new Set(['client-0', 'client-1', 'client-2', 'client-3']));
+
+    const usage = events.filter((e): e is UsageSnapshot => e.kind === 'usage');
+    const { rows: u } = await db.pool.query<{ slug: string; voice: number; text: number; chunks: number; tokens_out: string; voice_limit: number }>(`
+      SELECT c.slug, sum(voice_seconds_used)::int AS voice, sum(text_messages_used)::int AS text, sum(embedding_chunks_used)::int AS chunks,
+        sum(llm_output_tokens)::text AS tokens_out, max(CASE WHEN u.voice_seconds_limit > 0 THEN u.voice_seconds_limit ELSE q.voice_seconds_per_month END) AS voice_limit
+      FROM agent_usage u JOIN clients c ON c.id = u.client_id JOIN tier_quotas q ON q.tier = c.tier
+      WHERE period_start = date_trunc('month', now())::date GROUP BY c.slug ORDER BY c.slug`);
+    expect(u.length).toBe(4);
+    for (const row of u) {
+      const mine = usage.filter((x) => x.client === row.slug);
+      const used = (resource: string) => sum(mine.filter((x) => x.resource === resource).map((x) => x.used));
+      expect(used('voice_seconds'), row.slug).toBe(row.voice);
+      expect(used('text_messages')).toBe(row.text);
+      expect(used('embedding_chunks')).toBe(row.chunks);
+      expect(used('llm_output_tokens')).toBe(Number(row.tokens_out));
+      expect(Math.max(...mine.filter((x) => x.resource === 'voice_seconds').map((x) => x.limit))).toBe(row.voice_limit);
+    }
+
+    const agents = events.filter((e): e is AgentSnapshot => e.kind === 'agent');
+    expect(agents.length).toBe(12);
+    expect(agents.filter((a) => !a.enabled).every((a) => a.status === 'offline')).toBe(true);
+    const { rows: active } = await db.pool.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM conversations cv JOIN agents a ON a.id = cv.agent_id WHERE a.enabled AND cv.status = 'active' AND coalesce(cv.last_interaction_at, cv.updated_at) > now() - interval '5 minutes'",
+    );
+    expect(sum(agents.filter((a) => a.enabled).map((a) => a.activeConversations))).toBe(active[0]!.n);
+    expect(agents.some((a) => a.status === 'online')).toBe(true);
+    expect(agents.some((a) => a.status === 'idle')).toBe(true);
+  });
+
+  it('never reads secret columns', () => {
+    const text = JSON.stringify(events);
+    for (const secret of ['sk-ant-secret-never-read', 'sk-secret-openai', 'lk-secret', 'hashed-key-']) expect(text).not.toContain(secret);
+  });
+});

@@ -8,5 +8,6 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Two cores: test files share one PostgreSQL cluster; a few at a time keeps timing sane.
     maxWorkers: 2,
+    reporters: ['default', './exporter/src/testing/summary-reporter.ts'],
   },
 });

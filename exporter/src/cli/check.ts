@@ -32,7 +32,7 @@ export async function checkSource(source: SourceConfig & { name: string }): Prom
     const { rows } = await pool.query<{ name: string; can_select: boolean; can_write: boolean; estimate: number }>(
       `SELECT c.relname AS name, has_table_privilege(c.oid, 'SELECT') AS can_select,
          has_table_privilege(c.oid, 'INSERT') OR has_table_privilege(c.oid, 'UPDATE') OR has_table_privilege(c.oid, 'DELETE') AS can_write,
-         greatest(c.reltuples, 0)::bigint AS estimate
+         c.reltuples::bigint AS estimate
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = ANY($2::text[])`,
       [source.schema, tables],
     );
@@ -41,7 +41,11 @@ export async function checkSource(source: SourceConfig & { name: string }): Prom
       const row = found.get(table);
       if (!row) lines.push({ ok: false, text: `table ${source.schema}.${table}: not found (rename it with tables: in the config)` });
       else if (!row.can_select) lines.push({ ok: false, text: `table ${source.schema}.${table}: no SELECT permission (GRANT SELECT ON ${source.schema}.${table} TO <tokenwatch role>)` });
-      else lines.push({ ok: row.can_write ? 'warn' : true, text: `table ${source.schema}.${table}: readable, ~${row.estimate} rows${row.can_write ? '; this role can also write: tokenwatch needs only SELECT, prefer a read-only role' : ''}` });
+      else lines.push({ ok: true, text: `table ${source.schema}.${table}: readable, ${Number(row.estimate) >= 0 ? `~${row.estimate} rows` : 'size not yet estimated (never analyzed)'}` });
+    }
+    const writable = rows.filter((r) => r.can_write).map((r) => r.name);
+    if (writable.length > 0) {
+      lines.push({ ok: 'warn', text: `this role can also write to ${writable.join(', ')}: tokenwatch needs only SELECT, prefer a read-only role` });
     }
     if (lines.some((l) => l.ok === false)) return lines;
     const built = adapter.build(source);

@@ -1,0 +1,127 @@
+// The `tokenwatch` command as a user runs it: a separate process, real databases.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../testing/databases.ts';
+import { seedAll } from '../embedded/seed.ts';
+import { freePortOnLoopback } from '../embedded/ports.ts';
+
+const MAIN = new URL('./main.ts', import.meta.url).pathname;
+
+function tokenwatch(args: string[], env: Record<string, string> = {}) {
+  const result = spawnSync(process.execPath, [MAIN, ...args], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    timeout: 120_000,
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function logLines(stderr: string): Record<string, unknown>[] {
+  return stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+describe('tokenwatch CLI', () => {
+  let db: TestDatabase;
+  let stateDir: string;
+  beforeAll(async () => {
+    db = await createTestDatabase({ schemas: ['claude-nexus-proxy', 'sidekick-forge', 'litellm'] });
+    await seedAll(db.pool, { requests: 2000, spendLogs: 500 });
+    stateDir = mkdtempSync(join(tmpdir(), 'tokenwatch-cli-'));
+  });
+  afterAll(async () => {
+    await db.drop();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  it('has --help on every command', () => {
+    const top = tokenwatch(['--help']);
+    expect(top.code).toBe(0);
+    for (const command of ['run', 'backfill', 'check']) {
+      expect(top.stdout).toContain(command);
+      const help = tokenwatch([command, '--help']);
+      expect(help.code, command).toBe(0);
+      expect(help.stdout).toContain('--config <file>');
+      expect(help.stdout).toContain('DATABASE_URL');
+    }
+  });
+
+  it('exits 2 on an invalid configuration file before doing anything', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tokenwatch-bad-'));
+    const config = join(dir, 'bad.yaml');
+    writeFileSync(config, `stateDir: ${join(dir, 'state')}\nsources:\n  - type: litellm\n    maxCommitDelay: soon\n`);
+    for (const command of ['run', 'backfill', 'check']) {
+      const result = tokenwatch([command, '--config', config], { DATABASE_URL: db.url });
+      expect(result.code, command).toBe(2);
+      expect(result.stderr).toContain('sources.0.maxCommitDelay: "soon" is not a duration');
+    }
+    expect(existsSync(join(dir, 'state'))).toBe(false);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('backfill reads everything once and is safe to repeat', async () => {
+    const env = { DATABASE_URL: db.url, TOKENWATCH_STATE_DIR: stateDir };
+    const first = tokenwatch(['backfill', '--no-progress'], env);
+    expect(first.code, first.stderr).toBe(0);
+    const done = logLines(first.stderr).find((l) => l.msg === 'backfill complete') as { streams: Record<string, { rowsRead: number }> };
+    const { rows } = await db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM api_requests WHERE request_type = 'inference'");
+    expect(done.streams['claude-nexus-proxy/api_requests']!.rowsRead).toBe(rows[0]!.n);
+    expect(done.streams['litellm/LiteLLM_SpendLogs']!.rowsRead).toBe(500);
+    const second = tokenwatch(['backfill', '--no-progress'], env);
+    expect(second.code).toBe(0);
+    const again = logLines(second.stderr).find((l) => l.msg === 'backfill complete') as { streams: Record<string, { rowsRead: number }> };
+    expect(again.streams['claude-nexus-proxy/api_requests']!.rowsRead).toBe(0);
+    expect(again.streams['litellm/LiteLLM_SpendLogs']!.rowsRead).toBe(0);
+  });
+
+  it('check reports tables, permissions and index use on one screen', async () => {
+    const ok = tokenwatch(['check'], { DATABASE_URL: db.url });
+    expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/stream api_requests: columns selectable; polls use an index on "timestamp"/);
+    expect(ok.stdout).toContain('all checks passed');
+    expect(ok.stdout).not.toContain('FAIL');
+
+    const empty = await createTestDatabase();
+    try {
+      const bad = tokenwatch(['check'], { DATABASE_URL: empty.url, TOKENWATCH_SOURCES: 'litellm' });
+      expect(bad.code).toBe(1);
+      expect(bad.stdout).toMatch(/FAIL table public\.LiteLLM_SpendLogs: not found/);
+      const renamed = tokenwatch(['check'], { DATABASE_URL: db.url.replace('postgres@', 'postgres:topsecret@'), TOKENWATCH_SOURCES: 'claude-nexus-proxy' });
+      expect(renamed.stdout).toContain('postgres:****@');
+      expect(renamed.stdout + renamed.stderr).not.toContain('topsecret');
+    } finally {
+      await empty.drop();
+    }
+  });
+
+  it('run on embedded defaults (no database configured) serves /readyz and /metrics, and stops on SIGTERM', async () => {
+    const port = await freePortOnLoopback();
+    const dir = mkdtempSync(join(tmpdir(), 'tokenwatch-run-'));
+    const child = spawn(process.execPath, [MAIN, 'run'], {
+      env: { PATH: process.env.PATH ?? '', TOKENWATCH_STATE_DIR: dir, TOKENWATCH_LISTEN_ADDRESS: `127.0.0.1:${port}` },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      let ready = false;
+      for (let i = 0; i < 120 && !ready; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false);
+      }
+      expect(ready, stderr).toBe(true);
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const read = /tokenwatch_source_rows_read_total\{source="claude-nexus-proxy",table="api_requests"\} (\d+)/.exec(metrics);
+      expect(Number(read?.[1])).toBeGreaterThanOrEqual(3000);
+      expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    expect(logLines(stderr).some((l) => l.msg === 'shutting down')).toBe(true);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});

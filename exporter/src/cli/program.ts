@@ -6,6 +6,7 @@ import { createLogger, type Logger } from '../log.ts';
 import { runCommand } from './run.ts';
 import { backfillCommand } from './backfill.ts';
 import { checkCommand } from './check.ts';
+import { VERSION } from '../version.ts';
 
 export const EXIT_CONFIG = 2;
 
@@ -47,7 +48,7 @@ function withCommonOptions(command: Command): Command {
 export function buildProgram(): Command {
   const program = new Command('tokenwatch')
     .description('Reads the PostgreSQL tables of LLM proxies and agent platforms (Claude Nexus Proxy, Sidekick Forge, LiteLLM)\nand turns them into Prometheus metrics and events. With no DATABASE_URL it runs on an embedded demo database.')
-    .version('0.1.0')
+    .version(VERSION)
     .showHelpAfterError();
   withCommonOptions(program.command('run'))
     .description('Poll the sources continuously, export events and serve /metrics, /healthz and /readyz (the default job).')

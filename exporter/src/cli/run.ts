@@ -1,7 +1,9 @@
 // `tokenwatch run`: the long-running job.
 import { loadOrExit, type CommonOptions } from './program.ts';
 import { openRuntime } from './runtime.ts';
-import { startHttpServer } from '../http/server.ts';
+import { listen, metricsApp, readiness } from '../http/server.ts';
+import { startOtlpPush } from '../metrics/otel.ts';
+import { VERSION } from '../version.ts';
 import { errorText } from '../log.ts';
 
 const DEMO_TRAFFIC_INTERVAL_MS = 5000;
@@ -9,9 +11,12 @@ const DEMO_TRAFFIC_INTERVAL_MS = 5000;
 export async function runCommand(options: CommonOptions & { demoTraffic: boolean }): Promise<void> {
   const { loaded, logger } = loadOrExit(options);
   const runtime = await openRuntime(loaded, logger);
-  const http = await startHttpServer(runtime.pipeline, loaded.config.server.listenAddress);
+  const http = await listen(metricsApp(runtime.collect, () => readiness(runtime.pipeline)), loaded.config.server.listenAddress);
   logger.info({ address: http.address, endpoints: ['/metrics', '/healthz', '/readyz'] }, 'serving HTTP');
   runtime.pipeline.start();
+  runtime.probes.start(loaded.config.probes.interval, loaded.config.probes.timeout);
+  const otlp = loaded.config.otlp.enabled ? startOtlpPush(runtime.collect, { intervalMs: loaded.config.otlp.interval, version: VERSION }) : undefined;
+  if (otlp) logger.info({ intervalMs: loaded.config.otlp.interval }, 'pushing metrics over OTLP (OTEL_EXPORTER_OTLP_* variables)');
 
   let traffic: NodeJS.Timeout | undefined;
   if (runtime.embedded && options.demoTraffic) {
@@ -36,6 +41,7 @@ export async function runCommand(options: CommonOptions & { demoTraffic: boolean
     clearInterval(progress);
     if (traffic) clearInterval(traffic);
     await http.close();
+    await otlp?.shutdown();
     await runtime.close();
     process.exit(0);
   };

@@ -15,6 +15,8 @@ export const ENVIRONMENT_VARIABLES = {
   TOKENWATCH_LISTEN_ADDRESS: 'host:port of the HTTP server (server.listenAddress).',
   TOKENWATCH_LOG_LEVEL: 'debug, info, warn or error (log.level).',
   TOKENWATCH_LOG_FORMAT: 'json or text (log.format).',
+  OTEL_EXPORTER_OTLP_ENDPOINT: 'Push metrics over OTLP/HTTP to this collector (also OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, _HEADERS, …).',
+  OTEL_METRIC_EXPORT_INTERVAL: 'Milliseconds between OTLP pushes (otlp.interval; default 60000).',
 } as const;
 
 export class ConfigError extends Error {
@@ -104,6 +106,8 @@ function applyEnvironment(raw: Record<string, unknown>, env: Env, problems: stri
   if (env.TOKENWATCH_LISTEN_ADDRESS) nested('server').listenAddress = env.TOKENWATCH_LISTEN_ADDRESS;
   if (env.TOKENWATCH_LOG_LEVEL) nested('log').level = env.TOKENWATCH_LOG_LEVEL;
   if (env.TOKENWATCH_LOG_FORMAT) nested('log').format = env.TOKENWATCH_LOG_FORMAT;
+  if (env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT) nested('otlp').enabled = true;
+  if (env.OTEL_METRIC_EXPORT_INTERVAL) nested('otlp').interval = `${env.OTEL_METRIC_EXPORT_INTERVAL}ms`;
   if (out.sources === undefined && env.TOKENWATCH_SOURCES) {
     const types = env.TOKENWATCH_SOURCES.split(',').map((t) => t.trim()).filter(Boolean);
     for (const type of types) {

@@ -86,6 +86,46 @@ export const Config = z
       })
       .strict()
       .prefault({}),
+    metrics: z
+      .object({
+        /** Most series one metric may have; beyond it label values fold into "other". */
+        maxSeriesPerMetric: z.number().int().min(1).default(20_000),
+        /** Most distinct values per open-ended label (tenant, client, model, account, agent, error_type). */
+        maxValuesPerLabel: z.partialRecord(z.enum(['tenant', 'client', 'model', 'account', 'agent', 'error_type']), z.number().int().min(1)).default({}),
+        /** Keep only these values of a label; everything else is "other". */
+        allow: z.partialRecord(z.enum(['tenant', 'client', 'model', 'account', 'agent', 'error_type']), z.array(z.string()).min(1)).default({}),
+        /** Output-token limit of the rolling 5-hour window per upstream account (Claude Nexus Proxy). */
+        accountWindowLimit: z.number().int().positive().default(140_000),
+      })
+      .strict()
+      .prefault({}),
+    probes: z
+      .object({
+        interval: Duration.prefault('30s'),
+        timeout: Duration.prefault('5s'),
+        /** Extra HTTP dependencies to probe, e.g. a LiveKit server or the upstream LLM API. */
+        http: z
+          .array(
+            z
+              .object({
+                name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be lower-case letters, digits, "-" or "_"'),
+                url: z.url({ protocol: /^https?$/ }),
+                kind: z.string().default('http'),
+              })
+              .strict(),
+          )
+          .default([]),
+      })
+      .strict()
+      .prefault({}),
+    otlp: z
+      .object({
+        /** Push metrics over OTLP/HTTP (set automatically when OTEL_EXPORTER_OTLP_ENDPOINT is set). */
+        enabled: z.boolean().default(false),
+        interval: Duration.prefault('60s'),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),

@@ -2,15 +2,13 @@
 // (every source stream has completed a poll and none is failing).
 import express from 'express';
 import type { Server } from 'node:http';
-import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import type { Pipeline } from '../pipeline/pipeline.ts';
-import { registerSelfMetrics } from '../metrics/self-metrics.ts';
+import type { Family } from '../metrics/families.ts';
+import { PROMETHEUS_CONTENT_TYPE, encodeForScrape, prometheusText } from '../metrics/prometheus-text.ts';
 
 export interface HttpServer {
   server: Server;
   address: string;
-  meterProvider: MeterProvider;
   close(): Promise<void>;
 }
 
@@ -19,24 +17,30 @@ export function readiness(pipeline: Pipeline): { ready: boolean; streams: { id: 
   return { ready: streams.length > 0 && streams.every((s) => s.ok), streams };
 }
 
-export async function startHttpServer(pipeline: Pipeline, listenAddress: string): Promise<HttpServer> {
-  const exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true, withoutTargetInfo: true });
-  const meterProvider = new MeterProvider({ readers: [exporter] });
-  registerSelfMetrics(meterProvider.getMeter('tokenwatch'), pipeline);
-
+/** Serves `collect()` as Prometheus text; `ready()` decides /readyz. */
+export function metricsApp(collect: () => Family[], ready: () => { ready: boolean }): express.Express {
   const app = express();
   app.disable('x-powered-by');
-  app.get('/metrics', (req, res) => exporter.getMetricsRequestHandler(req, res));
+  app.get('/metrics', async (req, res) => {
+    const { body, encoding } = await encodeForScrape(prometheusText(collect()), req.headers['accept-encoding']);
+    res.setHeader('Content-Type', PROMETHEUS_CONTENT_TYPE);
+    if (encoding) res.setHeader('Content-Encoding', encoding);
+    res.send(body);
+  });
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
   app.get('/readyz', (_req, res) => {
-    const state = readiness(pipeline);
+    const state = ready();
     res.status(state.ready ? 200 : 503).json(state);
   });
   app.get('/', (_req, res) => {
     res.type('text/plain').send('tokenwatch\n\n/metrics  Prometheus metrics\n/healthz  liveness\n/readyz   readiness (every source stream polled without error)\n');
   });
+  return app;
+}
+
+export async function listen(app: express.Express, listenAddress: string): Promise<HttpServer> {
   const separator = listenAddress.lastIndexOf(':');
   const host = listenAddress.slice(0, separator) || '0.0.0.0';
   const port = Number(listenAddress.slice(separator + 1));
@@ -49,10 +53,8 @@ export async function startHttpServer(pipeline: Pipeline, listenAddress: string)
   return {
     server,
     address,
-    meterProvider,
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await meterProvider.shutdown();
     },
   };
 }

@@ -131,11 +131,36 @@ export const ConversationSnapshot = z.object({
 });
 export type ConversationSnapshot = z.infer<typeof ConversationSnapshot>;
 
+/** Conversations of one tenant by channel and status (an aggregate of a table updated in place). */
+export const ConversationStats = z.object({
+  kind: z.literal('conversation_stats'),
+  source: SourceName,
+  tenant: z.string().min(1),
+  channel: z.string(),
+  status: z.string(),
+  conversations: z.number().int().nonnegative(),
+  observedAt: Timestamp,
+});
+export type ConversationStats = z.infer<typeof ConversationStats>;
+
+/** Output tokens of one upstream account in a rolling window (Claude Nexus Proxy's 5-hour limit). */
+export const AccountWindow = z.object({
+  kind: z.literal('account_window'),
+  source: SourceName,
+  account: z.string().min(1),
+  outputTokens: z.number().int().nonnegative(),
+  windowSeconds: z.number().int().positive(),
+  observedAt: Timestamp,
+});
+export type AccountWindow = z.infer<typeof AccountWindow>;
+
 export const CanonicalEvent = z.discriminatedUnion('kind', [
   RequestEvent,
   MessageEvent,
   UsageSnapshot,
   AgentSnapshot,
   ConversationSnapshot,
+  ConversationStats,
+  AccountWindow,
 ]);
 export type CanonicalEvent = z.infer<typeof CanonicalEvent>;

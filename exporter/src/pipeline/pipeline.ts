@@ -14,6 +14,7 @@ import { IncrementalReader } from '../reader/incremental-reader.ts';
 import type { CheckpointStore } from '../reader/checkpoint-store.ts';
 import { RowQuality, RowRejected } from '../quality/row-quality.ts';
 import type { Sink } from '../sinks/sink.ts';
+import type { MetricsRegistry, SavedMetrics } from '../metrics/registry.ts';
 
 export interface StreamStatus {
   id: string;
@@ -27,7 +28,11 @@ export interface StreamStatus {
   polls: number;
   lastPollStartedAt: number | null;
   lastSuccessAt: number | null;
+  /** Start of the last successful poll: everything committed before it has been read. */
+  lastSuccessStartedAt: number | null;
   lastPollDurationMs: number | null;
+  /** Checkpoint watermark (incremental streams). */
+  watermarkAt: number | null;
   lastError: string | null;
   /** Newest cursor value read (incremental streams), for the ingest-lag metric. */
   newestRowAt: number | null;
@@ -49,6 +54,8 @@ export interface PipelineOptions {
   /** Skip sources whose tables are missing instead of failing (sources chosen automatically). */
   autoSources: boolean;
   quality?: RowQuality;
+  /** Records metrics from the events; its stream counters are checkpointed with the reader. */
+  metrics?: MetricsRegistry;
   now?: () => number;
 }
 
@@ -62,7 +69,8 @@ function newStatus(id: string, source: ActiveSource['config'], table: string, ki
   return {
     id, source: source.name, sourceType: source.type, table, kind,
     rowsRead: 0, eventsEmitted: 0, rowsRejected: 0, polls: 0,
-    lastPollStartedAt: null, lastSuccessAt: null, lastPollDurationMs: null, lastError: null, newestRowAt: null,
+    lastPollStartedAt: null, lastSuccessAt: null, lastSuccessStartedAt: null, lastPollDurationMs: null, watermarkAt: null,
+    lastError: null, newestRowAt: null,
   };
 }
 
@@ -121,14 +129,21 @@ export class Pipeline {
     const built = adapter.build(config);
     const active: ActiveSource = { config, adapter, pool, streams: [], snapshots: [] };
     const connect = () => pool.connect();
+    const metrics = this.options.metrics;
     for (const stream of built.streams) {
-      active.streams.push({
-        stream,
-        reader: new IncrementalReader(stream.spec, this.options.store, connect),
-        status: newStatus(stream.spec.id, config, stream.table, 'incremental'),
-      });
+      const id = stream.spec.id;
+      const checkpoint = this.options.store.load(id);
+      metrics?.restoreStream(id, (checkpoint?.extra as { metrics?: SavedMetrics } | undefined)?.metrics);
+      const companion = metrics && {
+        save: () => ({ metrics: metrics.saveStream(id) }),
+        saved: (state: unknown) => metrics.committed(id, (state as { metrics: SavedMetrics }).metrics),
+      };
+      const status = newStatus(id, config, stream.table, 'incremental');
+      if (checkpoint?.watermark) status.watermarkAt = cursorTime(checkpoint.watermark);
+      active.streams.push({ stream, reader: new IncrementalReader(stream.spec, this.options.store, connect, companion), status });
     }
-    for (const query of built.snapshots) active.snapshots.push({ query, status: newStatus(query.id, config, query.table, 'snapshot') });
+    // Snapshot queries are named by their id (two may read the same table).
+    for (const query of built.snapshots) active.snapshots.push({ query, status: newStatus(query.id, config, query.id.slice(query.id.indexOf('/') + 1), 'snapshot') });
     this.sources.push(active);
     this.options.logger.info(
       { source: config.name, type: config.type, streams: built.streams.map((s) => s.table), snapshots: built.snapshots.map((s) => s.table) },
@@ -176,6 +191,7 @@ export class Pipeline {
           }
         }
         await this.emit(events);
+        this.options.metrics?.recordStream(stream.spec.id, events);
         status.rowsRead += rows.length;
         status.eventsEmitted += events.length;
         const newest = cursorTime(String(rows[rows.length - 1]!.__cursor));
@@ -183,9 +199,13 @@ export class Pipeline {
         onPage?.(rows.length);
       });
       status.lastSuccessAt = this.now();
+      status.lastSuccessStartedAt = status.lastPollStartedAt;
+      if (result.checkpoint.watermark) status.watermarkAt = cursorTime(result.checkpoint.watermark);
       status.lastError = null;
       return result.rows;
     } catch (error) {
+      // Rows of pages not checkpointed will be read again: forget what they recorded.
+      this.options.metrics?.rollbackStream(stream.spec.id);
       status.lastError = errorText(error);
       throw error;
     } finally {
@@ -206,9 +226,11 @@ export class Pipeline {
       const ctx = this.mapContext(query.id, () => '');
       const events = query.map(rows, ctx, new Date(this.now()).toISOString());
       await this.emit(events);
+      this.options.metrics?.recordSnapshot(query.id, events);
       status.rowsRead += rows.length;
       status.eventsEmitted += events.length;
       status.lastSuccessAt = this.now();
+      status.lastSuccessStartedAt = status.lastPollStartedAt;
       status.lastError = null;
       return rows.length;
     } catch (error) {

@@ -18,6 +18,8 @@ export const Checkpoint = z.object({
   inProgress: z
     .object({ snapshot: z.string(), afterCursor: z.string(), afterId: z.string() })
     .nullable(),
+  /** State of the consumers that must move with the reader's position (metric counters). */
+  extra: z.unknown().optional(),
   /** Rows emitted by this stream so far (for progress reports, not for correctness). */
   rowsEmitted: z.number().int().nonnegative(),
   updatedAt: z.string(),

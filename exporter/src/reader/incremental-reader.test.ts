@@ -155,7 +155,7 @@ describe('IncrementalReader', () => {
     const store = new MemoryCheckpointStore();
     const handled = new Map<string, number>();
     let pages = 0;
-    const crashing = reader(db, store, { batchSize: 100 });
+    const crashing = reader(db, store, { batchSize: 100, progressSaveIntervalMs: 0 });
     await expect(
       crashing.poll(async (rows) => {
         pages += 1;
@@ -167,7 +167,7 @@ describe('IncrementalReader', () => {
     expect(store.load('test/api_requests')?.inProgress).not.toBeNull();
     // Rows that commit while the exporter is down, some older than the interruption point.
     for (let i = 0; i < 20; i++) await insert(db.pool, uuidFrom(`c-${i}`), i * 5000);
-    const resumed = reader(db, store, { batchSize: 100 });
+    const resumed = reader(db, store, { batchSize: 100, progressSaveIntervalMs: 0 });
     let read = 0;
     await resumed.poll(async (rows) => {
       read += rows.length;

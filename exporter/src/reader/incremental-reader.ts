@@ -36,6 +36,8 @@ export interface IncrementalStreamSpec {
   maxCommitDelayMs: number;
   batchSize: number;
   startFrom: string;
+  /** Progress inside a long poll is checkpointed at most this often (default 1 s). */
+  progressSaveIntervalMs?: number;
 }
 
 export interface ReadPage {
@@ -53,6 +55,18 @@ export interface PollResult {
 export { epochOf };
 
 export type PoolConnect = () => Promise<PoolClient>;
+
+/**
+ * State that is saved in the same atomic checkpoint write as the reader's position, so that
+ * it always describes exactly the pages handled (the metrics registry's counters).
+ */
+export interface CheckpointCompanion {
+  save(): unknown;
+  /** The checkpoint holding `state` is durable. */
+  saved(state: unknown): void;
+}
+
+const DEFAULT_PROGRESS_SAVE_INTERVAL_MS = 1000;
 
 const EPOCH = 4294967296n;
 
@@ -76,10 +90,19 @@ export class IncrementalReader {
   private readonly store: CheckpointStore;
   private readonly connect: PoolConnect;
 
-  constructor(spec: IncrementalStreamSpec, store: CheckpointStore, connect: PoolConnect) {
+  private readonly companion: CheckpointCompanion | undefined;
+
+  constructor(spec: IncrementalStreamSpec, store: CheckpointStore, connect: PoolConnect, companion?: CheckpointCompanion) {
     this.spec = spec;
     this.store = store;
     this.connect = connect;
+    this.companion = companion;
+  }
+
+  private save(checkpoint: Checkpoint): void {
+    const extra = this.companion?.save();
+    this.store.save(this.spec.id, extra === undefined ? checkpoint : { ...checkpoint, extra });
+    if (extra !== undefined) this.companion!.saved(extra);
   }
 
   /**
@@ -101,13 +124,14 @@ export class IncrementalReader {
       await client.query('COMMIT');
       const done: Checkpoint = {
         version: 1,
+        extra: start.extra,
         watermark: advanced.rows[0]!.watermark,
         snapshot,
         inProgress: null,
         rowsEmitted: start.rowsEmitted + result.rows,
         updatedAt: new Date().toISOString(),
       };
-      this.store.save(this.spec.id, done);
+      this.save(done);
       return { rows: result.rows, pages: result.pages, checkpoint: done };
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
@@ -144,6 +168,7 @@ export class IncrementalReader {
     let rowsTotal = 0;
     let pages = 0;
     let emitted = start.rowsEmitted;
+    let lastSave = 0;
     for (;;) {
       const { sql, params } = this.pageQuery(start, { epochBase, xmaxLow }, page);
       const { rows } = await client.query(sql, params);
@@ -158,8 +183,10 @@ export class IncrementalReader {
       // Record progress inside the poll. A checkpoint left by an earlier, interrupted poll
       // stays in force until this poll has passed the point that one reached.
       const previous = start.inProgress;
-      if (previous === null || keyAtOrAfter(page.cursor, page.id, previous.afterCursor, previous.afterId)) {
-        this.store.save(this.spec.id, {
+      const due = Date.now() - lastSave >= (this.spec.progressSaveIntervalMs ?? DEFAULT_PROGRESS_SAVE_INTERVAL_MS);
+      if (due && (previous === null || keyAtOrAfter(page.cursor, page.id, previous.afterCursor, previous.afterId))) {
+        lastSave = Date.now();
+        this.save({
           ...start,
           inProgress: { snapshot, afterCursor: page.cursor, afterId: page.id },
           rowsEmitted: emitted,

@@ -2,8 +2,8 @@
 // Tenant = domain (project_id in newer versions: `columns: { domain: project_id }`).
 // Read by the `timestamp` index (request start); rows commit when the response ends, which
 // the incremental reader handles. Request headers are never selected: they carry API keys.
-import type { CanonicalEvent, MessageEvent, RequestEvent } from '../model/events.ts';
-import type { IncrementalStream, MapContext, SourceAdapter } from './adapter.ts';
+import type { AccountWindow, CanonicalEvent, MessageEvent, RequestEvent } from '../model/events.ts';
+import type { IncrementalStream, MapContext, SnapshotQuery, SourceAdapter } from './adapter.ts';
 import {
   SourceNames,
   contentText,
@@ -16,6 +16,8 @@ import {
 import { RowRejected } from '../quality/row-quality.ts';
 
 const SOURCE = 'claude-nexus-proxy' as const;
+/** Claude Nexus Proxy's rolling usage window per account. */
+export const ACCOUNT_WINDOW_SECONDS = 5 * 3600;
 
 /** Anthropic's error class from the response body's `error` object, else the HTTP status. */
 function errorTypeOf(status: number | null, responseError: unknown, error: string | null): string | null {
@@ -172,6 +174,26 @@ export const claudeNexusProxy: SourceAdapter = {
       rowId: (row) => String(row.request_id),
       map: mapRow,
     };
-    return { streams: [stream], snapshots: [] };
+    // The proxy limits output tokens per upstream account over a rolling 5-hour window. The
+    // sum is taken in SQL on the timestamp index, so it is right from the first read after a
+    // start, with no history to rebuild in memory.
+    const account = names.column('account_id');
+    const snapshots: SnapshotQuery[] = account === null ? [] : [{
+      kind: 'snapshot',
+      id: `${source.name}/api_requests_5h_window`,
+      table: 'api_requests',
+      sql: `SELECT t.${account} AS account, coalesce(sum(t.${names.required('output_tokens')}), 0)::bigint AS output_tokens
+        FROM ${names.table('api_requests')} t
+        WHERE t.${names.required('timestamp')} > now() - interval '${ACCOUNT_WINDOW_SECONDS} seconds' AND t.${account} IS NOT NULL
+        GROUP BY 1`,
+      params: [],
+      map(rows, _ctx, observedAt): CanonicalEvent[] {
+        return rows.map((row): AccountWindow => ({
+          kind: 'account_window', source: SOURCE, account: String(row.account),
+          outputTokens: Math.max(0, Number(row.output_tokens)), windowSeconds: ACCOUNT_WINDOW_SECONDS, observedAt,
+        }));
+      },
+    }];
+    return { streams: [stream], snapshots };
   },
 };

@@ -3,7 +3,7 @@
 //  - conversation_transcripts is append-only: read incrementally by created_at.
 //  - agent_usage, conversations and agents change in place: re-read on snapshotInterval.
 // Never selected: clients' provider keys and LiveKit url/key/secret, transcripts' embeddings.
-import type { AgentSnapshot, CanonicalEvent, ConversationSnapshot, MessageEvent, UsageResource, UsageSnapshot } from '../model/events.ts';
+import type { AgentSnapshot, CanonicalEvent, ConversationSnapshot, ConversationStats, MessageEvent, UsageResource, UsageSnapshot } from '../model/events.ts';
 import type { IncrementalStream, MapContext, SnapshotQuery, SourceAdapter } from './adapter.ts';
 import { SourceNames, contentText, optionalString, requiredTimestamp, toIso } from './adapter.ts';
 import { RowRejected } from '../quality/row-quality.ts';
@@ -244,6 +244,30 @@ function conversationSnapshot(source: Parameters<SourceAdapter['build']>[0], nam
   };
 }
 
+/** Conversations per tenant, channel and status, over the whole table. */
+function conversationStats(source: Parameters<SourceAdapter['build']>[0], names: SourceNames): SnapshotQuery {
+  const join = tenantJoin(names, `cv.${names.required('agent_id')}`);
+  const status = names.column('status');
+  const sql = `SELECT coalesce(${names.column('client_id') === null ? 'NULL' : `c.${names.required('slug')}, c.${names.required('name')}, c.${names.required('id')}::text`}, 'default') AS tenant,
+      coalesce(cv.${names.required('channel')}, 'unknown') AS channel, ${status === null ? "'active'" : `coalesce(cv.${status}, 'active')`} AS status,
+      count(*)::bigint AS conversations
+    FROM ${names.table('conversations')} cv ${join.joins}
+    GROUP BY 1, 2, 3`;
+  return {
+    kind: 'snapshot',
+    id: `${source.name}/conversation_stats`,
+    table: 'conversations',
+    sql,
+    params: [],
+    map(rows, _ctx, observedAt): CanonicalEvent[] {
+      return rows.map((row): ConversationStats => ({
+        kind: 'conversation_stats', source: SOURCE, tenant: String(row.tenant), channel: String(row.channel),
+        status: String(row.status), conversations: Number(row.conversations), observedAt,
+      }));
+    },
+  };
+}
+
 export const sidekickForge: SourceAdapter = {
   type: SOURCE,
   requiredTables: ['agent_usage', 'tier_quotas', 'clients', 'agents', 'conversations', 'conversation_transcripts'],
@@ -255,7 +279,7 @@ export const sidekickForge: SourceAdapter = {
     const names = new SourceNames(source);
     return {
       streams: [transcriptStream(source, names)],
-      snapshots: [usageSnapshot(source, names), agentSnapshot(source, names), conversationSnapshot(source, names)],
+      snapshots: [usageSnapshot(source, names), agentSnapshot(source, names), conversationSnapshot(source, names), conversationStats(source, names)],
     };
   },
 };

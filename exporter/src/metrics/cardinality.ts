@@ -1,0 +1,104 @@
+// Keeps label cardinality bounded. Values of the open-ended labels (tenant, model, account,
+// client, agent, error type) are admitted first come, first served up to a cap per label,
+// or only from an allow-list when one is configured; every metric also has a cap on its
+// series. Anything beyond folds into the value "other" and is counted, so memory stays
+// bounded whatever the source tables contain (LiteLLM users learned this the hard way).
+
+export interface CardinalityLimits {
+  /** Most series one metric may have; the rest fold into "other". */
+  maxSeriesPerMetric: number;
+  /** Most distinct values per open-ended label, across all metrics. */
+  maxValuesPerLabel: Readonly<Record<string, number>>;
+  /** When set for a label, only these values are kept. */
+  allow: Readonly<Record<string, readonly string[]>>;
+}
+
+export const OTHER = 'other';
+
+/** Metric labels that carry the same open-ended value share one cap. */
+const LABEL_GROUP: Record<string, string> = {
+  tenant: 'tenant',
+  client: 'client',
+  model: 'model',
+  gen_ai_request_model: 'model',
+  account: 'account',
+  agent: 'agent',
+  error_type: 'error_type',
+};
+
+export const DEFAULT_LIMITS: CardinalityLimits = {
+  maxSeriesPerMetric: 20_000,
+  maxValuesPerLabel: { tenant: 500, client: 1000, model: 200, account: 500, agent: 2000, error_type: 50 },
+  allow: {},
+};
+
+export class CardinalityGuard {
+  private readonly limits: CardinalityLimits;
+  private readonly values = new Map<string, Set<string>>();
+  private readonly series = new Map<string, Set<string>>();
+  /** "metric\u0001label" -> folded updates. */
+  readonly overflow = new Map<string, number>();
+
+  constructor(limits: CardinalityLimits = DEFAULT_LIMITS) {
+    this.limits = limits;
+  }
+
+  private admitValue(group: string, value: string): boolean {
+    if (value === OTHER || value === '') return true;
+    const allow = this.limits.allow[group];
+    if (allow) return allow.includes(value);
+    let seen = this.values.get(group);
+    if (!seen) this.values.set(group, (seen = new Set()));
+    if (seen.has(value)) return true;
+    if (seen.size >= (this.limits.maxValuesPerLabel[group] ?? Infinity)) return false;
+    seen.add(value);
+    return true;
+  }
+
+  private fold(metric: string, label: string): void {
+    const key = `${metric}\u0001${label}`;
+    this.overflow.set(key, (this.overflow.get(key) ?? 0) + 1);
+  }
+
+  /** The label values to record under: the given ones, or with "other" where a cap is reached. */
+  admit(metric: string, labels: readonly string[], values: readonly string[]): readonly string[] {
+    let out: string[] | undefined;
+    for (let i = 0; i < labels.length; i++) {
+      const group = LABEL_GROUP[labels[i]!];
+      if (group && !this.admitValue(group, values[i]!)) {
+        out ??= [...values];
+        out[i] = OTHER;
+        this.fold(metric, labels[i]!);
+      }
+    }
+    const result = out ?? values;
+    const key = result.join('\u0001');
+    let seen = this.series.get(metric);
+    if (!seen) this.series.set(metric, (seen = new Set()));
+    if (seen.has(key)) return result;
+    if (seen.size < this.limits.maxSeriesPerMetric) {
+      seen.add(key);
+      return result;
+    }
+    // Series cap reached: fold every open-ended label of this update.
+    const folded = result.map((v, i) => (LABEL_GROUP[labels[i]!] ? OTHER : v));
+    this.fold(metric, '*');
+    seen.add(folded.join('\u0001'));
+    return folded;
+  }
+
+  /** Registers values restored from a checkpoint, so admission stays as it was. */
+  remember(metric: string, labels: readonly string[], values: readonly string[]): void {
+    labels.forEach((label, i) => {
+      const group = LABEL_GROUP[label];
+      if (group && !this.limits.allow[group] && values[i] !== OTHER) {
+        let seen = this.values.get(group);
+        if (!seen) this.values.set(group, (seen = new Set()));
+        seen.add(values[i]!);
+      }
+    });
+    let seen = this.series.get(metric);
+    if (!seen) this.series.set(metric, (seen = new Set()));
+    seen.add(values.join('\u0001'));
+  }
+}

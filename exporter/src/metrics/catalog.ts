@@ -1,0 +1,191 @@
+// The metric catalog: every metric tokenwatch exposes is declared here once, with its
+// Prometheus name, type, unit, labels and meaning. Recording code, the /metrics output, the
+// README table and the tests all read these declarations; a test checks that the README
+// table and the live /metrics agree with this list.
+
+export type MetricType = 'counter' | 'gauge' | 'histogram';
+
+export interface MetricDef {
+  /** Name as exposed to Prometheus (base unit in the name, counters end in _total). */
+  name: string;
+  /** OpenTelemetry name used for OTLP push, where a semantic convention defines one. */
+  otelName?: string;
+  type: MetricType;
+  unit: string;
+  help: string;
+  labels: readonly string[];
+  buckets?: readonly number[];
+  /** Where the value comes from, for the README. */
+  source: string;
+}
+
+// Bucket boundaries recommended by the OpenTelemetry GenAI semantic conventions.
+export const TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864] as const;
+export const DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92] as const;
+export const TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0] as const;
+
+const GENAI = ['gen_ai_operation_name', 'gen_ai_provider_name', 'gen_ai_request_model', 'tenant'] as const;
+const REQUEST = ['source', 'tenant', 'model'] as const;
+
+export const METRICS = {
+  // ---- request events (durable counters: restored from checkpoints after a restart) ----
+  tokenUsage: {
+    name: 'gen_ai_client_token_usage', otelName: 'gen_ai.client.token.usage', type: 'histogram', unit: '{token}',
+    help: 'Tokens per request by type (input, output), OpenTelemetry GenAI semantic conventions.',
+    labels: [...GENAI, 'gen_ai_token_type'], buckets: TOKEN_BUCKETS, source: 'request rows',
+  },
+  operationDuration: {
+    name: 'gen_ai_client_operation_duration_seconds', otelName: 'gen_ai.client.operation.duration', type: 'histogram', unit: 's',
+    help: 'Request duration as seen by the proxy; error_type is empty for successful requests.',
+    labels: [...GENAI, 'error_type'], buckets: DURATION_BUCKETS, source: 'request rows (duration_ms, request_duration_ms, endTime - startTime)',
+  },
+  timeToFirstToken: {
+    name: 'gen_ai_server_time_to_first_token_seconds', otelName: 'gen_ai.server.time_to_first_token', type: 'histogram', unit: 's',
+    help: 'Time from request start to the first response token (streaming requests).',
+    labels: GENAI, buckets: TTFT_BUCKETS, source: 'request rows (first_token_ms, completionStartTime - startTime)',
+  },
+  requests: {
+    name: 'tokenwatch_requests_total', type: 'counter', unit: '{request}',
+    help: 'LLM requests by HTTP status class (2xx, 4xx, 5xx, unknown).',
+    labels: [...REQUEST, 'status_class'], source: 'request rows',
+  },
+  tokens: {
+    name: 'tokenwatch_tokens_total', type: 'counter', unit: '{token}',
+    help: 'Tokens by type: input, output, cache_read, cache_creation.',
+    labels: [...REQUEST, 'type'], source: 'request rows',
+  },
+  cost: {
+    name: 'tokenwatch_cost_usd_total', type: 'counter', unit: 'USD',
+    help: 'Cost in US dollars: LiteLLM spend, or estimated from tokens with the pricing table.',
+    labels: REQUEST, source: 'request rows + pricing table',
+  },
+  errors: {
+    name: 'tokenwatch_errors_total', type: 'counter', unit: '{request}',
+    help: 'Failed requests by error type (e.g. rate_limit_error, overloaded_error, http_500).',
+    labels: [...REQUEST, 'error_type'], source: 'request rows',
+  },
+  subtaskRequests: {
+    name: 'tokenwatch_subtask_requests_total', type: 'counter', unit: '{request}',
+    help: 'Requests made by sub-tasks (spawned by a Task tool call).',
+    labels: ['source', 'tenant'], source: 'api_requests.is_subtask',
+  },
+  toolCalls: {
+    name: 'tokenwatch_tool_calls_total', type: 'counter', unit: '{call}',
+    help: 'Tool calls made in responses.',
+    labels: REQUEST, source: 'api_requests.tool_call_count',
+  },
+  rateLimitWarnings: {
+    name: 'tokenwatch_rate_limit_warnings_total', type: 'counter', unit: '{request}',
+    help: 'Requests whose upstream rate-limit status was not "allowed" (e.g. allowed_warning, rejected).',
+    labels: ['source', 'tenant', 'account', 'status'], source: 'anthropic-ratelimit-unified-status response header',
+  },
+  messages: {
+    name: 'tokenwatch_conversation_messages_total', type: 'counter', unit: '{message}',
+    help: 'Conversation messages by role.',
+    labels: ['source', 'tenant', 'role'], source: 'conversation_transcripts; request/response turns of api_requests',
+  },
+  // ---- snapshots of tables updated in place (recomputed on every snapshot read) ----
+  quotaUsed: {
+    name: 'tokenwatch_quota_used', type: 'gauge', unit: '1',
+    help: 'Usage of a resource in the current period, per client (agent="" is the client total, which quotas are enforced on).',
+    labels: ['source', 'client', 'agent', 'resource'], source: 'agent_usage',
+  },
+  quotaLimit: {
+    name: 'tokenwatch_quota_limit', type: 'gauge', unit: '1',
+    help: 'Quota of a resource per client for the current period (absent: unlimited).',
+    labels: ['source', 'client', 'resource'], source: 'agent_usage limits, else tier_quotas',
+  },
+  quotaUtilisation: {
+    name: 'tokenwatch_quota_utilisation_ratio', type: 'gauge', unit: '1',
+    help: 'Client usage divided by its quota (0-1, above 1 when exceeded); absent for unlimited resources.',
+    labels: ['source', 'client', 'resource'], source: 'agent_usage, tier_quotas',
+  },
+  accountWindowTokens: {
+    name: 'tokenwatch_account_output_tokens_5h', type: 'gauge', unit: '{token}',
+    help: 'Output tokens of an upstream account in the rolling 5-hour window.',
+    labels: ['source', 'account'], source: 'api_requests (SUM over the last 5 hours, on the timestamp index)',
+  },
+  accountWindowLimit: {
+    name: 'tokenwatch_account_output_tokens_5h_limit', type: 'gauge', unit: '{token}',
+    help: 'Output-token limit of the rolling 5-hour window (configuration: metrics.accountWindowLimit).',
+    labels: ['source', 'account'], source: 'configuration',
+  },
+  agentStatus: {
+    name: 'tokenwatch_agent_status', type: 'gauge', unit: '1',
+    help: '1 for the agent\'s current status (online, idle, offline), 0 for the others.',
+    labels: ['source', 'client', 'agent', 'status'], source: 'agents, conversations',
+  },
+  agentActiveConversations: {
+    name: 'tokenwatch_agent_active_conversations', type: 'gauge', unit: '{conversation}',
+    help: 'Active conversations with activity in the last 5 minutes, per agent.',
+    labels: ['source', 'client', 'agent'], source: 'conversations',
+  },
+  agentLastActivity: {
+    name: 'tokenwatch_agent_last_activity_timestamp_seconds', type: 'gauge', unit: 's',
+    help: 'Unix time of the agent\'s most recent conversation activity.',
+    labels: ['source', 'client', 'agent'], source: 'conversations',
+  },
+  conversations: {
+    name: 'tokenwatch_conversations', type: 'gauge', unit: '{conversation}',
+    help: 'Conversations by channel and status.',
+    labels: ['source', 'tenant', 'channel', 'status'], source: 'conversations',
+  },
+  activeTenants: {
+    name: 'tokenwatch_active_tenants', type: 'gauge', unit: '{tenant}',
+    help: 'Tenants with at least one request that started in the last 5 minutes.',
+    labels: ['source'], source: 'request rows read by this process',
+  },
+  // ---- tokenwatch itself ----
+  rowsRead: {
+    name: 'tokenwatch_source_rows_read_total', type: 'counter', unit: '{row}',
+    help: 'Rows read from source tables (incremental rows, and rows of every snapshot read).',
+    labels: ['source', 'table'], source: 'reader',
+  },
+  rowsInvalid: {
+    name: 'tokenwatch_source_rows_invalid_total', type: 'counter', unit: '{row}',
+    help: 'Rows with a problem, by reason; action="rejected" rows were skipped, action="repaired" rows flowed on with the field fixed.',
+    labels: ['source', 'table', 'reason', 'action'], source: 'row mappers',
+  },
+  sourceUp: {
+    name: 'tokenwatch_source_up', type: 'gauge', unit: '1',
+    help: '1 when the last poll of the stream succeeded, 0 when it failed.',
+    labels: ['source', 'table'], source: 'reader',
+  },
+  lastSuccess: {
+    name: 'tokenwatch_source_last_success_timestamp_seconds', type: 'gauge', unit: 's',
+    help: 'Unix time of the last successful poll of the stream.',
+    labels: ['source', 'table'], source: 'reader',
+  },
+  ingestLag: {
+    name: 'tokenwatch_ingest_lag_seconds', type: 'gauge', unit: 's',
+    help: 'Age of the newest data exported: time since the start of the last successful poll (a poll reads everything committed when it starts).',
+    labels: ['source', 'table'], source: 'reader',
+  },
+  pollDuration: {
+    name: 'tokenwatch_source_poll_duration_seconds', type: 'gauge', unit: 's',
+    help: 'Duration of the last poll of the stream.',
+    labels: ['source', 'table'], source: 'reader',
+  },
+  checkpointWatermark: {
+    name: 'tokenwatch_checkpoint_watermark_timestamp_seconds', type: 'gauge', unit: 's',
+    help: 'Checkpoint position: rows with a timestamp below this are final.',
+    labels: ['source', 'table'], source: 'checkpoints',
+  },
+  probeUp: {
+    name: 'tokenwatch_probe_up', type: 'gauge', unit: '1',
+    help: '1 when the dependency answered its last probe.',
+    labels: ['probe', 'kind'], source: 'dependency probes',
+  },
+  probeDuration: {
+    name: 'tokenwatch_probe_duration_seconds', type: 'gauge', unit: 's',
+    help: 'Response time of the last probe.',
+    labels: ['probe', 'kind'], source: 'dependency probes',
+  },
+  seriesOverflow: {
+    name: 'tokenwatch_metric_series_overflow_total', type: 'counter', unit: '{update}',
+    help: 'Updates folded into label value "other" because a label or series cap was reached.',
+    labels: ['metric', 'label'], source: 'cardinality guard',
+  },
+} as const satisfies Record<string, MetricDef>;
+
+export type MetricKey = keyof typeof METRICS;

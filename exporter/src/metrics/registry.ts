@@ -1,0 +1,268 @@
+// Turns canonical events into metric series and keeps them right across restarts.
+//
+// Counters and histograms from append-only streams are kept per stream and saved in that
+// stream's checkpoint, in the same atomic write as the reader's position. After a crash the
+// counters come back exactly as they were when the last handled page was checkpointed, and
+// the pages after it are read again: every row is counted once, Prometheus sees no reset, no
+// gap and no spike. Two exporters reading the same database from the same start count the
+// same rows, so they report the same totals.
+//
+// Gauges from tables updated in place are replaced wholesale on every snapshot read.
+import { METRICS, type MetricDef, type MetricKey } from './catalog.ts';
+import { Family, mergeInto, type SavedSeries } from './families.ts';
+import { CardinalityGuard, DEFAULT_LIMITS, type CardinalityLimits } from './cardinality.ts';
+import type { CanonicalEvent, RequestEvent } from '../model/events.ts';
+import type { StreamStatus } from '../pipeline/pipeline.ts';
+import type { QualityCount } from '../quality/row-quality.ts';
+
+export type SavedMetrics = Partial<Record<MetricKey, SavedSeries[]>>;
+
+/** The durable metrics, recorded from append-only streams. */
+const STREAM_METRICS = [
+  'tokenUsage', 'operationDuration', 'timeToFirstToken', 'requests', 'tokens', 'cost', 'errors',
+  'subtaskRequests', 'toolCalls', 'rateLimitWarnings', 'messages',
+] as const satisfies readonly MetricKey[];
+
+export interface ProbeResult {
+  name: string;
+  kind: string;
+  up: boolean;
+  durationSeconds: number;
+}
+
+export interface RegistryOptions {
+  limits?: CardinalityLimits;
+  /** Limit of the rolling 5-hour output-token window per account. */
+  accountWindowLimit?: number;
+  now?: () => number;
+}
+
+const ACTIVE_TENANT_WINDOW_MS = 5 * 60_000;
+
+function statusClass(status: number | null): string {
+  if (status === null || !Number.isFinite(status)) return 'unknown';
+  return `${Math.floor(status / 100)}xx`;
+}
+
+function newFamilies(keys: readonly MetricKey[]): Map<MetricKey, Family> {
+  return new Map(keys.map((k) => [k, new Family(METRICS[k] as MetricDef)]));
+}
+
+interface StreamMetrics {
+  families: Map<MetricKey, Family>;
+  /** The state in the last checkpoint written: what a failed poll rolls back to. */
+  committed: SavedMetrics;
+}
+
+export class MetricsRegistry {
+  readonly guard: CardinalityGuard;
+  private readonly accountWindowLimit: number;
+  private readonly now: () => number;
+  /** Sum over streams, updated with every event (what /metrics shows). */
+  private readonly totals = newFamilies(STREAM_METRICS);
+  private readonly streams = new Map<string, StreamMetrics>();
+  private readonly snapshotGauges = new Map<string, Map<MetricKey, Family>>();
+  private readonly tenantsSeen = new Map<string, Map<string, number>>();
+
+  constructor(options: RegistryOptions = {}) {
+    this.guard = new CardinalityGuard(options.limits ?? DEFAULT_LIMITS);
+    this.accountWindowLimit = options.accountWindowLimit ?? 140_000;
+    this.now = options.now ?? Date.now;
+  }
+
+  private stream(streamId: string): StreamMetrics {
+    let entry = this.streams.get(streamId);
+    if (!entry) this.streams.set(streamId, (entry = { families: newFamilies(STREAM_METRICS), committed: {} }));
+    return entry;
+  }
+
+  /** Restores a stream's counters from its checkpoint (before its first poll). */
+  restoreStream(streamId: string, saved: SavedMetrics | undefined): void {
+    if (!saved) return;
+    const entry = this.stream(streamId);
+    for (const key of STREAM_METRICS) {
+      const series = saved[key];
+      if (!series) continue;
+      const family = entry.families.get(key)!;
+      family.restore(series);
+      for (const [values] of series) this.guard.remember(family.def.name, family.def.labels, values);
+      mergeInto(this.totals.get(key)!, restoredOnly(family.def, series));
+    }
+    entry.committed = saved;
+  }
+
+  /** The state to store in the stream's next checkpoint. */
+  saveStream(streamId: string): SavedMetrics {
+    const entry = this.stream(streamId);
+    const saved: SavedMetrics = {};
+    for (const [key, family] of entry.families) if (family.series.size > 0) saved[key] = family.save();
+    return saved;
+  }
+
+  /** Called once the checkpoint holding `saved` is durable. */
+  committed(streamId: string, saved: SavedMetrics): void {
+    this.stream(streamId).committed = saved;
+  }
+
+  /** A poll failed: forget what it recorded after the last checkpoint (its rows will be read again). */
+  rollbackStream(streamId: string): void {
+    const entry = this.stream(streamId);
+    for (const key of STREAM_METRICS) subtract(this.totals.get(key)!, entry.families.get(key)!);
+    const committed = entry.committed;
+    this.streams.delete(streamId);
+    this.restoreStream(streamId, committed);
+  }
+
+  private record(entry: StreamMetrics, key: MetricKey, values: string[], value: number, histogram: boolean): void {
+    const def = METRICS[key] as MetricDef;
+    const admitted = this.guard.admit(def.name, def.labels, values);
+    if (histogram) {
+      entry.families.get(key)!.observe(admitted, value);
+      this.totals.get(key)!.observe(admitted, value);
+    } else {
+      entry.families.get(key)!.add(admitted, value);
+      this.totals.get(key)!.add(admitted, value);
+    }
+  }
+
+  /** Records the events of one page of an append-only stream. */
+  recordStream(streamId: string, events: readonly CanonicalEvent[]): void {
+    const entry = this.stream(streamId);
+    for (const event of events) {
+      if (event.kind === 'request') this.recordRequest(entry, event);
+      else if (event.kind === 'message') this.record(entry, 'messages', [event.source, event.tenant, event.role], 1, false);
+    }
+  }
+
+  private recordRequest(entry: StreamMetrics, e: RequestEvent): void {
+    const base = [e.source, e.tenant, e.model];
+    this.record(entry, 'requests', [...base, statusClass(e.httpStatus)], 1, false);
+    this.record(entry, 'tokens', [...base, 'input'], e.inputTokens, false);
+    this.record(entry, 'tokens', [...base, 'output'], e.outputTokens, false);
+    this.record(entry, 'tokens', [...base, 'cache_read'], e.cacheReadTokens, false);
+    this.record(entry, 'tokens', [...base, 'cache_creation'], e.cacheWriteTokens, false);
+    this.record(entry, 'cost', base, e.costUsd ?? 0, false);
+    if (e.errorType !== null) this.record(entry, 'errors', [...base, e.errorType], 1, false);
+    if (e.isSubtask) this.record(entry, 'subtaskRequests', [e.source, e.tenant], 1, false);
+    if (e.toolCalls > 0) this.record(entry, 'toolCalls', base, e.toolCalls, false);
+    if (e.rateLimitStatus !== null && e.rateLimitStatus !== 'allowed') {
+      this.record(entry, 'rateLimitWarnings', [e.source, e.tenant, e.account ?? '', e.rateLimitStatus], 1, false);
+    }
+    const genai = [e.operation, e.provider, e.model, e.tenant];
+    this.record(entry, 'tokenUsage', [...genai, 'input'], e.inputTokens, true);
+    this.record(entry, 'tokenUsage', [...genai, 'output'], e.outputTokens, true);
+    if (e.durationMs !== null) this.record(entry, 'operationDuration', [...genai, e.errorType ?? ''], e.durationMs / 1000, true);
+    if (e.timeToFirstTokenMs !== null) this.record(entry, 'timeToFirstToken', genai, e.timeToFirstTokenMs / 1000, true);
+    let seen = this.tenantsSeen.get(e.source);
+    if (!seen) this.tenantsSeen.set(e.source, (seen = new Map()));
+    const started = Date.parse(e.startedAt);
+    if (started > (seen.get(e.tenant) ?? 0)) seen.set(e.tenant, started);
+  }
+
+  /** Replaces the gauges of one snapshot query with those of its latest read. */
+  recordSnapshot(snapshotId: string, events: readonly CanonicalEvent[]): void {
+    const gauges = newFamilies([
+      'quotaUsed', 'quotaLimit', 'quotaUtilisation', 'accountWindowTokens', 'accountWindowLimit',
+      'agentStatus', 'agentActiveConversations', 'agentLastActivity', 'conversations',
+    ]);
+    const set = (key: MetricKey, values: string[], value: number) => {
+      const def = METRICS[key] as MetricDef;
+      gauges.get(key)!.add(this.guard.admit(def.name, def.labels, values), value);
+    };
+    const clientTotals = new Map<string, { source: string; client: string; resource: string; used: number; limit: number }>();
+    for (const e of events) {
+      if (e.kind === 'usage') {
+        set('quotaUsed', [e.source, e.client, e.agent, e.resource], e.used);
+        const key = `${e.source}\u0001${e.client}\u0001${e.resource}`;
+        const total = clientTotals.get(key) ?? { source: e.source, client: e.client, resource: e.resource, used: 0, limit: 0 };
+        total.used += e.used;
+        total.limit = Math.max(total.limit, e.limit);
+        clientTotals.set(key, total);
+      } else if (e.kind === 'agent') {
+        for (const status of ['online', 'idle', 'offline']) set('agentStatus', [e.source, e.tenant, e.agent, status], e.status === status ? 1 : 0);
+        set('agentActiveConversations', [e.source, e.tenant, e.agent], e.activeConversations);
+        if (e.lastActivityAt !== null) set('agentLastActivity', [e.source, e.tenant, e.agent], Date.parse(e.lastActivityAt) / 1000);
+      } else if (e.kind === 'conversation_stats') {
+        set('conversations', [e.source, e.tenant, e.channel, e.status], e.conversations);
+      } else if (e.kind === 'account_window') {
+        set('accountWindowTokens', [e.source, e.account], e.outputTokens);
+        set('accountWindowLimit', [e.source, e.account], this.accountWindowLimit);
+      }
+    }
+    for (const t of clientTotals.values()) {
+      set('quotaUsed', [t.source, t.client, '', t.resource], t.used);
+      // A limit of 0 means unlimited: no limit and no utilisation series.
+      if (t.limit > 0) {
+        set('quotaLimit', [t.source, t.client, t.resource], t.limit);
+        set('quotaUtilisation', [t.source, t.client, t.resource], t.used / t.limit);
+      }
+    }
+    this.snapshotGauges.set(snapshotId, gauges);
+  }
+
+  /**
+   * Every family to expose, in catalog order. Stream counters are the live totals; gauges
+   * of the same metric from several snapshot queries are merged; self-metrics are computed
+   * from the pipeline's state now.
+   */
+  collect(statuses: readonly StreamStatus[], quality: readonly QualityCount[], probes: readonly ProbeResult[]): Family[] {
+    const out = new Map<MetricKey, Family>();
+    for (const [key, family] of this.totals) out.set(key, family);
+    for (const gauges of this.snapshotGauges.values()) {
+      for (const [key, family] of gauges) {
+        if (family.series.size === 0) continue;
+        let target = out.get(key);
+        if (!target) out.set(key, (target = new Family(METRICS[key] as MetricDef)));
+        mergeInto(target, family);
+      }
+    }
+    const self = newFamilies(['activeTenants', 'rowsRead', 'rowsInvalid', 'sourceUp', 'lastSuccess', 'ingestLag', 'pollDuration', 'checkpointWatermark', 'probeUp', 'probeDuration', 'seriesOverflow']);
+    const now = this.now();
+    for (const [source, tenants] of this.tenantsSeen) {
+      let active = 0;
+      for (const seen of tenants.values()) if (now - seen <= ACTIVE_TENANT_WINDOW_MS) active += 1;
+      self.get('activeTenants')!.set([source], active);
+    }
+    for (const s of statuses) {
+      const labels = [s.source, s.table];
+      self.get('rowsRead')!.set(labels, s.rowsRead);
+      if (s.polls > 0) self.get('sourceUp')!.set(labels, s.lastError === null ? 1 : 0);
+      if (s.lastSuccessAt !== null) {
+        self.get('lastSuccess')!.set(labels, s.lastSuccessAt / 1000);
+        self.get('ingestLag')!.set(labels, Math.max(0, now - (s.lastSuccessStartedAt ?? s.lastSuccessAt)) / 1000);
+      }
+      if (s.lastPollDurationMs !== null) self.get('pollDuration')!.set(labels, s.lastPollDurationMs / 1000);
+      if (s.watermarkAt !== null) self.get('checkpointWatermark')!.set(labels, s.watermarkAt / 1000);
+    }
+    for (const q of quality) {
+      const slash = q.stream.indexOf('/');
+      self.get('rowsInvalid')!.set([q.stream.slice(0, slash), q.stream.slice(slash + 1), q.reason, q.action], q.count);
+    }
+    for (const p of probes) {
+      self.get('probeUp')!.set([p.name, p.kind], p.up ? 1 : 0);
+      self.get('probeDuration')!.set([p.name, p.kind], p.durationSeconds);
+    }
+    for (const [key, count] of this.guard.overflow) self.get('seriesOverflow')!.set(key.split('\u0001'), count);
+    for (const [key, family] of self) out.set(key, family);
+    return (Object.keys(METRICS) as MetricKey[]).map((k) => out.get(k)).filter((f): f is Family => f !== undefined && f.series.size > 0);
+  }
+}
+
+function restoredOnly(def: MetricDef, saved: readonly SavedSeries[]): Family {
+  const family = new Family(def);
+  family.restore(saved);
+  return family;
+}
+
+function subtract(into: Family, from: Family): void {
+  for (const s of from.series.values()) {
+    const target = into.get(s.values);
+    if (s.counts) {
+      for (let i = 0; i < s.counts.length; i++) target.counts![i]! -= s.counts[i]!;
+      target.sum! -= s.sum!;
+      target.count! -= s.count!;
+    } else {
+      target.value -= s.value;
+    }
+  }
+}

@@ -83,7 +83,7 @@ export async function openRuntime(loaded: LoadedConfig, logger: Logger, extraSin
       embedded,
       metrics,
       probes,
-      collect: () => metrics.collect(pipeline.statuses(), pipeline.quality.snapshot(), probes.snapshot()),
+      collect: () => metrics.collect(pipeline.statuses(), pipeline.quality.snapshot(), probes.snapshot(), pipeline.sinks()),
       async close() {
         probes.stop();
         await pipeline.close();

@@ -171,6 +171,16 @@ export const METRICS = {
     help: 'Checkpoint position: rows with a timestamp below this are final.',
     labels: ['source', 'table'], source: 'checkpoints',
   },
+  sinkUp: {
+    name: 'tokenwatch_sink_up', type: 'gauge', unit: '1',
+    help: '1 when the last write to the sink succeeded (jsonl, clickhouse).',
+    labels: ['sink'], source: 'pipeline',
+  },
+  sinkFailures: {
+    name: 'tokenwatch_sink_write_failures_total', type: 'counter', unit: '{write}',
+    help: 'Failed writes to the sink; the page is read again on the next poll.',
+    labels: ['sink'], source: 'pipeline',
+  },
   probeUp: {
     name: 'tokenwatch_probe_up', type: 'gauge', unit: '1',
     help: '1 when the dependency answered its last probe.',

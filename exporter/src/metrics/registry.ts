@@ -12,7 +12,7 @@ import { METRICS, type MetricDef, type MetricKey } from './catalog.ts';
 import { Family, mergeInto, type SavedSeries } from './families.ts';
 import { CardinalityGuard, DEFAULT_LIMITS, type CardinalityLimits } from './cardinality.ts';
 import type { CanonicalEvent, RequestEvent } from '../model/events.ts';
-import type { StreamStatus } from '../pipeline/pipeline.ts';
+import type { SinkStatus, StreamStatus } from '../pipeline/pipeline.ts';
 import type { QualityCount } from '../quality/row-quality.ts';
 
 export type SavedMetrics = Partial<Record<MetricKey, SavedSeries[]>>;
@@ -205,7 +205,7 @@ export class MetricsRegistry {
    * of the same metric from several snapshot queries are merged; self-metrics are computed
    * from the pipeline's state now.
    */
-  collect(statuses: readonly StreamStatus[], quality: readonly QualityCount[], probes: readonly ProbeResult[]): Family[] {
+  collect(statuses: readonly StreamStatus[], quality: readonly QualityCount[], probes: readonly ProbeResult[], sinks: readonly SinkStatus[] = []): Family[] {
     const out = new Map<MetricKey, Family>();
     for (const [key, family] of this.totals) out.set(key, family);
     for (const gauges of this.snapshotGauges.values()) {
@@ -216,7 +216,7 @@ export class MetricsRegistry {
         mergeInto(target, family);
       }
     }
-    const self = newFamilies(['activeTenants', 'rowsRead', 'rowsInvalid', 'sourceUp', 'lastSuccess', 'ingestLag', 'pollDuration', 'checkpointWatermark', 'probeUp', 'probeDuration', 'seriesOverflow']);
+    const self = newFamilies(['activeTenants', 'rowsRead', 'rowsInvalid', 'sourceUp', 'lastSuccess', 'ingestLag', 'pollDuration', 'checkpointWatermark', 'sinkUp', 'sinkFailures', 'probeUp', 'probeDuration', 'seriesOverflow']);
     const now = this.now();
     for (const [source, tenants] of this.tenantsSeen) {
       let active = 0;
@@ -237,6 +237,10 @@ export class MetricsRegistry {
     for (const q of quality) {
       const slash = q.stream.indexOf('/');
       self.get('rowsInvalid')!.set([q.stream.slice(0, slash), q.stream.slice(slash + 1), q.reason, q.action], q.count);
+    }
+    for (const sink of sinks) {
+      self.get('sinkUp')!.set([sink.sink], sink.up ? 1 : 0);
+      self.get('sinkFailures')!.set([sink.sink], sink.failures);
     }
     for (const p of probes) {
       self.get('probeUp')!.set([p.name, p.kind], p.up ? 1 : 0);

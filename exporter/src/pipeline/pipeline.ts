@@ -38,6 +38,14 @@ export interface StreamStatus {
   newestRowAt: number | null;
 }
 
+export interface SinkStatus {
+  sink: string;
+  /** false after a failed write, until the next write succeeds. */
+  up: boolean;
+  failures: number;
+  eventsWritten: number;
+}
+
 interface ActiveSource {
   config: SourceConfig & { name: string };
   adapter: SourceAdapter;
@@ -83,6 +91,7 @@ export class Pipeline {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private stopped = false;
+  private readonly sinkStatus = new Map<string, SinkStatus>();
 
   private constructor(options: PipelineOptions) {
     this.options = options;
@@ -167,7 +176,23 @@ export class Pipeline {
 
   private async emit(events: CanonicalEvent[]): Promise<void> {
     if (events.length === 0) return;
-    for (const sink of this.options.sinks) await sink.write(events);
+    for (const sink of this.options.sinks) {
+      const status = this.sinkStatus.get(sink.name) ?? { sink: sink.name, up: true, failures: 0, eventsWritten: 0 };
+      this.sinkStatus.set(sink.name, status);
+      try {
+        await sink.write(events);
+        status.up = true;
+        status.eventsWritten += events.length;
+      } catch (error) {
+        status.up = false;
+        status.failures += 1;
+        throw new Error(`sink ${sink.name}: ${errorText(error)}`, { cause: error });
+      }
+    }
+  }
+
+  sinks(): SinkStatus[] {
+    return this.options.sinks.map((s) => ({ ...(this.sinkStatus.get(s.name) ?? { sink: s.name, up: true, failures: 0, eventsWritten: 0 }) }));
   }
 
   /** One poll of an incremental stream: everything committed since the previous poll. */

@@ -1,0 +1,116 @@
+// Benchmark: serving /metrics with 50,000 series, tokenwatch against prom-client serving the
+// same series (the baseline), and the stock OpenTelemetry Prometheus exporter for reference.
+// Median of 20 scrapes each, interleaved, in one run. Prints the ratios.
+//   npm run bench -- metrics
+import { createServer, type Server } from 'node:http';
+import client from 'prom-client';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { MetricsRegistry } from '../exporter/src/metrics/registry.ts';
+import { listen, metricsApp } from '../exporter/src/http/server.ts';
+import type { RequestEvent } from '../exporter/src/model/events.ts';
+
+const TENANTS = 625;
+const MODELS = 10;
+const STATUS = ['2xx', '4xx', '5xx', 'unknown'];
+const TYPES = ['input', 'output', 'cache_read', 'cache_creation'];
+const SCRAPES = 20;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+async function scrape(url: string, gzip: boolean): Promise<{ ms: number; bytes: number }> {
+  const started = performance.now();
+  const response = await fetch(url, { headers: { 'accept-encoding': gzip ? 'gzip' : 'identity' } });
+  const body = await response.arrayBuffer();
+  return { ms: performance.now() - started, bytes: body.byteLength };
+}
+
+function listenServer(server: Server): Promise<number> {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
+}
+
+export async function runMetricsBench(): Promise<void> {
+  // tokenwatch: requests_total (tenant × model × status) + tokens_total (tenant × model × type) = 50,000 series.
+  const registry = new MetricsRegistry({ limits: { maxSeriesPerMetric: 1_000_000, maxValuesPerLabel: {}, allow: {} } });
+  const base: Omit<RequestEvent, 'tenant' | 'model' | 'httpStatus'> = {
+    kind: 'request', source: 'claude-nexus-proxy', requestId: 'r', conversationId: null, branchId: null, parentRequestId: null,
+    parentTaskRequestId: null, isSubtask: false, account: null, user: null, provider: 'anthropic', operation: 'chat', errorType: null,
+    inputTokens: 10, outputTokens: 10, cacheReadTokens: 1, cacheWriteTokens: 1, costUsd: null, durationMs: null, timeToFirstTokenMs: null,
+    toolCalls: 0, streaming: false, rateLimitStatus: null, startedAt: new Date().toISOString(), endedAt: null,
+  };
+  const statusCodes = [200, 429, 500, null];
+  for (let t = 0; t < TENANTS; t++) {
+    for (let m = 0; m < MODELS; m++) {
+      registry.recordStream('bench/t', statusCodes.map((httpStatus) => ({ ...base, tenant: `tenant-${t}.example.com`, model: `claude-model-${m}`, httpStatus })));
+    }
+  }
+  // Only the two request counters (plus cost, which the registry records with them) are compared.
+  const collect = () => registry.collect([], [], []).filter((f) => f.def.name === 'tokenwatch_requests_total' || f.def.name === 'tokenwatch_tokens_total');
+  const ours = await listen(metricsApp(collect, () => ({ ready: true })), '127.0.0.1:0');
+  const seriesCount = collect().reduce((n, f) => n + f.series.size, 0);
+
+  // prom-client with the same two counters and the same series.
+  const promRegistry = new client.Registry();
+  const requests = new client.Counter({ name: 'tokenwatch_requests_total', help: 'requests', labelNames: ['source', 'tenant', 'model', 'status_class'], registers: [promRegistry] });
+  const tokens = new client.Counter({ name: 'tokenwatch_tokens_total', help: 'tokens', labelNames: ['source', 'tenant', 'model', 'type'], registers: [promRegistry] });
+  for (let t = 0; t < TENANTS; t++) for (let m = 0; m < MODELS; m++) {
+    const labels = { source: 'claude-nexus-proxy', tenant: `tenant-${t}.example.com`, model: `claude-model-${m}` };
+    for (const status_class of STATUS) requests.inc({ ...labels, status_class }, 1);
+    for (const type of TYPES) tokens.inc({ ...labels, type }, 40);
+  }
+  const promServer = createServer(async (_req, res) => {
+    const text = await promRegistry.metrics();
+    res.writeHead(200, { 'Content-Type': promRegistry.contentType });
+    res.end(text);
+  });
+  const promPort = await listenServer(promServer);
+
+  // The stock OpenTelemetry exporter with its defaults, same series through SDK counters.
+  const otelExporter = new PrometheusExporter({ preventServerStart: true });
+  // Raise the SDK's default cardinality limit (2,000 per instrument) so it serves every series.
+  const provider = new MeterProvider({ readers: [otelExporter], views: [{ instrumentName: '*', aggregationCardinalityLimit: 1_000_000 }] });
+  const meter = provider.getMeter('bench');
+  const otelRequests = meter.createCounter('tokenwatch_requests');
+  const otelTokens = meter.createCounter('tokenwatch_tokens');
+  for (let t = 0; t < TENANTS; t++) for (let m = 0; m < MODELS; m++) {
+    const labels = { source: 'claude-nexus-proxy', tenant: `tenant-${t}.example.com`, model: `claude-model-${m}` };
+    for (const status_class of STATUS) otelRequests.add(1, { ...labels, status_class });
+    for (const type of TYPES) otelTokens.add(40, { ...labels, type });
+  }
+  const otelServer = createServer((req, res) => otelExporter.getMetricsRequestHandler(req, res));
+  const otelPort = await listenServer(otelServer);
+
+  const targets = {
+    tokenwatch: `http://${ours.address}/metrics`,
+    'prom-client': `http://127.0.0.1:${promPort}/metrics`,
+    'otel-default': `http://127.0.0.1:${otelPort}/metrics`,
+  };
+  const times: Record<string, number[]> = { tokenwatch: [], 'tokenwatch+gzip': [], 'prom-client': [], 'otel-default': [] };
+  const bytes: Record<string, number> = {};
+  for (let i = 0; i < 3; i++) for (const url of Object.values(targets)) await scrape(url, false); // warm-up
+  for (let i = 0; i < SCRAPES; i++) {
+    for (const [name, url] of Object.entries(targets)) {
+      const r = await scrape(url, false);
+      times[name]!.push(r.ms);
+      bytes[name] = r.bytes;
+    }
+    const gz = await scrape(targets.tokenwatch, true);
+    times['tokenwatch+gzip']!.push(gz.ms);
+    bytes['tokenwatch+gzip'] = gz.bytes;
+  }
+  const baseline = median(times['prom-client']!);
+  console.log(`\n/metrics serving, ${seriesCount} series, median of ${SCRAPES} scrapes (interleaved)`);
+  console.log('server            median ms   bytes       ratio vs prom-client');
+  for (const [name, values] of Object.entries(times)) {
+    console.log(`${name.padEnd(17)} ${median(values).toFixed(1).padStart(9)}   ${String(bytes[name]).padStart(9)}   ${(median(values) / baseline).toFixed(2)}`);
+  }
+  const ratio = median(times.tokenwatch!) / baseline;
+  console.log(`RESULT metrics_serving_ratio=${ratio.toFixed(3)} (target <= 1.0) ${ratio <= 1 ? 'PASS' : 'FAIL'}`);
+  await ours.close();
+  promServer.close();
+  otelServer.close();
+  await provider.shutdown();
+}

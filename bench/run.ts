@@ -1,0 +1,17 @@
+// npm run bench [-- NAME...]: runs the benchmarks (all by default) and prints their ratios
+// against baselines measured in the same run. Benchmarks, not tests: machines are noisy.
+import { runMetricsBench } from './metrics-serving.ts';
+
+const BENCHES: Record<string, () => Promise<void>> = {
+  metrics: runMetricsBench,
+};
+
+const wanted = process.argv.slice(2);
+for (const name of wanted.length > 0 ? wanted : Object.keys(BENCHES)) {
+  const bench = BENCHES[name];
+  if (!bench) {
+    console.error(`unknown benchmark ${name}; known: ${Object.keys(BENCHES).join(', ')}`);
+    process.exit(2);
+  }
+  await bench();
+}

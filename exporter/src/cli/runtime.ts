@@ -10,7 +10,7 @@ import { JsonlSink } from '../sinks/jsonl-sink.ts';
 import { MetricsRegistry } from '../metrics/registry.ts';
 import { DEFAULT_LIMITS } from '../metrics/cardinality.ts';
 import type { Family } from '../metrics/families.ts';
-import { ProbeRunner, httpProbe, postgresProbe, type Probe } from '../metrics/probes.ts';
+import { ProbeRunner, clickhouseProbe, httpProbe, postgresProbe, type Probe } from '../metrics/probes.ts';
 import { redactSecrets } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 
@@ -45,6 +45,7 @@ function probesFor(config: Config): Probe[] {
     const host = redactSecrets(source.databaseUrl).replace(/^[a-z]+:\/\/([^@/]*@)?/, '').replace(/[/?].*$/, '');
     probes.push(postgresProbe(host, source.databaseUrl));
   }
+  if (config.clickhouse.url) probes.push(clickhouseProbe(new URL(config.clickhouse.url).host, config.clickhouse.url));
   for (const probe of config.probes.http) probes.push(httpProbe(probe.name, probe.url, probe.kind));
   return probes;
 }

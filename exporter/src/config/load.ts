@@ -9,6 +9,7 @@ import { SourceName } from '../model/events.ts';
 /** Environment variables tokenwatch reads (documented in the README's configuration reference). */
 export const ENVIRONMENT_VARIABLES = {
   TOKENWATCH_CONFIG: 'Path of the YAML configuration file (same as --config).',
+  CLICKHOUSE_URL: 'HTTP URL of a ClickHouse server, e.g. http://user:password@clickhouse:8123 (clickhouse.url). Unset: the embedded engine.',
   DATABASE_URL: 'PostgreSQL URL of the source database, for every source that sets no databaseUrl. Unset: the embedded demo database.',
   TOKENWATCH_SOURCES: 'Comma-separated source types to read when the file lists no sources, e.g. "litellm". Default: every type whose tables exist.',
   TOKENWATCH_STATE_DIR: 'Directory for checkpoints and embedded stores (stateDir).',
@@ -103,6 +104,7 @@ function applyEnvironment(raw: Record<string, unknown>, env: Env, problems: stri
     return copy;
   };
   if (env.TOKENWATCH_STATE_DIR) out.stateDir = env.TOKENWATCH_STATE_DIR;
+  if (env.CLICKHOUSE_URL) nested('clickhouse').url = env.CLICKHOUSE_URL;
   if (env.TOKENWATCH_LISTEN_ADDRESS) nested('server').listenAddress = env.TOKENWATCH_LISTEN_ADDRESS;
   if (env.TOKENWATCH_LOG_LEVEL) nested('log').level = env.TOKENWATCH_LOG_LEVEL;
   if (env.TOKENWATCH_LOG_FORMAT) nested('log').format = env.TOKENWATCH_LOG_FORMAT;

@@ -86,6 +86,13 @@ export const Config = z
       })
       .strict()
       .prefault({}),
+    clickhouse: z
+      .object({
+        /** ClickHouse server HTTP URL (CLICKHOUSE_URL); unset: the embedded engine (chdb) in stateDir. */
+        url: z.url({ protocol: /^https?$/ }).optional(),
+      })
+      .strict()
+      .prefault({}),
     metrics: z
       .object({
         /** Most series one metric may have; beyond it label values fold into "other". */

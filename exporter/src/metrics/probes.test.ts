@@ -1,13 +1,14 @@
 import { createServer } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ProbeRunner, httpProbe, postgresProbe } from './probes.ts';
+import { ProbeRunner, clickhouseProbe, httpProbe, postgresProbe } from './probes.ts';
 import { clusterUrl } from '../testing/databases.ts';
 import { freePortOnLoopback } from '../embedded/ports.ts';
 
 describe('dependency probes', () => {
   const server = createServer((req, res) => {
     res.writeHead(req.url === '/broken' ? 503 : req.url === '/auth' ? 401 : 200);
-    res.end('ok');
+    // Stands in for a ClickHouse server's HTTP interface, which answers /ping with "Ok.".
+    res.end(req.url === '/ping' ? 'Ok.\n' : 'ok');
   });
   let base: string;
   beforeAll(async () => {
@@ -27,10 +28,12 @@ describe('dependency probes', () => {
       httpProbe('upstream', `${base}/auth`, 'http'),
       httpProbe('broken', `${base}/broken`, 'http'),
       httpProbe('gone', `http://127.0.0.1:${closed}/`, 'http'),
+      clickhouseProbe('ch', `http://default:secret@127.0.0.1:${(server.address() as { port: number }).port}`),
+      clickhouseProbe('ch-down', `http://127.0.0.1:${closed}`),
     ]);
     await runner.runOnce(2000);
     const up = Object.fromEntries(runner.snapshot().map((r) => [r.name, r.up]));
-    expect(up).toEqual({ 'pg-ok': true, 'pg-down': false, livekit: true, upstream: true, broken: false, gone: false });
+    expect(up).toEqual({ 'pg-ok': true, 'pg-down': false, livekit: true, upstream: true, broken: false, gone: false, ch: true, 'ch-down': false });
     for (const result of runner.snapshot()) expect(result.durationSeconds).toBeGreaterThan(0);
   });
 });

@@ -26,6 +26,22 @@ export function postgresProbe(name: string, url: string): Probe {
   };
 }
 
+/** A ClickHouse server answers "Ok." on /ping of its HTTP interface. */
+export function clickhouseProbe(name: string, url: string): Probe {
+  const target = new URL('/ping', url);
+  target.username = '';
+  target.password = '';
+  return {
+    name,
+    kind: 'clickhouse',
+    async check(timeoutMs) {
+      const response = await fetch(target, { signal: AbortSignal.timeout(timeoutMs) });
+      const text = await response.text();
+      if (!response.ok || !text.startsWith('Ok')) throw new Error(`ClickHouse /ping answered ${response.status} ${text.slice(0, 40)}`);
+    },
+  };
+}
+
 /** Up when the URL answers at all below HTTP 500 (a 401 from an API still means it is up). */
 export function httpProbe(name: string, url: string, kind: string): Probe {
   return {

@@ -44,8 +44,9 @@ describe('OTLP push', () => {
     const metrics = (bodies[0] as { resourceMetrics: { scopeMetrics: { metrics: OtlpMetric[] }[] }[] }).resourceMetrics[0]!.scopeMetrics[0]!.metrics;
     const requests = metrics.find((m) => m.name === 'tokenwatch_requests')!;
     expect(requests.sum!.isMonotonic).toBe(true);
-    expect(requests.sum!.dataPoints[0]!.asDouble).toBe(2);
-    expect(requests.sum!.dataPoints[0]!.attributes).toContainEqual({ key: 'tenant', value: { stringValue: 'team-a' } });
+    const ok = requests.sum!.dataPoints.find((d) => d.attributes.some((a) => a.key === 'status_class' && a.value.stringValue === '2xx'))!;
+    expect(ok.asDouble).toBe(2);
+    expect(ok.attributes).toContainEqual({ key: 'tenant', value: { stringValue: 'team-a' } });
     const tokens = metrics.find((m) => m.name === 'gen_ai.client.token.usage')!;
     expect(tokens.histogram!.dataPoints.map((d) => Number(d.count))).toEqual([2, 2]);
     expect(tokens.histogram!.dataPoints[0]!.explicitBounds[0]).toBe(1);

@@ -39,6 +39,8 @@ export interface RegistryOptions {
 
 const ACTIVE_TENANT_WINDOW_MS = 5 * 60_000;
 
+const STATUS_CLASSES = ['2xx', '4xx', '5xx'] as const;
+
 function statusClass(status: number | null): string {
   if (status === null || !Number.isFinite(status)) return 'unknown';
   return `${Math.floor(status / 100)}xx`;
@@ -113,7 +115,7 @@ export class MetricsRegistry {
     this.restoreStream(streamId, committed);
   }
 
-  private record(entry: StreamMetrics, key: MetricKey, values: string[], value: number, histogram: boolean): void {
+  private record(entry: StreamMetrics, key: MetricKey, values: string[], value: number, histogram: boolean): readonly string[] {
     const def = METRICS[key] as MetricDef;
     const admitted = this.guard.admit(def.name, def.labels, values);
     if (histogram) {
@@ -123,6 +125,7 @@ export class MetricsRegistry {
       entry.families.get(key)!.add(admitted, value);
       this.totals.get(key)!.add(admitted, value);
     }
+    return admitted;
   }
 
   /** Records the events of one page of an append-only stream. */
@@ -136,7 +139,17 @@ export class MetricsRegistry {
 
   private recordRequest(entry: StreamMetrics, e: RequestEvent): void {
     const base = [e.source, e.tenant, e.model];
-    this.record(entry, 'requests', [...base, statusClass(e.httpStatus)], 1, false);
+    const cls = statusClass(e.httpStatus);
+    const admitted = this.record(entry, 'requests', [...base, cls], 1, false);
+    // Every status class of a tenant and model exists from its first request, at 0: a 5xx
+    // series that appeared only with the first failure would hide that failure from rate().
+    for (const other of STATUS_CLASSES) {
+      if (other === cls) continue;
+      const values = [...admitted.slice(0, 3), other];
+      this.guard.remember(METRICS.requests.name, METRICS.requests.labels, values);
+      entry.families.get('requests')!.add(values, 0);
+      this.totals.get('requests')!.add(values, 0);
+    }
     this.record(entry, 'tokens', [...base, 'input'], e.inputTokens, false);
     this.record(entry, 'tokens', [...base, 'output'], e.outputTokens, false);
     this.record(entry, 'tokens', [...base, 'cache_read'], e.cacheReadTokens, false);

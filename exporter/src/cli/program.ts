@@ -6,6 +6,7 @@ import { createLogger, type Logger } from '../log.ts';
 import { runCommand } from './run.ts';
 import { backfillCommand } from './backfill.ts';
 import { checkCommand } from './check.ts';
+import { exportConversationsCommand, migrateCommand, queryCommand, reportUsageCommand, REPORT_DIMENSIONS, type OutputFormat } from './store-commands.ts';
 import { VERSION } from '../version.ts';
 
 export const EXIT_CONFIG = 2;
@@ -61,6 +62,28 @@ export function buildProgram(): Command {
   withCommonOptions(program.command('check'))
     .description('Validate the configuration, connect to every source and report tables, columns, permissions and indexes on one screen.')
     .action(async (options: CommonOptions) => checkCommand(options));
+  withCommonOptions(program.command('migrate'))
+    .description('Apply the ClickHouse migrations (also done on start unless clickhouse.migrateOnStart is false). Safe to repeat.')
+    .action(async (options: CommonOptions) => migrateCommand(options));
+  withCommonOptions(program.command('query').argument('<sql>', 'one read-only statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN)'))
+    .description('Run ad-hoc SQL on the event store (embedded or server) and print the result.')
+    .addOption(new Option('-f, --format <format>', 'output format').choices(['table', 'csv', 'json']).default('table'))
+    .action(async (sql: string, options: CommonOptions & { format: OutputFormat }) => queryCommand(sql, options));
+  const exportCommand = program.command('export').description('Export stored events.');
+  withCommonOptions(exportCommand.command('conversations'))
+    .description('Export conversation messages, one row per message, ordered by conversation and time.')
+    .option('--tenant <tenant>', 'only this tenant (domain, client or team)')
+    .option('--from <time>', 'from this time (inclusive), e.g. 2026-11-01 or 2026-11-01T12:00:00Z')
+    .option('--to <time>', 'up to this time (exclusive)')
+    .addOption(new Option('-f, --format <format>', 'output format').choices(['csv', 'json']).default('csv'))
+    .action(async (options: CommonOptions & { tenant?: string; from?: string; to?: string; format: 'csv' | 'json' }) => exportConversationsCommand(options));
+  const reportCommand = program.command('report').description('Reports for cost allocation and billing.');
+  withCommonOptions(reportCommand.command('usage'))
+    .description('Requests, tokens and cost of one month, grouped for cost allocation; totals equal the source tables.')
+    .requiredOption('--month <YYYY-MM>', 'the calendar month (UTC)')
+    .option('--by <dimensions>', `comma-separated: ${REPORT_DIMENSIONS.join(', ')}`, 'tenant,model')
+    .addOption(new Option('-f, --format <format>', 'output format').choices(['csv', 'json', 'table']).default('csv'))
+    .action(async (options: CommonOptions & { month: string; by: string; format: 'csv' | 'json' | 'table' }) => reportUsageCommand(options));
   return program;
 }
 

@@ -11,7 +11,9 @@ const DEMO_TRAFFIC_INTERVAL_MS = 5000;
 export async function runCommand(options: CommonOptions & { demoTraffic: boolean }): Promise<void> {
   const { loaded, logger } = loadOrExit(options);
   const runtime = await openRuntime(loaded, logger);
-  const http = await listen(metricsApp(runtime.collect, () => readiness(runtime.pipeline)), loaded.config.server.listenAddress);
+  const store = runtime.store;
+  const query = store && store.embedded ? (sql: string, params: Record<string, unknown>) => store.query<Record<string, unknown>>(sql, params) : undefined;
+  const http = await listen(metricsApp(runtime.collect, () => readiness(runtime.pipeline), query), loaded.config.server.listenAddress);
   logger.info({ address: http.address, endpoints: ['/metrics', '/healthz', '/readyz'] }, 'serving HTTP');
   runtime.pipeline.start();
   runtime.probes.start(loaded.config.probes.interval, loaded.config.probes.timeout);

@@ -13,12 +13,16 @@ import type { Family } from '../metrics/families.ts';
 import { ProbeRunner, clickhouseProbe, httpProbe, postgresProbe, type Probe } from '../metrics/probes.ts';
 import { redactSecrets } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
+import { openStore, StoreUnavailable, type EventStore } from '../store/clickhouse.ts';
+import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
 
 export interface Runtime {
   pipeline: Pipeline;
   embedded: EmbeddedDatabase | undefined;
   metrics: MetricsRegistry;
   probes: ProbeRunner;
+  /** The ClickHouse event store, unless disabled (clickhouse.enabled) or unavailable. */
+  store: EventStore | undefined;
   /** Every metric family, as /metrics and the OTLP push expose them. */
   collect(): Family[];
   close(): Promise<void>;
@@ -64,11 +68,39 @@ export async function resolveDatabase(loaded: LoadedConfig, logger: Logger): Pro
   return embedded;
 }
 
+/** Opens the ClickHouse store (embedded unless CLICKHOUSE_URL) and applies migrations. */
+export async function openEventStore(config: Config, logger: Logger, options: { migrate: boolean }): Promise<EventStore | undefined> {
+  if (!config.clickhouse.enabled) return undefined;
+  let store: EventStore;
+  try {
+    store = await openStore(config);
+  } catch (error) {
+    if (error instanceof StoreUnavailable && config.clickhouse.url === undefined) {
+      logger.warn({ error: error.message }, 'ClickHouse store disabled');
+      return undefined;
+    }
+    throw error;
+  }
+  try {
+    if (options.migrate) {
+      const applied = await store.migrate();
+      logger.info({ store: store.location, database: store.database, applied }, applied.length > 0 ? 'ClickHouse migrations applied' : 'ClickHouse schema up to date');
+    }
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  return store;
+}
+
 export async function openRuntime(loaded: LoadedConfig, logger: Logger, extraSinks: Sink[] = []): Promise<Runtime> {
   const embedded = await resolveDatabase(loaded, logger);
   const sinks: Sink[] = [...extraSinks];
   if (loaded.config.sinks.jsonl) sinks.push(new JsonlSink(loaded.config.sinks.jsonl));
+  let store: EventStore | undefined;
   try {
+    store = await openEventStore(loaded.config, logger, { migrate: loaded.config.clickhouse.migrateOnStart });
+    if (store) sinks.push(new ClickHouseSink(store, loaded.config.clickhouse.content));
     const metrics = createMetricsRegistry(loaded.config);
     const pipeline = await Pipeline.open({
       config: loaded.config,
@@ -84,14 +116,17 @@ export async function openRuntime(loaded: LoadedConfig, logger: Logger, extraSin
       embedded,
       metrics,
       probes,
+      store,
       collect: () => metrics.collect(pipeline.statuses(), pipeline.quality.snapshot(), probes.snapshot(), pipeline.sinks()),
       async close() {
         probes.stop();
         await pipeline.close();
+        await store?.close();
         await embedded?.close();
       },
     };
   } catch (error) {
+    await store?.close();
     await embedded?.close();
     throw error;
   }

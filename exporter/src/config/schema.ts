@@ -90,6 +90,17 @@ export const Config = z
       .object({
         /** ClickHouse server HTTP URL (CLICKHOUSE_URL); unset: the embedded engine (chdb) in stateDir. */
         url: z.url({ protocol: /^https?$/ }).optional(),
+        /** Write events to ClickHouse at all. */
+        enabled: z.boolean().default(true),
+        database: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a plain identifier').default('tokenwatch'),
+        /** Apply migrations when run or backfill starts. */
+        migrateOnStart: z.boolean().default(true),
+        /** Cluster name for ON CLUSTER DDL and Distributed tables (servers only). */
+        cluster: z.string().regex(/^[A-Za-z0-9_.-]+$/).optional(),
+        /** Conversation content: full, redacted (emails, keys, tokens, phones, cards masked) or none. */
+        content: z.enum(['full', 'redacted', 'none']).default('redacted'),
+        /** Days after which stored message content is cleared (TTL); unset: kept. */
+        contentTtlDays: z.number().int().positive().optional(),
       })
       .strict()
       .prefault({}),

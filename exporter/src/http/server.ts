@@ -5,6 +5,8 @@ import type { Server } from 'node:http';
 import type { Pipeline } from '../pipeline/pipeline.ts';
 import type { Family } from '../metrics/families.ts';
 import { PROMETHEUS_CONTENT_TYPE, encodeForScrape, prometheusText } from '../metrics/prometheus-text.ts';
+import { isReadOnlyQuery } from '../store/read-only.ts';
+import { errorText } from '../log.ts';
 
 export interface HttpServer {
   server: Server;
@@ -17,10 +19,38 @@ export function readiness(pipeline: Pipeline): { ready: boolean; streams: { id: 
   return { ready: streams.length > 0 && streams.every((s) => s.ok), streams };
 }
 
-/** Serves `collect()` as Prometheus text; `ready()` decides /readyz. */
-export function metricsApp(collect: () => Family[], ready: () => { ready: boolean }): express.Express {
+export type QueryFn = (sql: string, params: Record<string, unknown>) => Promise<Record<string, unknown>[]>;
+
+function isLoopback(address: string | undefined): boolean {
+  return address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1';
+}
+
+/**
+ * Serves `collect()` as Prometheus text; `ready()` decides /readyz. With `query`, also
+ * POST /api/v1/query for the CLI's read-only queries while this process holds the embedded
+ * store: loopback clients only, one read-only statement only.
+ */
+export function metricsApp(collect: () => Family[], ready: () => { ready: boolean }, query?: QueryFn): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  if (query) {
+    app.post('/api/v1/query', express.json({ limit: '1mb' }), async (req, res) => {
+      if (!isLoopback(req.socket.remoteAddress)) {
+        res.status(403).json({ error: 'queries are accepted from loopback only' });
+        return;
+      }
+      const { sql, params } = req.body as { sql?: unknown; params?: unknown };
+      if (typeof sql !== 'string' || !isReadOnlyQuery(sql)) {
+        res.status(400).json({ error: 'only one read-only statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) is allowed' });
+        return;
+      }
+      try {
+        res.json({ rows: await query(sql, (params ?? {}) as Record<string, unknown>) });
+      } catch (error) {
+        res.status(400).json({ error: errorText(error) });
+      }
+    });
+  }
   app.get('/metrics', async (req, res) => {
     const { body, encoding } = await encodeForScrape(prometheusText(collect()), req.headers['accept-encoding']);
     res.setHeader('Content-Type', PROMETHEUS_CONTENT_TYPE);

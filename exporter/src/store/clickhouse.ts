@@ -1,0 +1,82 @@
+// The ClickHouse event store: a server through @clickhouse/client when clickhouse.url is set,
+// otherwise the embedded engine (chdb) through its @clickhouse/client connection, in
+// stateDir/clickhouse. Both paths use the same client API. chdb keeps settings passed with one
+// call on its session (they leak into later calls), so no call here passes per-query settings.
+import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import type { Config } from '../config/schema.ts';
+import { migrate, type CommandRunner } from './migrations.ts';
+
+export interface EventStore extends CommandRunner {
+  client: ClickHouseClient;
+  database: string;
+  embedded: boolean;
+  /** Where the embedded store lives, or the server URL without credentials. */
+  location: string;
+  insert(table: string, rows: readonly Record<string, unknown>[]): Promise<void>;
+  query<T>(sql: string, params?: Record<string, unknown>): Promise<T[]>;
+  migrate(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export class StoreUnavailable extends Error {}
+
+async function embeddedClient(path: string): Promise<ClickHouseClient> {
+  let connection: unknown;
+  try {
+    const { createChdbConnection } = await import('chdb/connection');
+    mkdirSync(path, { recursive: true });
+    connection = createChdbConnection({ path });
+  } catch (error) {
+    throw new StoreUnavailable(`the embedded ClickHouse engine (npm package chdb) is not available: ${(error as Error).message}; install it or set CLICKHOUSE_URL`, { cause: error });
+  }
+  return createClient({ connection } as Parameters<typeof createClient>[0]);
+}
+
+export async function openStore(config: Config): Promise<EventStore> {
+  const { url, database, cluster } = config.clickhouse;
+  const embedded = url === undefined;
+  const path = join(config.stateDir, 'clickhouse');
+  const client = embedded ? await embeddedClient(path) : createClient({ url, request_timeout: 60_000 });
+  const location = embedded ? path : (() => { const u = new URL(url); u.username = ''; u.password = ''; return u.toString(); })();
+  const store: EventStore = {
+    client,
+    database,
+    embedded,
+    location,
+    async command(sql) {
+      await client.command({ query: sql });
+    },
+    async queryJson<T>(sql: string) {
+      const result = await client.query({ query: sql, format: 'JSONEachRow' });
+      return (await result.json()) as T[];
+    },
+    async query<T>(sql: string, params: Record<string, unknown> = {}) {
+      const result = await client.query({ query: sql, query_params: params, format: 'JSONEachRow' });
+      return (await result.json()) as T[];
+    },
+    async insert(table, rows) {
+      if (rows.length === 0) return;
+      await client.insert({ table: `${database}.${table}`, values: rows as Record<string, unknown>[], format: 'JSONEachRow' });
+    },
+    async migrate() {
+      const applied = await migrate(store, { database, cluster: embedded ? undefined : cluster });
+      const ttl = config.clickhouse.contentTtlDays;
+      // Content TTL is a setting, not a schema version: applied (or removed) on every start.
+      await store.command(
+        ttl === undefined
+          ? `ALTER TABLE ${database}.messages${embedded || !cluster ? '' : '_local'} MODIFY COLUMN content REMOVE TTL`
+          : `ALTER TABLE ${database}.messages${embedded || !cluster ? '' : '_local'} MODIFY COLUMN content String CODEC(ZSTD(3)) TTL toDateTime(created_at) + INTERVAL ${ttl} DAY`,
+      ).catch((error: unknown) => {
+        // REMOVE TTL on a column without one is an error on some versions: nothing to remove.
+        if (ttl !== undefined) throw error;
+      });
+      return applied;
+    },
+    async close() {
+      await client.close();
+    },
+  };
+  return store;
+}

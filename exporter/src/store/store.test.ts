@@ -1,0 +1,105 @@
+// The ClickHouse event store on the real engine (chdb): migrations, the clustered variant,
+// exactly-once writes and ground truth against SQL on the source tables.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../testing/databases.ts';
+import { seedAll } from '../embedded/seed.ts';
+import { Pipeline } from '../pipeline/pipeline.ts';
+import { MemoryCheckpointStore } from '../reader/checkpoint-store.ts';
+import { silentLogger, testConfig } from '../testing/fixtures.ts';
+import { openStore, type EventStore } from './clickhouse.ts';
+import { loadMigrations, render } from './migrations.ts';
+import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
+import { MemorySink } from '../sinks/memory-sink.ts';
+
+describe('ClickHouse event store', () => {
+  let db: TestDatabase;
+  let store: EventStore;
+  let stateDir: string;
+  let memory: MemorySink;
+  const config = () => testConfig(db.url, { stateDir, clickhouse: { content: 'redacted' } });
+
+  beforeAll(async () => {
+    db = await createTestDatabase({ schemas: ['claude-nexus-proxy', 'sidekick-forge', 'litellm'] });
+    await seedAll(db.pool, { requests: 3000, spendLogs: 1500 });
+    stateDir = mkdtempSync(join(tmpdir(), 'tw-store-'));
+    store = await openStore(config());
+    expect(await store.migrate()).toEqual(['0001_events', '0002_daily_rollups']);
+    memory = new MemorySink();
+    const pipeline = await Pipeline.open({ config: config(), logger: silentLogger(), sinks: [new ClickHouseSink(store, 'redacted'), memory], store: new MemoryCheckpointStore(), autoSources: false });
+    await pipeline.backfill();
+    await pipeline.close();
+  });
+  afterAll(async () => {
+    await store?.close();
+    await db?.drop();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  it('migrations are recorded and applying them again changes nothing', async () => {
+    expect(await store.migrate()).toEqual([]);
+    const rows = await store.query<{ name: string }>('SELECT name FROM tokenwatch.schema_migrations FINAL ORDER BY version');
+    expect(rows.map((r) => r.name)).toEqual(['0001_events', '0002_daily_rollups']);
+  });
+
+  it('the clustered variant renders Replicated and Distributed tables ON CLUSTER, and every statement parses', async () => {
+    for (const migration of loadMigrations()) {
+      const statements = render(migration.sql, { database: 'tokenwatch', cluster: 'llm' });
+      expect(statements.join('\n')).toContain("ON CLUSTER 'llm'");
+      for (const statement of statements) {
+        if (statement.startsWith('CREATE TABLE')) expect(statement).toMatch(/ENGINE = (Replicated\w+MergeTree\('\/clickhouse\/tables\/\{shard\}\/\{database\}\/\{table\}', '\{replica\}'|Distributed\('llm')/);
+        await expect(store.query(`EXPLAIN AST ${statement}`), statement.slice(0, 80)).resolves.toBeDefined();
+      }
+    }
+    const events = render(loadMigrations()[0]!.sql, { database: 'tokenwatch', cluster: 'llm' });
+    expect(events).toContainEqual(expect.stringContaining("CREATE TABLE IF NOT EXISTS tokenwatch.requests ON CLUSTER 'llm' AS tokenwatch.requests_local\nENGINE = Distributed('llm', 'tokenwatch', 'requests_local', cityHash64(tenant))"));
+  });
+
+  it('requests, tokens and cost per tenant equal SQL, in the raw table and in the daily rollup', async () => {
+    const { rows } = await db.pool.query<{ tenant: string; n: number; output: number }>(`
+      SELECT domain AS tenant, count(*)::int AS n, sum(output_tokens)::int AS output FROM api_requests WHERE request_type = 'inference' GROUP BY 1
+      UNION ALL SELECT coalesce(team_id, 'default'), count(*)::int, sum(completion_tokens)::int FROM "LiteLLM_SpendLogs" GROUP BY 1`);
+    const raw = await store.query<{ tenant: string; n: string; output: string }>('SELECT tenant, count() AS n, sum(output_tokens) AS output FROM tokenwatch.requests FINAL GROUP BY tenant');
+    const rollup = await store.query<{ tenant: string; n: string; output: string }>('SELECT tenant, sum(requests) AS n, sum(output_tokens) AS output FROM tokenwatch.requests_daily GROUP BY tenant');
+    for (const row of rows) {
+      const r = raw.find((x) => x.tenant === row.tenant)!;
+      const d = rollup.find((x) => x.tenant === row.tenant)!;
+      expect(Number(r.n), row.tenant).toBe(row.n);
+      expect(Number(r.output)).toBe(row.output);
+      expect(Number(d.n)).toBe(row.n);
+      expect(Number(d.output)).toBe(row.output);
+    }
+    const { rows: spend } = await db.pool.query<{ spend: string }>('SELECT sum(spend)::numeric(20,9)::text AS spend FROM "LiteLLM_SpendLogs"');
+    const cost = await store.query<{ cost: string }>("SELECT toString(sum(cost_usd)) AS cost FROM tokenwatch.requests FINAL WHERE source = 'litellm'");
+    expect(Number(cost[0]!.cost)).toBeCloseTo(Number(spend[0]!.spend), 6);
+  });
+
+  it('writing the same events again stores nothing twice (rollups included)', async () => {
+    const before = await store.query<{ n: string; d: string; m: string }>(
+      'SELECT (SELECT count() FROM tokenwatch.requests) AS n, (SELECT sum(requests) FROM tokenwatch.requests_daily) AS d, (SELECT count() FROM tokenwatch.messages) AS m',
+    );
+    const sink = new ClickHouseSink(store, 'redacted');
+    for (let i = 0; i < memory.events.length; i += 1000) await sink.write(memory.events.slice(i, i + 1000));
+    const after = await store.query<{ n: string; d: string; m: string }>(
+      'SELECT (SELECT count() FROM tokenwatch.requests) AS n, (SELECT sum(requests) FROM tokenwatch.requests_daily) AS d, (SELECT count() FROM tokenwatch.messages) AS m',
+    );
+    expect(after).toEqual(before);
+  });
+
+  it('stores messages with content redacted, and activity events', async () => {
+    const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM conversation_transcripts');
+    const messages = await store.query<{ n: string }>("SELECT count() AS n FROM tokenwatch.messages FINAL WHERE source = 'sidekick-forge'");
+    expect(Number(messages[0]!.n)).toBe(rows[0]!.n);
+    const leaked = await store.query<{ n: string }>("SELECT count() AS n FROM tokenwatch.messages WHERE match(content, '@[a-z]+\\\\.example\\\\.com|555 010')");
+    expect(Number(leaked[0]!.n)).toBe(0);
+    const redacted = await store.query<{ n: string }>("SELECT count() AS n FROM tokenwatch.messages WHERE position(content, '[REDACTED_') > 0");
+    expect(Number(redacted[0]!.n)).toBeGreaterThan(100);
+    const types = await store.query<{ event_type: string; n: string }>('SELECT event_type, count() AS n FROM tokenwatch.activity_events FINAL GROUP BY event_type ORDER BY event_type');
+    expect(types.map((t) => t.event_type)).toEqual(['conversation_ended', 'conversation_started', 'error', 'quota_threshold_crossed']);
+    const { rows: errors } = await db.pool.query<{ n: number }>(`SELECT (SELECT count(*) FROM api_requests WHERE request_type = 'inference' AND response_status >= 400)::int
+      + (SELECT count(*) FROM "LiteLLM_SpendLogs" WHERE status <> 'success')::int + (SELECT count(*) FROM "LiteLLM_ErrorLogs")::int AS n`);
+    expect(Number(types.find((t) => t.event_type === 'error')!.n)).toBe(errors[0]!.n);
+  });
+});

@@ -39,9 +39,9 @@ describe('tokenwatch CLI', () => {
   it('has --help on every command', () => {
     const top = tokenwatch(['--help']);
     expect(top.code).toBe(0);
-    for (const command of ['run', 'backfill', 'check']) {
-      expect(top.stdout).toContain(command);
-      const help = tokenwatch([command, '--help']);
+    for (const command of ['run', 'backfill', 'check', 'migrate', 'query', 'export conversations', 'report usage']) {
+      expect(top.stdout).toContain(command.split(' ')[0]);
+      const help = tokenwatch([...command.split(' '), '--help']);
       expect(help.code, command).toBe(0);
       expect(help.stdout).toContain('--config <file>');
       expect(help.stdout).toContain('DATABASE_URL');

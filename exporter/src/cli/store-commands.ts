@@ -3,9 +3,8 @@
 // these commands send their read-only query to the running instance over loopback instead.
 import { loadOrExit, type CommonOptions } from './program.ts';
 import { openEventStore } from './runtime.ts';
-import type { EventStore } from '../store/clickhouse.ts';
+import { StoreLocked, type EventStore } from '../store/clickhouse.ts';
 import type { Config } from '../config/schema.ts';
-import { errorText } from '../log.ts';
 import { isReadOnlyQuery } from '../store/read-only.ts';
 
 export type OutputFormat = 'table' | 'csv' | 'json';
@@ -44,7 +43,7 @@ async function withStore<T>(options: CommonOptions, action: (config: Config, sto
     if (!store) throw new Error('the ClickHouse store is disabled or unavailable (clickhouse.enabled, CLICKHOUSE_URL, chdb)');
   } catch (error) {
     // The embedded store is locked by a running `tokenwatch run`: ask it instead.
-    if (!/lock/i.test(errorText(error)) || loaded.config.clickhouse.url !== undefined) throw error;
+    if (!(error instanceof StoreLocked)) throw error;
     logger.debug('embedded store in use by a running tokenwatch; querying it over loopback');
     store = undefined;
   }

@@ -20,16 +20,24 @@ export interface EventStore extends CommandRunner {
   close(): Promise<void>;
 }
 
+/** The embedded engine (optional package chdb) is not installed. */
 export class StoreUnavailable extends Error {}
+/** The embedded store is open in another process (chdb allows one process per directory). */
+export class StoreLocked extends Error {}
 
 async function embeddedClient(path: string): Promise<ClickHouseClient> {
-  let connection: unknown;
+  let createChdbConnection: (typeof import('chdb/connection'))['createChdbConnection'];
   try {
-    const { createChdbConnection } = await import('chdb/connection');
-    mkdirSync(path, { recursive: true });
-    connection = createChdbConnection({ path });
+    ({ createChdbConnection } = await import('chdb/connection'));
   } catch (error) {
     throw new StoreUnavailable(`the embedded ClickHouse engine (npm package chdb) is not available: ${(error as Error).message}; install it or set CLICKHOUSE_URL`, { cause: error });
+  }
+  mkdirSync(path, { recursive: true });
+  let connection: unknown;
+  try {
+    connection = createChdbConnection({ path });
+  } catch (error) {
+    throw new StoreLocked(`cannot open the embedded ClickHouse store in ${path} (${(error as Error).message}): another tokenwatch process is probably using it`, { cause: error });
   }
   return createClient({ connection } as Parameters<typeof createClient>[0]);
 }

@@ -1,9 +1,11 @@
 // npm run bench [-- NAME...]: runs the benchmarks (all by default) and prints their ratios
 // against baselines measured in the same run. Benchmarks, not tests: machines are noisy.
 import { runMetricsBench } from './metrics-serving.ts';
+import { runBackfillBench } from './backfill-throughput.ts';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   metrics: runMetricsBench,
+  backfill: runBackfillBench,
 };
 
 const wanted = process.argv.slice(2);

@@ -55,13 +55,16 @@ export class CardinalityGuard {
     return true;
   }
 
-  private fold(metric: string, label: string): void {
+  fold(metric: string, label: string): void {
     const key = `${metric}\u0001${label}`;
     this.overflow.set(key, (this.overflow.get(key) ?? 0) + 1);
   }
 
-  /** The label values to record under: the given ones, or with "other" where a cap is reached. */
-  admit(metric: string, labels: readonly string[], values: readonly string[]): readonly string[] {
+  /**
+   * The label values to record under: the given ones, or with "other" where a cap is reached.
+   * `folded` receives the labels that were folded (for callers that cache the decision).
+   */
+  admit(metric: string, labels: readonly string[], values: readonly string[], folded?: string[]): readonly string[] {
     let out: string[] | undefined;
     for (let i = 0; i < labels.length; i++) {
       const group = LABEL_GROUP[labels[i]!];
@@ -69,6 +72,7 @@ export class CardinalityGuard {
         out ??= [...values];
         out[i] = OTHER;
         this.fold(metric, labels[i]!);
+        folded?.push(labels[i]!);
       }
     }
     const result = out ?? values;
@@ -81,10 +85,11 @@ export class CardinalityGuard {
       return result;
     }
     // Series cap reached: fold every open-ended label of this update.
-    const folded = result.map((v, i) => (LABEL_GROUP[labels[i]!] ? OTHER : v));
     this.fold(metric, '*');
-    seen.add(folded.join('\u0001'));
-    return folded;
+    folded?.push('*');
+    const all = result.map((v, i) => (LABEL_GROUP[labels[i]!] ? OTHER : v));
+    seen.add(all.join('\u0001'));
+    return all;
   }
 
   /** Registers values restored from a checkpoint, so admission stays as it was. */

@@ -62,14 +62,7 @@ export class Family {
   }
 
   observe(values: readonly string[], value: number): void {
-    const series = this.get(values);
-    const buckets = this.def.buckets!;
-    // Buckets are upper-inclusive (le); few boundaries, so a linear scan is fastest.
-    let i = 0;
-    while (i < buckets.length && value > buckets[i]!) i++;
-    series.counts![i]! += 1;
-    series.sum! += value;
-    series.count! += 1;
+    observeInto(this.get(values), this.def.buckets!, value);
   }
 
   save(): SavedSeries[] {
@@ -89,6 +82,16 @@ export class Family {
       }
     }
   }
+}
+
+/** Adds one observation to a histogram series. */
+export function observeInto(series: Series, buckets: readonly number[], value: number): void {
+  // Buckets are upper-inclusive (le); few boundaries, so a linear scan is fastest.
+  let i = 0;
+  while (i < buckets.length && value > buckets[i]!) i++;
+  series.counts![i]! += 1;
+  series.sum! += value;
+  series.count! += 1;
 }
 
 /** Adds `from` into `into` series by series (several streams feed the same metric). */

@@ -9,7 +9,7 @@
 //
 // Gauges from tables updated in place are replaced wholesale on every snapshot read.
 import { METRICS, type MetricDef, type MetricKey } from './catalog.ts';
-import { Family, mergeInto, type SavedSeries } from './families.ts';
+import { Family, mergeInto, observeInto, type SavedSeries, type Series } from './families.ts';
 import { CardinalityGuard, DEFAULT_LIMITS, type CardinalityLimits } from './cardinality.ts';
 import type { CanonicalEvent, RequestEvent } from '../model/events.ts';
 import type { SinkStatus, StreamStatus } from '../pipeline/pipeline.ts';
@@ -50,8 +50,17 @@ function newFamilies(keys: readonly MetricKey[]): Map<MetricKey, Family> {
   return new Map(keys.map((k) => [k, new Family(METRICS[k] as MetricDef)]));
 }
 
+interface CachedSeries {
+  stream: Series;
+  total: Series;
+  /** Labels the guard folded into "other" for this combination (counted on every update). */
+  folded: string[];
+}
+
 interface StreamMetrics {
   families: Map<MetricKey, Family>;
+  /** Label values -> series, so a repeated combination skips the guard and key building. */
+  cache: Map<string, CachedSeries>;
   /** The state in the last checkpoint written: what a failed poll rolls back to. */
   committed: SavedMetrics;
 }
@@ -74,7 +83,7 @@ export class MetricsRegistry {
 
   private stream(streamId: string): StreamMetrics {
     let entry = this.streams.get(streamId);
-    if (!entry) this.streams.set(streamId, (entry = { families: newFamilies(STREAM_METRICS), committed: {} }));
+    if (!entry) this.streams.set(streamId, (entry = { families: newFamilies(STREAM_METRICS), cache: new Map(), committed: {} }));
     return entry;
   }
 
@@ -116,16 +125,25 @@ export class MetricsRegistry {
   }
 
   private record(entry: StreamMetrics, key: MetricKey, values: string[], value: number, histogram: boolean): readonly string[] {
+    const cacheKey = `${key}\u0002${values.join('\u0001')}`;
+    let cached = entry.cache.get(cacheKey);
     const def = METRICS[key] as MetricDef;
-    const admitted = this.guard.admit(def.name, def.labels, values);
-    if (histogram) {
-      entry.families.get(key)!.observe(admitted, value);
-      this.totals.get(key)!.observe(admitted, value);
+    if (cached) {
+      for (const label of cached.folded) this.guard.fold(def.name, label);
     } else {
-      entry.families.get(key)!.add(admitted, value);
-      this.totals.get(key)!.add(admitted, value);
+      const folded: string[] = [];
+      const admitted = this.guard.admit(def.name, def.labels, values, folded);
+      cached = { stream: entry.families.get(key)!.get(admitted), total: this.totals.get(key)!.get(admitted), folded };
+      entry.cache.set(cacheKey, cached);
     }
-    return admitted;
+    if (histogram) {
+      observeInto(cached.stream, def.buckets!, value);
+      observeInto(cached.total, def.buckets!, value);
+    } else {
+      cached.stream.value += value;
+      cached.total.value += value;
+    }
+    return cached.stream.values;
   }
 
   /** Records the events of one page of an append-only stream. */

@@ -1,0 +1,125 @@
+// Small helpers over @grafana/grafana-foundation-sdk shared by every dashboard: datasource
+// references, the ClickHouse query type (the SDK has no ClickHouse module), and a layout that
+// places panels row by row with stable ids, so a dashboard module is a list of panels.
+import type { Builder, Dataquery } from '@grafana/grafana-foundation-sdk/cog';
+import { DashboardBuilder, RowBuilder, QueryVariableBuilder, VariableSort, VariableRefresh, type Panel, type RowPanel } from '@grafana/grafana-foundation-sdk/dashboard';
+import { DataqueryBuilder as PromQueryBuilder, PromQueryFormat } from '@grafana/grafana-foundation-sdk/prometheus';
+import type { DataSourceRef } from '@grafana/grafana-foundation-sdk/common';
+
+export const PROMETHEUS: DataSourceRef = { type: 'prometheus', uid: 'tokenwatch-prometheus' };
+export const CLICKHOUSE: DataSourceRef = { type: 'grafana-clickhouse-datasource', uid: 'tokenwatch-clickhouse' };
+export const ALERTMANAGER: DataSourceRef = { type: 'alertmanager', uid: 'tokenwatch-alertmanager' };
+
+/** ClickHouse datasource target: { refId, datasource, editorType: 'sql', rawSql, format }. */
+export interface ClickHouseQuery extends Dataquery {
+  refId?: string;
+  datasource: DataSourceRef;
+  editorType: 'sql';
+  rawSql: string;
+  /** 0 time series, 1 table, 2 logs. */
+  format: 0 | 1 | 2;
+  queryType: 'timeseries' | 'table' | 'logs';
+}
+
+export class ClickHouseQueryBuilder implements Builder<Dataquery> {
+  private readonly query: ClickHouseQuery;
+  constructor(sql: string, format: 'timeseries' | 'table' | 'logs' = 'table') {
+    this.query = {
+      datasource: CLICKHOUSE, editorType: 'sql', rawSql: sql.trim(),
+      format: format === 'timeseries' ? 0 : format === 'table' ? 1 : 2, queryType: format,
+      _implementsDataqueryVariant() {},
+    };
+  }
+  refId(refId: string): this {
+    this.query.refId = refId;
+    return this;
+  }
+  build(): ClickHouseQuery {
+    return this.query;
+  }
+}
+
+export function prom(expr: string, legend = '', options: { instant?: boolean; refId?: string; format?: 'table' | 'time_series' } = {}): PromQueryBuilder {
+  const q = new PromQueryBuilder().expr(expr).legendFormat(legend || '__auto').datasource(PROMETHEUS);
+  if (options.instant) q.instant();
+  if (options.format === 'table') q.format(PromQueryFormat.Table);
+  if (options.refId) q.refId(options.refId);
+  return q;
+}
+
+export function ch(sql: string, format: 'timeseries' | 'table' | 'logs' = 'table'): ClickHouseQueryBuilder {
+  return new ClickHouseQueryBuilder(sql, format);
+}
+
+/** Anything with the SDK's panel-builder surface we use. */
+export interface PanelLike extends Builder<Panel> {
+  gridPos(pos: { x: number; y: number; w: number; h: number }): this;
+  id(id: number): this;
+}
+
+export interface Placed {
+  panel: PanelLike;
+  w: number;
+  h: number;
+}
+
+export const place = (panel: PanelLike, w: number, h = 8): Placed => ({ panel, w, h });
+
+/**
+ * Builds a dashboard from rows of panels: rows stack vertically, panels fill each row left to
+ * right and wrap at 24 columns. Ids are assigned in order (row panels too), so they stay
+ * stable as long as the module's order does.
+ */
+export function layout(dashboard: DashboardBuilder, rows: { title: string; panels: Placed[] }[]): DashboardBuilder {
+  let id = 1;
+  let y = 0;
+  for (const row of rows) {
+    dashboard.withRow(new RowBuilder(row.title).id(id++).gridPos({ x: 0, y, w: 24, h: 1 }));
+    y += 1;
+    let x = 0;
+    let rowHeight = 0;
+    for (const { panel, w, h } of row.panels) {
+      if (x + w > 24) {
+        y += rowHeight;
+        x = 0;
+        rowHeight = 0;
+      }
+      dashboard.withPanel(panel.id(id++).gridPos({ x, y, w, h }));
+      x += w;
+      rowHeight = Math.max(rowHeight, h);
+    }
+    y += rowHeight;
+  }
+  return dashboard;
+}
+
+/** The multi-select tenant variable, from Prometheus; ClickHouse panels match it as a regex. */
+export function tenantVariable(): QueryVariableBuilder {
+  return new QueryVariableBuilder('tenant')
+    .label('Tenant')
+    .datasource(PROMETHEUS)
+    .query('label_values(tokenwatch_requests_total, tenant)')
+    .multi(true)
+    .includeAll(true)
+    .allValue('.*')
+    .refresh(VariableRefresh.OnTimeRangeChanged)
+    .sort(VariableSort.AlphabeticalAsc);
+}
+
+/** ClickHouse condition for a regex-formatted multi-value variable. */
+export function chMatch(column: string, variable: string): string {
+  return `match(toString(${column}), '^(\${${variable}:regex})$')`;
+}
+
+export function newDashboard(uid: string, title: string, description: string): DashboardBuilder {
+  return new DashboardBuilder(title)
+    .uid(uid)
+    .description(description)
+    .tags(['tokenwatch', 'generated'])
+    .editable()
+    .refresh('1m')
+    .time({ from: 'now-24h', to: 'now' })
+    .timezone('browser');
+}
+
+export type { Panel, RowPanel };

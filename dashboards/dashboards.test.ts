@@ -163,7 +163,7 @@ describe('dashboards: every query runs on live data', () => {
       n += 1;
       void insertRows(db.pool, 'api_requests', API_REQUEST_COLUMNS, apiRequestRows(20, { seed: 500 + n, idPrefix: `dash-${n}-`, spanMs: 10_000 }));
     }, 300);
-    await eventually(async () => (await prometheus.query(`count(tokenwatch:request_duration_seconds:p95_5m > 0)`))[0]?.value! > 0, 60_000, 'recording rules with live data');
+    await eventually(async () => ((await prometheus.query(`count(tokenwatch:request_duration_seconds:p95_5m > 0)`))[0]?.value ?? 0) > 0, 60_000, 'recording rules with live data');
   });
   afterAll(async () => {
     clearInterval(traffic);

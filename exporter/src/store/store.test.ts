@@ -1,41 +1,26 @@
 // The ClickHouse event store on the real engine (chdb): migrations, the clustered variant,
 // exactly-once writes and ground truth against SQL on the source tables.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../testing/databases.ts';
-import { seedAll } from '../embedded/seed.ts';
-import { Pipeline } from '../pipeline/pipeline.ts';
-import { MemoryCheckpointStore } from '../reader/checkpoint-store.ts';
-import { silentLogger, testConfig } from '../testing/fixtures.ts';
-import { openStore, type EventStore } from './clickhouse.ts';
+import type { TestDatabase } from '../testing/databases.ts';
+import { seededEventStore, type SeededEventStore } from '../testing/event-store.ts';
+import type { EventStore } from './clickhouse.ts';
 import { loadMigrations, render } from './migrations.ts';
 import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
 import { MemorySink } from '../sinks/memory-sink.ts';
 
 describe('ClickHouse event store', () => {
+  let seeded: SeededEventStore;
   let db: TestDatabase;
   let store: EventStore;
-  let stateDir: string;
-  let memory: MemorySink;
-  const config = () => testConfig(db.url, { stateDir, clickhouse: { content: 'redacted' } });
+  const memory = new MemorySink();
 
   beforeAll(async () => {
-    db = await createTestDatabase({ schemas: ['claude-nexus-proxy', 'sidekick-forge', 'litellm'] });
-    await seedAll(db.pool, { requests: 3000, spendLogs: 1500 });
-    stateDir = mkdtempSync(join(tmpdir(), 'tw-store-'));
-    store = await openStore(config());
-    expect(await store.migrate()).toEqual(['0001_events', '0002_daily_rollups']);
-    memory = new MemorySink();
-    const pipeline = await Pipeline.open({ config: config(), logger: silentLogger(), sinks: [new ClickHouseSink(store, 'redacted'), memory], store: new MemoryCheckpointStore(), autoSources: false });
-    await pipeline.backfill();
-    await pipeline.close();
+    seeded = await seededEventStore({ requests: 3000, spendLogs: 1500, extraSinks: [memory] });
+    ({ db, store } = seeded);
+    expect(seeded.migrated).toEqual(['0001_events', '0002_daily_rollups']);
   });
   afterAll(async () => {
-    await store?.close();
-    await db?.drop();
-    rmSync(stateDir, { recursive: true, force: true });
+    await seeded?.close();
   });
 
   it('migrations are recorded and applying them again changes nothing', async () => {

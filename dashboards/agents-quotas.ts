@@ -12,7 +12,7 @@ export function agentsQuotas(config: MonitoringConfig) {
   const dashboard = newDashboard('tokenwatch-agents-quotas', 'tokenwatch / Agents and quotas', 'Quota use per client, agent status, what happened and when, and how conversations go.')
     .withVariable(new QueryVariableBuilder('client').label('Client').datasource(PROMETHEUS).query('label_values(tokenwatch_quota_used, client)').multi(true).includeAll(true).allValue('.*').refresh(VariableRefresh.OnTimeRangeChanged))
     .withVariable(new QueryVariableBuilder('agent').label('Agent').datasource(CLICKHOUSE).query("SELECT DISTINCT agent FROM tokenwatch.conversations WHERE agent != '' ORDER BY agent").multi(true).includeAll(true).allValue('.*').refresh(VariableRefresh.OnTimeRangeChanged))
-    .withVariable(new CustomVariableBuilder('event_type').label('Event type').values('conversation_started,conversation_ended,quota_threshold_crossed,error').multi(true).includeAll(true).allValue('.*'));
+    .withVariable(new CustomVariableBuilder('event_type').label('Event type').values('conversation_started,conversation_ended,quota_threshold_crossed,agent_configuration_changed,error').multi(true).includeAll(true).allValue('.*'));
   return layout(dashboard, [
     {
       title: 'Quotas',
@@ -62,7 +62,7 @@ ORDER BY utilisation DESC NULLS LAST`)],
       title: 'Activity',
       panels: [
         place(table({
-          title: 'Activity timeline', description: 'What happened, newest first: conversations started and ended (value = duration in seconds), quota thresholds crossed (value = utilisation), errors. Filter by event type and agent.', unit: 'short',
+          title: 'Activity timeline', description: 'What happened, newest first: conversations started and ended (value = duration in seconds), quota thresholds crossed (value = utilisation), agent configuration changes, errors. Filter by event type and agent.', unit: 'short',
           targets: [ch(`SELECT event_time, event_type, tenant, agent, conversation_id, resource, value, details
 FROM tokenwatch.activity_events FINAL
 WHERE $__timeFilter(event_time) AND ${chMatch('event_type', 'event_type')} AND (agent = '' OR ${chMatch('agent', 'agent')})

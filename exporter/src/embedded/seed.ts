@@ -178,7 +178,9 @@ export async function seedSidekickForge(db: Queryable, options: { seed?: number;
     for (let a = 0; a < (options.agentsPerClient ?? 3); a++) {
       const agentId = uuidFrom(`agent-${c}-${a}`);
       agentIds.push({ id: agentId, client: clientId });
-      agentRows.push([agentId, clientId, `agent-${c}-${a}`, `Agent ${c}.${a}`, 'You are helpful.', 'gpt-4o-mini', a !== 2]);
+      // The second agent of every client had its configuration changed after creation.
+      agentRows.push([agentId, clientId, `agent-${c}-${a}`, `Agent ${c}.${a}`, 'You are helpful.', 'gpt-4o-mini', a !== 2,
+        new Date(now.getTime() - 30 * 86_400_000), a === 1 ? new Date(now.getTime() - 3_600_000) : new Date(now.getTime() - 30 * 86_400_000)]);
       const voiceLimit = c === 0 ? 6000 : 0;
       usageRows.push([
         clientId, agentId, periodStart,
@@ -191,7 +193,7 @@ export async function seedSidekickForge(db: Queryable, options: { seed?: number;
     }
   }
   await insertRows(db, 'clients', ['id', 'name', 'tier', 'slug', 'openai_api_key', 'livekit_api_secret'], clientRows);
-  await insertRows(db, 'agents', ['id', 'client_id', 'slug', 'name', 'system_prompt', 'model', 'enabled'], agentRows);
+  await insertRows(db, 'agents', ['id', 'client_id', 'slug', 'name', 'system_prompt', 'model', 'enabled', 'created_at', 'updated_at'], agentRows);
   await insertRows(db, 'agent_usage', [
     'client_id', 'agent_id', 'period_start', 'voice_seconds_used', 'voice_seconds_limit', 'text_messages_used', 'text_messages_limit',
     'embedding_chunks_used', 'embedding_chunks_limit', 'llm_input_tokens', 'llm_output_tokens', 'llm_cached_input_tokens', 'session_count', 'last_session_at',

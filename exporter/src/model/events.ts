@@ -111,6 +111,8 @@ export const AgentSnapshot = z.object({
   activeConversations: z.number().int().nonnegative(),
   lastActivityAt: Timestamp.nullable(),
   model: z.string().nullable(),
+  /** Last change of the agent's configuration (agents.updated_at), when it was ever changed after creation. */
+  configChangedAt: Timestamp.nullable(),
   observedAt: Timestamp,
 });
 export type AgentSnapshot = z.infer<typeof AgentSnapshot>;

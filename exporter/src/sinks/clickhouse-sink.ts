@@ -6,7 +6,7 @@
 // requests and messages, the sink asks ClickHouse which ids of the page are already stored
 // (bounded by the page's time range, on the sort key) and inserts only the others. One writer
 // per stream (one tokenwatch per source) keeps that check race-free.
-import type { CanonicalEvent, ConversationSnapshot, MessageEvent, RequestEvent, UsageSnapshot } from '../model/events.ts';
+import type { AgentSnapshot, CanonicalEvent, ConversationSnapshot, MessageEvent, RequestEvent, UsageSnapshot } from '../model/events.ts';
 import type { EventStore } from '../store/clickhouse.ts';
 import { storedContent, type ContentMode } from '../store/redact.ts';
 import type { Sink } from './sink.ts';
@@ -68,11 +68,13 @@ export class ClickHouseSink implements Sink {
     const messages: MessageEvent[] = [];
     const conversations: ConversationSnapshot[] = [];
     const usage: UsageSnapshot[] = [];
+    const agents: AgentSnapshot[] = [];
     for (const e of events) {
       if (e.kind === 'request') requests.push(e);
       else if (e.kind === 'message') messages.push(e);
       else if (e.kind === 'conversation') conversations.push(e);
       else if (e.kind === 'usage') usage.push(e);
+      else if (e.kind === 'agent') agents.push(e);
     }
     const activities: Record<string, unknown>[] = [];
 
@@ -112,6 +114,12 @@ export class ClickHouseSink implements Sink {
         day: u.observedAt.slice(0, 10), used: u.used, quota: u.limit, observed_at: chTime(u.observedAt),
       })));
       activities.push(...quotaCrossings(usage));
+    }
+    for (const a of agents) {
+      // One event per configuration change: the id carries the change time.
+      if (a.configChangedAt !== null) {
+        activities.push(activity(a, 'agent_configuration_changed', `${a.agentId}:${a.configChangedAt}`, a.configChangedAt, { agent: a.agent, details: JSON.stringify({ enabled: a.enabled, model: a.model }) }));
+      }
     }
     await this.store.insert('activity_events', activities);
   }

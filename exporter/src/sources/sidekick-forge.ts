@@ -172,6 +172,7 @@ function agentSnapshot(source: Parameters<SourceAdapter['build']>[0], names: Sou
         max(${lastActivity}) AS last_activity
       FROM ${names.table('conversations')} cv GROUP BY 1)
     SELECT a.${id}::text AS agent_id, ${names.select('slug', 'agent_slug', 'a')}, ${names.select('enabled', 'enabled', 'a')}, ${names.select('model', 'model', 'a')},
+      ${names.select('created_at', 'agent_created_at', 'a')}, ${names.select('updated_at', 'agent_updated_at', 'a')},
       ${clientId === null ? 'NULL AS client_id, NULL AS client_slug, NULL AS client_name' : `c.${id}::text AS client_id, ${names.select('slug', 'client_slug', 'c')}, ${names.select('name', 'client_name', 'c')}`},
       coalesce(x.active_conversations, 0) AS active_conversations, x.last_activity
     FROM ${names.table('agents')} a
@@ -198,6 +199,7 @@ function agentSnapshot(source: Parameters<SourceAdapter['build']>[0], names: Sou
           activeConversations,
           lastActivityAt: toIso(row.last_activity),
           model: optionalString(row.model),
+          configChangedAt: toIso(row.agent_updated_at) !== null && toIso(row.agent_updated_at) !== toIso(row.agent_created_at) ? toIso(row.agent_updated_at) : null,
           observedAt,
         };
       });

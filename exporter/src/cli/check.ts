@@ -10,7 +10,10 @@ import { errorText } from '../log.ts';
 import { adapterFor } from '../sources/registry.ts';
 import { IncrementalReader, epochOf } from '../reader/incremental-reader.ts';
 import { MemoryCheckpointStore } from '../reader/checkpoint-store.ts';
-import type { SourceConfig } from '../config/schema.ts';
+import type { Config, SourceConfig } from '../config/schema.ts';
+import { join } from 'node:path';
+import { openStore, StoreLocked, StoreUnavailable, type EventStore } from '../store/clickhouse.ts';
+import { loadMigrations } from '../store/migrations.ts';
 
 type Line = { ok: boolean | 'warn'; text: string };
 
@@ -89,6 +92,34 @@ export async function checkSource(source: SourceConfig & { name: string }): Prom
   return lines;
 }
 
+/** The ClickHouse store: reachable, and which migrations are applied or pending. Opens nothing for writing. */
+async function checkStore(config: Config): Promise<{ title: string; lines: Line[] }> {
+  if (!config.clickhouse.enabled) return { title: '(disabled: clickhouse.enabled is false)', lines: [] };
+  const title = config.clickhouse.url ? redactSecrets(config.clickhouse.url) : `[embedded] ${join(config.stateDir, 'clickhouse')}`;
+  let store: EventStore;
+  try {
+    store = await openStore(config);
+  } catch (error) {
+    if (error instanceof StoreLocked) return { title, lines: [{ ok: true, text: 'in use by a running tokenwatch (only one process can open the embedded store)' }] };
+    if (error instanceof StoreUnavailable) return { title, lines: [{ ok: 'warn', text: `${errorText(error)}: events are not stored` }] };
+    return { title, lines: [{ ok: false, text: `cannot open: ${errorText(error)}` }] };
+  }
+  try {
+    const version = await store.query<{ version: string }>('SELECT version()');
+    const lines: Line[] = [{ ok: true, text: `connected, ClickHouse ${Object.values(version[0] ?? {})[0] ?? '?'}` }];
+    const applied = await store.query<{ name: string }>(`SELECT name FROM ${config.clickhouse.database}.schema_migrations FINAL ORDER BY version`).catch(() => []);
+    const pending = loadMigrations().map((m) => m.name).filter((n) => !applied.some((a) => a.name === n));
+    lines.push(pending.length === 0
+      ? { ok: true, text: `schema up to date (${applied.length} migrations)` }
+      : { ok: config.clickhouse.migrateOnStart ? 'warn' : false, text: `migrations pending: ${pending.join(', ')} (${config.clickhouse.migrateOnStart ? 'applied on the next start' : 'run tokenwatch migrate'})` });
+    return { title, lines };
+  } catch (error) {
+    return { title, lines: [{ ok: false, text: `cannot query: ${errorText(error)}` }] };
+  } finally {
+    await store.close();
+  }
+}
+
 export async function checkCommand(options: CommonOptions): Promise<void> {
   const { loaded, logger } = loadOrExit(options);
   const out = process.stdout;
@@ -108,6 +139,10 @@ export async function checkCommand(options: CommonOptions): Promise<void> {
       // With sources chosen automatically, a source whose tables are absent is skipped, not a problem.
       if (!(loaded.autoSources && missingTables)) problems += lines.filter((l) => l.ok === false).length;
     }
+    const store = await checkStore(loaded.config);
+    out.write(`\nevent store ${store.title}\n`);
+    for (const line of store.lines) out.write(`  ${line.ok === true ? 'ok  ' : line.ok === 'warn' ? 'warn' : 'FAIL'} ${line.text}\n`);
+    problems += store.lines.filter((l) => l.ok === false).length;
   } finally {
     await embedded?.close();
   }

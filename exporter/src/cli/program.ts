@@ -60,7 +60,7 @@ export function buildProgram(): Command {
     .option('--no-progress', 'no progress bar (also off when stderr is not a terminal)')
     .action(async (options: CommonOptions & { progress: boolean }) => backfillCommand(options));
   withCommonOptions(program.command('check'))
-    .description('Validate the configuration, connect to every source and report tables, columns, permissions and indexes on one screen.')
+    .description('Validate the configuration, connect to every source and the event store, and report tables, columns, permissions, indexes and pending migrations on one screen.')
     .action(async (options: CommonOptions) => checkCommand(options));
   withCommonOptions(program.command('migrate'))
     .description('Apply the ClickHouse migrations (also done on start unless clickhouse.migrateOnStart is false). Safe to repeat.')

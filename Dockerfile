@@ -1,11 +1,15 @@
-# tokenwatch container image: the compiled CLI on Node 24.
+# tokenwatch container image: the compiled CLI on Node 24. The embedded ClickHouse engine
+# (optional package chdb, ~540 MB) is left out: in a container, point CLICKHOUSE_URL at a
+# ClickHouse server (docker-compose.yml does).
 FROM node:24-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY exporter ./exporter
 COPY dashboards ./dashboards
+COPY clickhouse ./clickhouse
 COPY scripts ./scripts
-RUN npm ci --no-audit --no-fund && npm prune --omit=dev
+# npm install, not npm ci: the lock cannot list chdb's engine packages for other platforms.
+RUN npm install --no-audit --no-fund && npm prune --omit=dev --omit=optional
 
 FROM node:24-slim
 WORKDIR /app

@@ -81,7 +81,7 @@ describe('tokenwatch CLI', () => {
     expect(ok.code, ok.stdout + ok.stderr).toBe(0);
     expect(ok.stdout).toMatch(/stream api_requests: columns selectable; polls use an index on "timestamp"/);
     expect(ok.stdout).toContain('all checks passed');
-    expect(ok.stdout).toMatch(/event store \[embedded\][^\n]*\n  ok   connected, ClickHouse/);
+    expect(ok.stdout).toMatch(/event store \[embedded\][^\n]*\n {2}ok {3}connected, ClickHouse/);
     expect(ok.stdout).not.toContain('FAIL');
 
     const empty = await createTestDatabase();

@@ -13,13 +13,16 @@ export async function backfillCommand(options: CommonOptions & { progress: boole
   let rows = 0;
   let lastLog = Date.now();
   try {
-    bar?.start(0, 0, { stream: '', rate: 0 });
+    // The total is the planner's estimate of the tables' sizes; rows already read in earlier
+    // runs are not read again, so the bar may end early.
+    const estimate = bar ? await runtime.pipeline.estimateRows() : 0;
+    bar?.start(Math.max(estimate, 1), 0, { stream: '', rate: 0 });
     const result = await runtime.pipeline.backfill((stream, n) => {
       rows += n;
       const rate = Math.round(rows / Math.max((Date.now() - started) / 1000, 0.001));
       if (bar) {
         if (stream !== current) current = stream;
-        bar.setTotal(Math.max(rows, 1));
+        if (rows > bar.getTotal()) bar.setTotal(rows);
         bar.update(rows, { stream, rate });
       } else if (Date.now() - lastLog > 10_000) {
         lastLog = Date.now();

@@ -281,6 +281,21 @@ export class Pipeline {
     return { rows };
   }
 
+  /**
+   * Rows a backfill would read at most: the planner's estimate of each append-only table's
+   * size (pg_class.reltuples; no count(*) scan), for progress bars. 0 when never analyzed.
+   */
+  async estimateRows(): Promise<number> {
+    let total = 0;
+    for (const source of this.sources) {
+      for (const { stream } of source.streams) {
+        const { rows } = await source.pool.query<{ n: string | null }>('SELECT greatest(reltuples, 0)::bigint::text AS n FROM pg_class WHERE oid = to_regclass($1)', [stream.spec.table]);
+        total += Number(rows[0]?.n ?? 0);
+      }
+    }
+    return total;
+  }
+
   /** Polls every stream and snapshot on its interval until stop(). Failures are logged and retried. */
   start(): void {
     for (const source of this.sources) {

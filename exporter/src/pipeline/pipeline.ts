@@ -34,8 +34,6 @@ export interface StreamStatus {
   /** Checkpoint watermark (incremental streams). */
   watermarkAt: number | null;
   lastError: string | null;
-  /** Newest cursor value read (incremental streams), for the ingest-lag metric. */
-  newestRowAt: number | null;
 }
 
 export interface SinkStatus {
@@ -78,7 +76,7 @@ function newStatus(id: string, source: ActiveSource['config'], table: string, ki
     id, source: source.name, sourceType: source.type, table, kind,
     rowsRead: 0, eventsEmitted: 0, rowsRejected: 0, polls: 0,
     lastPollStartedAt: null, lastSuccessAt: null, lastSuccessStartedAt: null, lastPollDurationMs: null, watermarkAt: null,
-    lastError: null, newestRowAt: null,
+    lastError: null,
   };
 }
 
@@ -219,8 +217,6 @@ export class Pipeline {
         this.options.metrics?.recordStream(stream.spec.id, events);
         status.rowsRead += rows.length;
         status.eventsEmitted += events.length;
-        const newest = cursorTime(String(rows[rows.length - 1]!.__cursor));
-        if (Number.isFinite(newest)) status.newestRowAt = Math.max(status.newestRowAt ?? 0, newest);
         onPage?.(rows.length);
       });
       status.lastSuccessAt = this.now();

@@ -3,22 +3,13 @@
 // the test is skipped with the reason.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { dockerUnavailable } from '../exporter/src/testing/docker.ts';
 import { dashboards } from './index.ts';
 import { MonitoringConfig } from './config.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 
-async function dockerAvailable(): Promise<string | undefined> {
-  try {
-    const { getContainerRuntimeClient } = await import('testcontainers');
-    await getContainerRuntimeClient();
-    return undefined;
-  } catch (error) {
-    return (error as Error).message.split('\n')[0];
-  }
-}
-
-const reason = await dockerAvailable();
+const reason = await dockerUnavailable();
 if (reason) console.log(`skipping the Grafana container test: no Docker engine reachable (${reason})`);
 
 describe.skipIf(reason !== undefined)('Grafana loads the provisioning', () => {

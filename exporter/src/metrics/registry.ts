@@ -158,15 +158,19 @@ export class MetricsRegistry {
   private recordRequest(entry: StreamMetrics, e: RequestEvent): void {
     const base = [e.source, e.tenant, e.model];
     const cls = statusClass(e.httpStatus);
+    const cachedBefore = entry.cache.size;
     const admitted = this.record(entry, 'requests', [...base, cls], 1, false);
     // Every status class of a tenant and model exists from its first request, at 0: a 5xx
     // series that appeared only with the first failure would hide that failure from rate().
-    for (const other of STATUS_CLASSES) {
-      if (other === cls) continue;
-      const values = [...admitted.slice(0, 3), other];
-      this.guard.remember(METRICS.requests.name, METRICS.requests.labels, values);
-      entry.families.get('requests')!.add(values, 0);
-      this.totals.get('requests')!.add(values, 0);
+    // (Done once per new combination, not per request.)
+    if (entry.cache.size > cachedBefore) {
+      for (const other of STATUS_CLASSES) {
+        if (other === cls) continue;
+        const values = [...admitted.slice(0, 3), other];
+        this.guard.remember(METRICS.requests.name, METRICS.requests.labels, values);
+        entry.families.get('requests')!.add(values, 0);
+        this.totals.get('requests')!.add(values, 0);
+      }
     }
     this.record(entry, 'tokens', [...base, 'input'], e.inputTokens, false);
     this.record(entry, 'tokens', [...base, 'output'], e.outputTokens, false);

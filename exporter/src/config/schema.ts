@@ -101,6 +101,13 @@ export const Config = z
         content: z.enum(['full', 'redacted', 'none']).default('redacted'),
         /** Days after which stored message content is cleared (TTL); unset: kept. */
         contentTtlDays: z.number().int().positive().optional(),
+        /**
+         * `tokenwatch backfill` moves request rows in bulk (PostgreSQL COPY, mapped by
+         * ClickHouse) where the source supports it; false: row by row, like `run`.
+         */
+        bulkBackfill: z.boolean().default(true),
+        /** Rows per bulk chunk: a crash repeats at most one chunk. */
+        bulkChunkRows: z.number().int().min(1000).max(10_000_000).default(250_000),
       })
       .strict()
       .prefault({}),

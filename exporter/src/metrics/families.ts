@@ -94,6 +94,20 @@ export function observeInto(series: Series, buckets: readonly number[], value: n
   series.count! += 1;
 }
 
+/** A batch of observations already sorted into buckets (per-bucket, not cumulative counts). */
+export interface BucketedObservations {
+  counts: readonly number[];
+  sum: number;
+  count: number;
+}
+
+/** Adds a batch of bucketed observations to a histogram series. */
+export function observeBucketedInto(series: Series, observations: BucketedObservations): void {
+  for (let i = 0; i < observations.counts.length; i++) series.counts![i]! += observations.counts[i]!;
+  series.sum! += observations.sum;
+  series.count! += observations.count;
+}
+
 /** Adds `from` into `into` series by series (several streams feed the same metric). */
 export function mergeInto(into: Family, from: Family): void {
   for (const s of from.series.values()) {

@@ -9,7 +9,7 @@
 //
 // Gauges from tables updated in place are replaced wholesale on every snapshot read.
 import { METRICS, type MetricDef, type MetricKey } from './catalog.ts';
-import { Family, mergeInto, observeInto, type SavedSeries, type Series } from './families.ts';
+import { Family, mergeInto, observeBucketedInto, observeInto, type BucketedObservations, type SavedSeries, type Series } from './families.ts';
 import { CardinalityGuard, DEFAULT_LIMITS, type CardinalityLimits } from './cardinality.ts';
 import type { CanonicalEvent, RequestEvent } from '../model/events.ts';
 import type { SinkStatus, StreamStatus } from '../pipeline/pipeline.ts';
@@ -22,6 +22,39 @@ const STREAM_METRICS = [
   'tokenUsage', 'operationDuration', 'timeToFirstToken', 'requests', 'tokens', 'cost', 'errors',
   'subtaskRequests', 'toolCalls', 'rateLimitWarnings', 'messages',
 ] as const satisfies readonly MetricKey[];
+
+/**
+ * Requests that share every label value, summed: what a bulk backfill computes with one
+ * GROUP BY in ClickHouse instead of handing each request to recordStream. Recording a group
+ * gives the same series as recording its requests one by one.
+ */
+export interface RequestGroup {
+  source: string;
+  tenant: string;
+  model: string;
+  operation: string;
+  provider: string;
+  httpStatus: number | null;
+  errorType: string | null;
+  account: string | null;
+  rateLimitStatus: string | null;
+  requests: number;
+  subtaskRequests: number;
+  toolCalls: number;
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  cacheWriteTokens: number;
+  costUsd: number;
+  /** Histograms, bucketed by the catalog's boundaries of each metric. */
+  inputTokenUsage: BucketedObservations;
+  outputTokenUsage: BucketedObservations;
+  /** Seconds; requests without a duration are not in it. */
+  duration: BucketedObservations;
+  timeToFirstToken: BucketedObservations;
+  /** Latest request start, epoch milliseconds. */
+  lastStartedAt: number;
+}
 
 export interface ProbeResult {
   name: string;
@@ -124,7 +157,7 @@ export class MetricsRegistry {
     this.restoreStream(streamId, committed);
   }
 
-  private record(entry: StreamMetrics, key: MetricKey, values: string[], value: number, histogram: boolean): readonly string[] {
+  private series(entry: StreamMetrics, key: MetricKey, values: string[]): CachedSeries {
     const cacheKey = `${key}\u0002${values.join('\u0001')}`;
     let cached = entry.cache.get(cacheKey);
     const def = METRICS[key] as MetricDef;
@@ -136,14 +169,27 @@ export class MetricsRegistry {
       cached = { stream: entry.families.get(key)!.get(admitted), total: this.totals.get(key)!.get(admitted), folded };
       entry.cache.set(cacheKey, cached);
     }
+    return cached;
+  }
+
+  private record(entry: StreamMetrics, key: MetricKey, values: string[], value: number, histogram: boolean): readonly string[] {
+    const cached = this.series(entry, key, values);
     if (histogram) {
-      observeInto(cached.stream, def.buckets!, value);
-      observeInto(cached.total, def.buckets!, value);
+      const buckets = (METRICS[key] as MetricDef).buckets!;
+      observeInto(cached.stream, buckets, value);
+      observeInto(cached.total, buckets, value);
     } else {
       cached.stream.value += value;
       cached.total.value += value;
     }
     return cached.stream.values;
+  }
+
+  private recordBucketed(entry: StreamMetrics, key: MetricKey, values: string[], observations: BucketedObservations): void {
+    if (observations.count === 0) return;
+    const cached = this.series(entry, key, values);
+    observeBucketedInto(cached.stream, observations);
+    observeBucketedInto(cached.total, observations);
   }
 
   /** Records the events of one page of an append-only stream. */
@@ -157,21 +203,7 @@ export class MetricsRegistry {
 
   private recordRequest(entry: StreamMetrics, e: RequestEvent): void {
     const base = [e.source, e.tenant, e.model];
-    const cls = statusClass(e.httpStatus);
-    const cachedBefore = entry.cache.size;
-    const admitted = this.record(entry, 'requests', [...base, cls], 1, false);
-    // Every status class of a tenant and model exists from its first request, at 0: a 5xx
-    // series that appeared only with the first failure would hide that failure from rate().
-    // (Done once per new combination, not per request.)
-    if (entry.cache.size > cachedBefore) {
-      for (const other of STATUS_CLASSES) {
-        if (other === cls) continue;
-        const values = [...admitted.slice(0, 3), other];
-        this.guard.remember(METRICS.requests.name, METRICS.requests.labels, values);
-        entry.families.get('requests')!.add(values, 0);
-        this.totals.get('requests')!.add(values, 0);
-      }
-    }
+    this.recordRequestCounters(entry, base, statusClass(e.httpStatus), 1);
     this.record(entry, 'tokens', [...base, 'input'], e.inputTokens, false);
     this.record(entry, 'tokens', [...base, 'output'], e.outputTokens, false);
     this.record(entry, 'tokens', [...base, 'cache_read'], e.cacheReadTokens, false);
@@ -188,10 +220,57 @@ export class MetricsRegistry {
     this.record(entry, 'tokenUsage', [...genai, 'output'], e.outputTokens, true);
     if (e.durationMs !== null) this.record(entry, 'operationDuration', [...genai, e.errorType ?? ''], e.durationMs / 1000, true);
     if (e.timeToFirstTokenMs !== null) this.record(entry, 'timeToFirstToken', genai, e.timeToFirstTokenMs / 1000, true);
-    let seen = this.tenantsSeen.get(e.source);
-    if (!seen) this.tenantsSeen.set(e.source, (seen = new Map()));
-    const started = Date.parse(e.startedAt);
-    if (started > (seen.get(e.tenant) ?? 0)) seen.set(e.tenant, started);
+    this.seen(e.source, e.tenant, Date.parse(e.startedAt));
+  }
+
+  /** requests_total, with every status class of a tenant and model present from its first request. */
+  private recordRequestCounters(entry: StreamMetrics, base: string[], cls: string, requests: number): void {
+    const cachedBefore = entry.cache.size;
+    const admitted = this.record(entry, 'requests', [...base, cls], requests, false);
+    // Every status class of a tenant and model exists from its first request, at 0: a 5xx
+    // series that appeared only with the first failure would hide that failure from rate().
+    // (Done once per new combination, not per request.)
+    if (entry.cache.size > cachedBefore) {
+      for (const other of STATUS_CLASSES) {
+        if (other === cls) continue;
+        const values = [...admitted.slice(0, 3), other];
+        this.guard.remember(METRICS.requests.name, METRICS.requests.labels, values);
+        entry.families.get('requests')!.add(values, 0);
+        this.totals.get('requests')!.add(values, 0);
+      }
+    }
+  }
+
+  private seen(source: string, tenant: string, startedAt: number): void {
+    let seen = this.tenantsSeen.get(source);
+    if (!seen) this.tenantsSeen.set(source, (seen = new Map()));
+    if (startedAt > (seen.get(tenant) ?? 0)) seen.set(tenant, startedAt);
+  }
+
+  /** Records requests summed by label values (bulk backfill): the same series as one by one. */
+  recordRequestGroups(streamId: string, groups: readonly RequestGroup[]): void {
+    const entry = this.stream(streamId);
+    for (const g of groups) {
+      const base = [g.source, g.tenant, g.model];
+      this.recordRequestCounters(entry, base, statusClass(g.httpStatus), g.requests);
+      this.record(entry, 'tokens', [...base, 'input'], g.inputTokens, false);
+      this.record(entry, 'tokens', [...base, 'output'], g.outputTokens, false);
+      this.record(entry, 'tokens', [...base, 'cache_read'], g.cacheReadTokens, false);
+      this.record(entry, 'tokens', [...base, 'cache_creation'], g.cacheWriteTokens, false);
+      this.record(entry, 'cost', base, g.costUsd, false);
+      if (g.errorType !== null) this.record(entry, 'errors', [...base, g.errorType], g.requests, false);
+      if (g.subtaskRequests > 0) this.record(entry, 'subtaskRequests', [g.source, g.tenant], g.subtaskRequests, false);
+      if (g.toolCalls > 0) this.record(entry, 'toolCalls', base, g.toolCalls, false);
+      if (g.rateLimitStatus !== null && g.rateLimitStatus !== 'allowed') {
+        this.record(entry, 'rateLimitWarnings', [g.source, g.tenant, g.account ?? '', g.rateLimitStatus], g.requests, false);
+      }
+      const genai = [g.operation, g.provider, g.model, g.tenant];
+      this.recordBucketed(entry, 'tokenUsage', [...genai, 'input'], g.inputTokenUsage);
+      this.recordBucketed(entry, 'tokenUsage', [...genai, 'output'], g.outputTokenUsage);
+      this.recordBucketed(entry, 'operationDuration', [...genai, g.errorType ?? ''], g.duration);
+      this.recordBucketed(entry, 'timeToFirstToken', genai, g.timeToFirstToken);
+      this.seen(g.source, g.tenant, g.lastStartedAt);
+    }
   }
 
   /** Replaces the gauges of one snapshot query with those of its latest read. */

@@ -10,7 +10,13 @@ import { beginRead, createPool, existingTables } from '../db/postgres.ts';
 import { adapterFor } from '../sources/registry.ts';
 import type { IncrementalStream, MapContext, SnapshotQuery, SourceAdapter } from '../sources/adapter.ts';
 import { Pricing } from '../sources/pricing.ts';
-import { IncrementalReader } from '../reader/incremental-reader.ts';
+import { IncrementalReader, cursorTime, type ReadChunk } from '../reader/incremental-reader.ts';
+import { to as copyTo } from 'pg-copy-streams';
+import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
+import { BulkLoader, type BulkTransport, type Slot } from '../store/bulk-load.ts';
+import type { BulkContext } from '../sources/adapter.ts';
+import { quoteIdent } from '../reader/sql.ts';
+
 import type { CheckpointStore } from '../reader/checkpoint-store.ts';
 import { RowQuality, RowRejected } from '../quality/row-quality.ts';
 import type { Sink } from '../sinks/sink.ts';
@@ -63,12 +69,6 @@ export interface PipelineOptions {
   /** Records metrics from the events; its stream counters are checkpointed with the reader. */
   metrics?: MetricsRegistry;
   now?: () => number;
-}
-
-/** Milliseconds of a cursor value as PostgreSQL prints it in UTC ("2026-01-02 03:04:05.6+00"). */
-export function cursorTime(text: string): number {
-  const iso = text.replace(' ', 'T').replace(/\+00$/, 'Z');
-  return Date.parse(/(Z|[+-]\d\d(:?\d\d)?)$/.test(iso) ? iso : `${iso}Z`);
 }
 
 function newStatus(id: string, source: ActiveSource['config'], table: string, kind: StreamStatus['kind']): StreamStatus {
@@ -266,15 +266,156 @@ export class Pipeline {
 
   /**
    * Reads everything committed up to now, once: one poll per stream (a poll reads all rows
-   * visible when it starts) and one read of every snapshot table. Safe to repeat.
+   * visible when it starts) and one read of every snapshot table. Safe to repeat. Streams
+   * with a bulk path are read in chunks when the event store is the only sink and the
+   * configuration allows it (clickhouse.bulkBackfill).
    */
-  async backfill(onProgress?: (stream: string, rows: number) => void): Promise<{ rows: number }> {
+  async backfill(onProgress?: (stream: string, rows: number) => void, options: { transport?: BulkTransport } = {}): Promise<{ rows: number }> {
     let rows = 0;
     for (const source of this.sources) {
-      for (const entry of source.streams) rows += await this.pollStream(entry, (n) => onProgress?.(entry.stream.spec.id, n));
+      for (const entry of source.streams) {
+        const progress = (n: number) => onProgress?.(entry.stream.spec.id, n);
+        const sink = await this.bulkSink(source, entry);
+        rows += sink ? await this.pollStreamBulk(entry, sink, progress, options.transport) : await this.pollStream(entry, progress);
+      }
       for (const entry of source.snapshots) rows += await this.pollSnapshot(source, entry);
     }
     return { rows };
+  }
+
+  /** The ClickHouse sink a bulk backfill of this stream writes through, or undefined for row by row. */
+  private async bulkSink(source: ActiveSource, entry: ActiveSource['streams'][number]): Promise<ClickHouseSink | undefined> {
+    const sinks = this.options.sinks;
+    if (!this.options.config.clickhouse.bulkBackfill || entry.stream.bulk === undefined) return undefined;
+    if (sinks.length !== 1 || !(sinks[0] instanceof ClickHouseSink)) return undefined;
+    // COPY text is passed to ClickHouse as bytes: only a UTF-8 database guarantees valid text
+    // (map() repairs other bytes and counts them).
+    const { rows } = await source.pool.query<{ encoding: string }>("SELECT current_setting('server_encoding') AS encoding");
+    if (rows[0]?.encoding !== 'UTF8') {
+      this.options.logger.info({ stream: entry.stream.spec.id, encoding: rows[0]?.encoding }, 'bulk backfill needs a UTF8 database: reading row by row');
+      return undefined;
+    }
+    return sinks[0];
+  }
+
+  /**
+   * One poll of a stream through its bulk path, chunk by chunk (README, "Backfill at bulk
+   * speed"): clean rows go PostgreSQL COPY -> ClickHouse mapping -> requests; the others, and
+   * clean rows with more events than their request, through map() as in pollStream.
+   */
+  private async pollStreamBulk(entry: ActiveSource['streams'][number], sink: ClickHouseSink, onPage: (rows: number) => void, transport?: BulkTransport): Promise<number> {
+    const { stream, reader, status } = entry;
+    const spec = stream.bulk!;
+    const id = stream.spec.id;
+    status.lastPollStartedAt = this.now();
+    status.polls += 1;
+    const ctx = this.bulkContext();
+    const loadStore = await sink.store.connectAgain();
+    const loader = await BulkLoader.open({
+      store: sink.store, loadStore, streamId: id, source: this.sourceOf(entry), transport,
+      structure: spec.columns.map((c) => `${quoteIdent(c.name)} ${c.type}`).join(', '),
+      mapping: spec.requests(ctx), clean: spec.clean(ctx), otherEvents: spec.otherEvents,
+    }).catch(async (error: unknown) => {
+      await loadStore.close();
+      throw error;
+    });
+    const columns = spec.columns.map((c) => `${c.sql} AS ${quoteIdent(c.name)}`).join(', ');
+    try {
+      const result = await reader.pollInChunks({
+        // On the poll's connection: COPY into ClickHouse staging, then the rows map() has to see.
+        read: async (chunk, index) => {
+          const slot = (index % 2) as Slot;
+          const started = performance.now();
+          const rows = await loader.load(slot, chunk.client.query(copyTo(`COPY (SELECT ${columns} FROM ${stream.spec.table} t WHERE ${chunk.where}) TO STDOUT`)));
+          const rest = await loader.rest(slot);
+          const restEvents = rest.length === 0 ? [] : await this.mapRestOfChunk(entry, chunk, rest);
+          return { rows, slot, rest, restEvents, readMs: performance.now() - started };
+        },
+        // Alongside the next chunk's read: commit, then the metrics of the whole chunk.
+        finish: async ({ rows, slot, rest, restEvents, readMs }) => {
+          const started = performance.now();
+          await loader.commit(slot);
+          const committed = performance.now();
+          this.options.metrics?.recordRequestGroups(id, await loader.aggregate(slot));
+          this.options.metrics?.recordStream(id, restEvents);
+          const bulkEvents = rows - rest.filter((r) => !r.clean).length;
+          status.rowsRead += rows;
+          status.eventsEmitted += bulkEvents + restEvents.length;
+          this.recordSinkWrite(sink.name, bulkEvents);
+          onPage(rows);
+          this.options.logger.debug(
+            { stream: id, rows, rowByRow: rest.length, readMs: Math.round(readMs), commitMs: Math.round(committed - started), metricsMs: Math.round(performance.now() - committed) },
+            'bulk chunk',
+          );
+        },
+      }, { chunkRows: this.options.config.clickhouse.bulkChunkRows });
+      status.lastSuccessAt = this.now();
+      status.lastSuccessStartedAt = status.lastPollStartedAt;
+      if (result.checkpoint.watermark) status.watermarkAt = cursorTime(result.checkpoint.watermark);
+      status.lastError = null;
+      return result.rows;
+    } catch (error) {
+      this.options.metrics?.rollbackStream(id);
+      status.lastError = errorText(error);
+      throw error;
+    } finally {
+      status.lastPollDurationMs = this.now() - status.lastPollStartedAt;
+      await loader.close().catch(() => undefined);
+      await loadStore.close().catch(() => undefined);
+    }
+  }
+
+  private sourceOf(entry: ActiveSource['streams'][number]): string {
+    return this.sources.find((s) => s.streams.includes(entry))!.config.type;
+  }
+
+  private bulkContext(): BulkContext {
+    return { pricing: this.pricing, futureLimit: new Date(this.now() + this.options.config.quality.futureTolerance).toISOString() };
+  }
+
+  /**
+   * The rows of a chunk the bulk path does not finish, read again by id in the chunk's
+   * transaction and mapped: rows that are not clean in full (requests included), clean rows
+   * only for their other events (their request is stored already).
+   */
+  private async mapRestOfChunk(entry: ActiveSource['streams'][number], chunk: ReadChunk, rest: { id: string; clean: boolean }[]): Promise<CanonicalEvent[]> {
+    const { stream, status } = entry;
+    const { table, idColumn, selectList, batchSize } = stream.spec;
+    const id = stream.spec.id;
+    const clean = new Map(rest.map((r) => [r.id, r.clean]));
+    const typed = await chunk.client.query<{ type: string }>(`SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2`, [table, idColumn.slice(1, -1).replace(/""/g, '"')]);
+    const idType = typed.rows[0]?.type ?? 'text';
+    // Kept for the metrics, recorded when the chunk finishes; content is not needed there.
+    const forMetrics: CanonicalEvent[] = [];
+    for (let i = 0; i < rest.length; i += batchSize) {
+      const ids = rest.slice(i, i + batchSize).map((r) => r.id);
+      // = ANY of the column's own type, so the primary key index is used.
+      const page = await chunk.client.query(`SELECT ${selectList} FROM ${table} t WHERE t.${idColumn} = ANY($1::${idType}[])`, [ids]);
+      const events: CanonicalEvent[] = [];
+      let current: Record<string, unknown> = {};
+      const ctx = this.mapContext(id, () => stream.rowId(current));
+      for (const row of page.rows) {
+        current = row;
+        const isClean = clean.get(stream.rowId(row)) === true;
+        try {
+          const mapped = stream.map(row, ctx);
+          events.push(...(isClean ? mapped.filter((e) => e.kind !== 'request') : mapped));
+        } catch (error) {
+          if (!(error instanceof RowRejected)) throw error;
+          status.rowsRejected += 1;
+          this.quality.record(id, 'rejected', error.reason, error.message, stream.rowId(row));
+        }
+      }
+      await this.emit(events);
+      for (const e of events) forMetrics.push(e.kind === 'message' ? { ...e, content: '' } : e);
+    }
+    return forMetrics;
+  }
+
+  private recordSinkWrite(name: string, events: number): void {
+    const status = this.sinkStatus.get(name) ?? { sink: name, up: true, failures: 0, eventsWritten: 0 };
+    status.eventsWritten += events;
+    this.sinkStatus.set(name, status);
   }
 
   /**

@@ -116,29 +116,33 @@ export class IncrementalReader {
       const { snapshot, now: dbNow } = await beginRead(client);
       const start = this.store.load(this.spec.id) ?? (await this.initialCheckpoint(client, snapshot, dbNow));
       const result = await this.readPages(client, start, snapshot, handle);
-      // Poll complete: every row visible in `snapshot` above the watermark has been handled.
-      const advanced = await client.query<{ watermark: string }>(
-        `SELECT greatest($1::timestamptz, now() - make_interval(secs => $2::double precision / 1000))::text AS watermark`,
-        [start.watermark, this.spec.maxCommitDelayMs],
-      );
-      await client.query('COMMIT');
-      const done: Checkpoint = {
-        version: 1,
-        extra: start.extra,
-        watermark: advanced.rows[0]!.watermark,
-        snapshot,
-        inProgress: null,
-        rowsEmitted: start.rowsEmitted + result.rows,
-        updatedAt: new Date().toISOString(),
-      };
-      this.save(done);
-      return { rows: result.rows, pages: result.pages, checkpoint: done };
+      return await this.complete(client, start, snapshot, result);
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
     } finally {
       client.release();
     }
+  }
+
+  /** Poll complete: every row visible in `snapshot` above the watermark has been handled. */
+  private async complete(client: PoolClient, start: Checkpoint, snapshot: string, result: { rows: number; pages: number }): Promise<PollResult> {
+    const advanced = await client.query<{ watermark: string }>(
+      `SELECT greatest($1::timestamptz, now() - make_interval(secs => $2::double precision / 1000))::text AS watermark`,
+      [start.watermark, this.spec.maxCommitDelayMs],
+    );
+    await client.query('COMMIT');
+    const done: Checkpoint = {
+      version: 1,
+      extra: start.extra,
+      watermark: advanced.rows[0]!.watermark,
+      snapshot,
+      inProgress: null,
+      rowsEmitted: start.rowsEmitted + result.rows,
+      updatedAt: new Date().toISOString(),
+    };
+    this.save(done);
+    return { rows: result.rows, pages: result.pages, checkpoint: done };
   }
 
   private async initialCheckpoint(client: PoolClient, snapshot: string, dbNow: string): Promise<Checkpoint> {
@@ -206,13 +210,36 @@ export class IncrementalReader {
     epoch: { epochBase: string; xmaxLow: string },
     page: { cursor: string; id: string } | null,
   ): { sql: string; params: unknown[] } {
-    const { table, cursorColumn: cursor, idColumn, selectList, batchSize } = this.spec;
-    const id = `t.${idColumn}::text COLLATE "C"`;
+    const { table, cursorColumn: cursor, selectList, batchSize } = this.spec;
     const params: unknown[] = [];
     const param = (value: unknown): string => {
       params.push(value);
       return `$${params.length}`;
     };
+    const where = this.newRowsWhere(start, epoch, param);
+    const id = this.idText();
+    if (page !== null) {
+      // The plain >= lets the planner start the index scan at the page boundary.
+      const c = param(page.cursor);
+      where.push(`t.${cursor} >= ${c}`, `(t.${cursor}, ${id}) > (${c}, ${param(page.id)})`);
+    }
+    const sql = `SELECT ${selectList}, t.${cursor}::text AS "__cursor", ${id} AS "__id" FROM ${table} t` +
+      `${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY t.${cursor}, ${id} LIMIT ${batchSize}`;
+    return { sql, params };
+  }
+
+  private idText(): string {
+    return `t.${this.spec.idColumn}::text COLLATE "C"`;
+  }
+
+  /**
+   * The conditions (over alias `t`) that select the rows a poll starting from `start` has to
+   * emit: above the watermark, not emitted by the previous poll, not emitted by an interrupted
+   * one, and the stream's own filter. `param(value)` renders a value into the SQL.
+   */
+  private newRowsWhere(start: Checkpoint, epoch: { epochBase: string; xmaxLow: string }, param: (value: unknown) => string): string[] {
+    const { cursorColumn: cursor } = this.spec;
+    const id = this.idText();
     // xmin is 32 bits; widen it to the 64-bit txid the snapshot functions take.
     let xidExpr: string | undefined;
     const xid = (): string =>
@@ -226,14 +253,112 @@ export class IncrementalReader {
       done.push(`((t.${cursor}, ${id}) <= (${param(p.afterCursor)}, ${param(p.afterId)}) AND txid_visible_in_snapshot(${xid()}, ${param(p.snapshot)}::txid_snapshot))`);
     }
     if (done.length > 0) where.push(`NOT (${done.join(' OR ')})`);
-    if (page !== null) {
-      // The plain >= lets the planner start the index scan at the page boundary.
-      const c = param(page.cursor);
-      where.push(`t.${cursor} >= ${c}`, `(t.${cursor}, ${id}) > (${c}, ${param(page.id)})`);
-    }
     if (this.spec.filter) where.push(this.spec.filter(param));
-    const sql = `SELECT ${selectList}, t.${cursor}::text AS "__cursor", ${id} AS "__id" FROM ${table} t` +
-      `${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY t.${cursor}, ${id} LIMIT ${batchSize}`;
-    return { sql, params };
+    return where;
   }
+
+  /**
+   * A poll that hands the new rows over in time-range chunks instead of pages, for a bulk
+   * backfill. Each chunk goes through two stages:
+   *  - `read` runs its own statements on the poll's connection, inside its REPEATABLE READ
+   *    transaction, with the chunk's conditions as SQL with the values inlined (COPY takes
+   *    no bind parameters), so it sees exactly the rows a page query would;
+   *  - `finish` completes the chunk without the connection. It runs while the next chunk is
+   *    read (at most one finish in flight, in chunk order), so the database and the writer
+   *    work at the same time.
+   * After a chunk's finish the checkpoint records "every row below the chunk's upper bound
+   * that is visible in this snapshot is handled" (afterId '' sorts before every id), so a
+   * crash repeats at most the chunks read or finishing. The poll then completes like any other.
+   */
+  async pollInChunks<T extends { rows: number }>(
+    stages: { read(chunk: ReadChunk, index: number): Promise<T>; finish(read: T): Promise<void> },
+    options: { chunkRows: number },
+  ): Promise<PollResult> {
+    const client = await this.connect();
+    let finishing: Promise<void> | undefined;
+    try {
+      const { snapshot, now: dbNow } = await beginRead(client);
+      const start = this.store.load(this.spec.id) ?? (await this.initialCheckpoint(client, snapshot, dbNow));
+      const inline = (value: unknown): string => inlineLiteral(client, value);
+      const where = this.newRowsWhere(start, epochOf(snapshot), inline);
+      const { table, cursorColumn: cursor } = this.spec;
+      const plan = await client.query<{ low: string | null; high: string | null; estimate: string }>(
+        `SELECT min(t.${cursor})::text AS low, max(t.${cursor})::text AS high,
+           (SELECT greatest(reltuples, 0)::bigint::text FROM pg_class WHERE oid = to_regclass($1)) AS estimate
+         FROM ${table} t ${start.watermark !== null ? `WHERE t.${cursor} >= ${inline(start.watermark)}::timestamptz` : ''}`,
+        [table],
+      );
+      const { low, high, estimate } = plan.rows[0]!;
+      let rowsTotal = 0;
+      let chunks = 0;
+      let emitted = start.rowsEmitted;
+      if (low !== null && high !== null) {
+        // Chunks are time ranges; their width starts from the planner's row estimate (a
+        // 256th of the range for a table never analyzed) and adapts to the rows the previous
+        // chunk held.
+        const from = Math.max(cursorTime(low), start.inProgress ? cursorTime(start.inProgress.afterCursor) : -Infinity);
+        const to = cursorTime(high);
+        const rowsEstimate = Number(estimate) > 0 ? Math.max(Number(estimate), options.chunkRows) : options.chunkRows * 256;
+        let width = Math.max(1, ((to - from + 1) * options.chunkRows) / rowsEstimate);
+        let lower: string | null = null;
+        let boundary = from;
+        for (;;) {
+          boundary += width;
+          const upper = boundary > to ? null : new Date(boundary).toISOString();
+          const conditions = [...where];
+          if (lower !== null) conditions.push(`t.${cursor} >= ${inline(lower)}::timestamptz`);
+          if (upper !== null) conditions.push(`t.${cursor} < ${inline(upper)}::timestamptz`);
+          const read = await stages.read({ client, where: conditions.length > 0 ? conditions.join(' AND ') : 'true', lower, upper }, chunks);
+          if (finishing) await finishing;
+          rowsTotal += read.rows;
+          emitted += read.rows;
+          chunks += 1;
+          const done = emitted;
+          finishing = stages.finish(read).then(() => {
+            if (upper !== null) this.save({ ...start, inProgress: { snapshot, afterCursor: upper, afterId: '' }, rowsEmitted: done, updatedAt: new Date().toISOString() });
+          });
+          // Handled here and awaited above: a failure while the next chunk is read must not
+          // count as an unhandled rejection.
+          finishing.catch(() => undefined);
+          if (upper === null) break;
+          width *= Math.min(4, Math.max(0.5, options.chunkRows / Math.max(read.rows, 1)));
+          lower = upper;
+        }
+        await finishing;
+      }
+      const result = await this.complete(client, start, snapshot, { rows: rowsTotal, pages: chunks });
+      client.release();
+      return result;
+    } catch (error) {
+      await finishing?.catch(() => undefined);
+      // A chunk may have failed in the middle of a COPY, which leaves the connection unusable:
+      // close it (that rolls the transaction back) rather than return it to the pool.
+      client.release(error instanceof Error ? error : true);
+      throw error;
+    }
+  }
+}
+
+export interface ReadChunk {
+  /** The poll's connection, inside its REPEATABLE READ transaction. */
+  client: PoolClient;
+  /** Conditions over alias `t` selecting the chunk's new rows, values inlined. */
+  where: string;
+  /** Cursor range of the chunk, [lower, upper); null = unbounded. */
+  lower: string | null;
+  upper: string | null;
+}
+
+/** Milliseconds of a cursor value as PostgreSQL prints it in UTC ("2026-01-02 03:04:05.6+00"), or ISO. */
+export function cursorTime(text: string): number {
+  const iso = text.replace(' ', 'T').replace(/\+00$/, 'Z');
+  return Date.parse(/(Z|[+-]\d\d(:?\d\d)?)$/.test(iso) ? iso : `${iso}Z`);
+}
+
+/** A value as a SQL literal: strings and numbers quoted, arrays as a text[] literal. */
+function inlineLiteral(client: PoolClient, value: unknown): string {
+  if (Array.isArray(value)) {
+    return client.escapeLiteral(`{${value.map((v) => `"${String(v).replace(/["\\]/g, '\\$&')}"`).join(',')}}`);
+  }
+  return client.escapeLiteral(String(value));
 }

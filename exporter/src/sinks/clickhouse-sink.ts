@@ -43,7 +43,7 @@ function activity(e: { tenant: string; source: string }, type: string, id: strin
 
 export class ClickHouseSink implements Sink {
   readonly name = 'clickhouse';
-  private readonly store: EventStore;
+  readonly store: EventStore;
   private readonly content: ContentMode;
 
   constructor(store: EventStore, content: ContentMode) {
@@ -81,10 +81,8 @@ export class ClickHouseSink implements Sink {
     if (requests.length > 0) {
       const stored = await this.existing('requests', 'request_id', 'started_at', requests.map((r) => r.requestId), requests.map((r) => r.startedAt));
       const fresh = requests.filter((r) => !stored.has(r.requestId));
+      // Error activity events follow from these rows (materialized view error_events_mv).
       await this.store.insert('requests', fresh.map(requestRow));
-      for (const r of fresh) {
-        if (r.errorType !== null) activities.push(activity(r, 'error', r.requestId, r.startedAt, { details: JSON.stringify({ error_type: r.errorType, http_status: r.httpStatus, model: r.model }) }));
-      }
     }
     if (messages.length > 0) {
       const stored = await this.existing('messages', 'message_id', 'created_at', messages.map((m) => m.messageId), messages.map((m) => m.createdAt));

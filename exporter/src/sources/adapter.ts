@@ -28,6 +28,33 @@ export interface IncrementalStream {
   rowId(row: Record<string, unknown>): string;
   /** Maps one row to zero or more events; throws RowRejected to skip it. */
   map(row: Record<string, unknown>, ctx: MapContext): CanonicalEvent[];
+  /** How a bulk backfill moves this stream's request rows without map(); absent: row by row. */
+  bulk?: BulkSpec;
+}
+
+export interface BulkContext {
+  pricing: Pricing;
+  /** Rows with a cursor after this ISO time are rejected as future timestamps by map(). */
+  futureLimit: string;
+}
+
+/**
+ * The bulk path of a stream (README, "Backfill at bulk speed"). PostgreSQL copies columns of
+ * every row of a chunk; ClickHouse maps them to request rows in SQL and decides which rows
+ * are clean, the rows whose request map() would take as they are (nothing to repair or
+ * reject). The other rows, and clean rows that carry more than their request (message
+ * content), are read again by id and go through map(); of a clean row only the other events
+ * are kept. A test checks that both paths store and count the same.
+ */
+export interface BulkSpec {
+  /** Copied columns in order: a PostgreSQL expression over alias `t`, and the ClickHouse type its text is read as. */
+  columns: { name: string; sql: string; type: string }[];
+  /** ClickHouse select list over the copied columns that yields the requests columns (REQUEST_COLUMNS order). */
+  requests(ctx: BulkContext): string;
+  /** ClickHouse condition over the copied columns: the row is clean. */
+  clean(ctx: BulkContext): string;
+  /** ClickHouse condition over the copied columns: map() must still see this clean row for its other events. */
+  otherEvents: string;
 }
 
 /** A table updated in place, re-read whole (or by a bounded query) on an interval. */

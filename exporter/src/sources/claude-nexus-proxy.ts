@@ -3,7 +3,7 @@
 // Read by the `timestamp` index (request start); rows commit when the response ends, which
 // the incremental reader handles. Request headers are never selected: they carry API keys.
 import type { AccountWindow, CanonicalEvent, MessageEvent, RequestEvent } from '../model/events.ts';
-import type { IncrementalStream, MapContext, SnapshotQuery, SourceAdapter } from './adapter.ts';
+import type { BulkSpec, IncrementalStream, MapContext, SnapshotQuery, SourceAdapter } from './adapter.ts';
 import {
   SourceNames,
   contentText,
@@ -120,6 +120,73 @@ function messages(row: Record<string, unknown>, request: RequestEvent, conversat
   return out;
 }
 
+/**
+ * The bulk backfill of api_requests: the same fields as mapRow, taken from the same columns.
+ * PostgreSQL derives the error class (the JSON bodies stay in PostgreSQL); ClickHouse does
+ * the rest, cost included. Rows with a conversation still pass through mapRow for their
+ * messages (content redaction is JavaScript's).
+ */
+function bulkSpec(names: SourceNames): BulkSpec {
+  const col = (reference: string) => names.column(reference);
+  const raw = (reference: string) => (col(reference) === null ? 'NULL' : `t.${col(reference)}`);
+  const text = (reference: string) => (col(reference) === null ? 'NULL' : `t.${col(reference)}::text`);
+  const status = raw('response_status');
+  const errorType = (() => {
+    const body = col('response_body') === null ? null : `t.${col('response_body')}`;
+    const fromBody = body === null ? [] : [`WHEN jsonb_typeof(${body}->'error'->'type') = 'string' AND ${body}->'error'->>'type' <> '' THEN ${body}->'error'->>'type'`];
+    const fromError = col('error') === null ? [] : [`WHEN ${raw('error')} <> '' THEN 'proxy_error'`];
+    return `CASE ${[...fromBody, `WHEN ${status} >= 400 THEN 'http_' || ${status}`, ...fromError].join(' ')} END`;
+  })();
+  const tokens = ['input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens'];
+  const headers = col('response_headers') === null ? 'NULL' : `t.${col('response_headers')}->>'anthropic-ratelimit-unified-status'`;
+  const costColumns = { model: "ifNull(model, '')", input: 'ifNull(input_tokens, 0)', output: 'ifNull(output_tokens, 0)', cacheRead: 'ifNull(cache_read_input_tokens, 0)', cacheWrite: 'ifNull(cache_creation_input_tokens, 0)' };
+  const nonNegative = (c: string) => `if(${c} >= 0, ${c}, NULL)`;
+  return {
+    columns: [
+      { name: 'request_id', sql: text('request_id'), type: 'String' },
+      { name: 'domain', sql: raw('domain'), type: 'Nullable(String)' },
+      { name: 'ts', sql: raw('timestamp'), type: "DateTime64(6, 'UTC')" },
+      { name: 'model', sql: raw('model'), type: 'Nullable(String)' },
+      { name: 'response_status', sql: status, type: 'Nullable(Int64)' },
+      { name: 'response_streaming', sql: raw('response_streaming'), type: 'Nullable(Bool)' },
+      ...tokens.map((name) => ({ name, sql: raw(name), type: 'Nullable(Int64)' })),
+      { name: 'first_token_ms', sql: raw('first_token_ms'), type: 'Nullable(Float64)' },
+      { name: 'duration_ms', sql: raw('duration_ms'), type: 'Nullable(Float64)' },
+      { name: 'error_type', sql: errorType, type: 'Nullable(String)' },
+      { name: 'tool_call_count', sql: raw('tool_call_count'), type: 'Nullable(Float64)' },
+      { name: 'conversation_id', sql: text('conversation_id'), type: 'Nullable(String)' },
+      { name: 'branch_id', sql: raw('branch_id'), type: 'Nullable(String)' },
+      { name: 'parent_task_request_id', sql: text('parent_task_request_id'), type: 'Nullable(String)' },
+      { name: 'is_subtask', sql: raw('is_subtask'), type: 'Nullable(Bool)' },
+      { name: 'account_id', sql: raw('account_id'), type: 'Nullable(String)' },
+      { name: 'api_key_hash', sql: raw('api_key_hash'), type: 'Nullable(String)' },
+      { name: 'parent_request_id', sql: text('parent_request_id'), type: 'Nullable(String)' },
+      { name: 'rate_limit_status', sql: headers, type: 'Nullable(String)' },
+    ],
+    requests: (ctx) => [
+      "ifNull(domain, '')", `'${SOURCE}'`, 'request_id', "toDateTime64(ts, 3, 'UTC')",
+      "if(duration_ms >= 0, fromUnixTimestamp64Milli(toUnixTimestamp64Milli(toDateTime64(ts, 3, 'UTC')) + toInt64(floor(assumeNotNull(duration_ms))), 'UTC'), NULL)",
+      "ifNull(conversation_id, '')", "ifNull(branch_id, '')", "ifNull(parent_request_id, '')", "ifNull(parent_task_request_id, '')",
+      'ifNull(is_subtask, false)', "ifNull(account_id, '')", "ifNull(api_key_hash, '')", "ifNull(model, 'unknown')", "'anthropic'", "'chat'",
+      'toUInt16(ifNull(response_status, 0))', "ifNull(error_type, '')",
+      ...['input_tokens', 'output_tokens', 'cache_read_input_tokens', 'cache_creation_input_tokens'].map((c) => `toUInt64(greatest(ifNull(${c}, 0), 0))`),
+      ctx.pricing.clickhouseCost(costColumns),
+      ctx.pricing.clickhousePriced("ifNull(model, '')"), nonNegative('duration_ms'), nonNegative('first_token_ms'),
+      'toUInt32(greatest(ifNull(tool_call_count, 0), 0))', 'ifNull(response_streaming, false)', "ifNull(rate_limit_status, '')",
+    ].join(', '),
+    // What mapRow would repair or reject: no tenant, NULL or negative tokens, a timestamp in
+    // the future, a model without a price, a status that is not an HTTP status.
+    clean: (ctx) => [
+      "ifNull(domain, '') != ''",
+      ...tokens.map((name) => `ifNull(${name} >= 0, false)`),
+      `ts <= toDateTime64('${ctx.futureLimit.replace('T', ' ').replace('Z', '')}', 6, 'UTC')`,
+      `model IS NOT NULL AND ${ctx.pricing.clickhousePriced('assumeNotNull(model)')}`,
+      '(response_status IS NULL OR (response_status >= 1 AND response_status <= 65535))',
+    ].join(' AND '),
+    otherEvents: 'conversation_id IS NOT NULL',
+  };
+}
+
 export const claudeNexusProxy: SourceAdapter = {
   type: SOURCE,
   requiredTables: ['api_requests'],
@@ -173,6 +240,7 @@ export const claudeNexusProxy: SourceAdapter = {
       },
       rowId: (row) => String(row.request_id),
       map: mapRow,
+      bulk: bulkSpec(names),
     };
     // The proxy limits output tokens per upstream account over a rolling 5-hour window. The
     // sum is taken in SQL on the timestamp index, so it is right from the first read after a

@@ -28,6 +28,10 @@ export const BUILT_IN_PRICES: Readonly<Record<string, ModelPrice>> = {
   'gpt-4.1': { input: 2, output: 8, cacheRead: 0.5, cacheWrite: 2 },
 };
 
+function clickhouseString(text: string): string {
+  return `'${text.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
 export interface TokenUsage {
   inputTokens: number;
   outputTokens: number;
@@ -35,33 +39,87 @@ export interface TokenUsage {
   cacheWriteTokens: number;
 }
 
+/** A price in micro-USD per million tokens (pico-USD per token), exact as an integer. */
+interface IntegerPrice {
+  key: string;
+  input: number;
+  output: number;
+  cacheRead: number;
+  cacheWrite: number;
+}
+
+const PICO_PER_USD_PER_MILLION = 1_000_000;
+
+/**
+ * Costs are computed in integer pico-USD and rounded half up to nano-USD, the scale of the
+ * store's Decimal(18, 9): exact, and the same in JavaScript and in ClickHouse SQL (the bulk
+ * backfill computes cost there), where floating-point sums would differ in the last digit.
+ * Prices are therefore exact to 1e-6 USD per million tokens.
+ */
 export class Pricing {
-  private readonly keys: string[];
-  private readonly prices: Record<string, ModelPrice>;
+  private readonly prices: IntegerPrice[];
 
   constructor(overrides: Readonly<Record<string, ModelPrice>> = {}) {
-    this.prices = { ...BUILT_IN_PRICES, ...overrides };
+    const merged = { ...BUILT_IN_PRICES, ...overrides };
+    const micro = (usdPerMillion: number) => Math.round(usdPerMillion * PICO_PER_USD_PER_MILLION);
     // Longest first, so the most specific prefix wins.
-    this.keys = Object.keys(this.prices).sort((a, b) => b.length - a.length);
+    this.prices = Object.keys(merged)
+      .sort((a, b) => b.length - a.length)
+      .map((key) => {
+        const price = merged[key]!;
+        return {
+          key,
+          input: micro(price.input),
+          output: micro(price.output),
+          cacheRead: micro(price.cacheRead ?? price.input * 0.1),
+          cacheWrite: micro(price.cacheWrite ?? price.input * 1.25),
+        };
+      });
+  }
+
+  private find(model: string): IntegerPrice | undefined {
+    return this.prices.find((p) => model === p.key || model.startsWith(p.key));
   }
 
   priceOf(model: string): ModelPrice | undefined {
-    const key = this.keys.find((k) => model === k || model.startsWith(k));
-    return key === undefined ? undefined : this.prices[key];
+    const price = this.find(model);
+    if (!price) return undefined;
+    const usd = (micro: number) => micro / PICO_PER_USD_PER_MILLION;
+    return { input: usd(price.input), output: usd(price.output), cacheRead: usd(price.cacheRead), cacheWrite: usd(price.cacheWrite) };
   }
 
-  /** USD, or undefined for a model without a price. */
+  /** USD (a whole number of nano-USD), or undefined for a model without a price. */
   cost(model: string, usage: TokenUsage): number | undefined {
-    const price = this.priceOf(model);
+    const price = this.find(model);
     if (!price) return undefined;
-    const cacheRead = price.cacheRead ?? price.input * 0.1;
-    const cacheWrite = price.cacheWrite ?? price.input * 1.25;
-    return (
-      (usage.inputTokens * price.input +
-        usage.outputTokens * price.output +
-        usage.cacheReadTokens * cacheRead +
-        usage.cacheWriteTokens * cacheWrite) /
-      1_000_000
-    );
+    const pico =
+      usage.inputTokens * price.input +
+      usage.outputTokens * price.output +
+      usage.cacheReadTokens * price.cacheRead +
+      usage.cacheWriteTokens * price.cacheWrite;
+    return Math.floor((pico + 500) / 1000) / 1e9;
+  }
+
+  /** Model-name prefixes that have a price (for a SQL test of "has a price"). */
+  keys(): string[] {
+    return this.prices.map((p) => p.key);
+  }
+
+  /** ClickHouse SQL: true when the model (an expression) has a price. */
+  clickhousePriced(model: string): string {
+    if (this.prices.length === 0) return 'false';
+    return `(${this.prices.map((p) => `startsWith(${model}, ${clickhouseString(p.key)})`).join(' OR ')})`;
+  }
+
+  /**
+   * ClickHouse SQL for cost() over columns of the given names: Decimal(18, 9), 0 for a model
+   * without a price. Integer arithmetic, so it equals cost() to the last digit.
+   */
+  clickhouseCost(columns: { model: string; input: string; output: string; cacheRead: string; cacheWrite: string }): string {
+    if (this.prices.length === 0) return "toDecimal64(0, 9)";
+    const pico = (p: IntegerPrice) =>
+      `toInt64(${columns.input}) * ${p.input} + toInt64(${columns.output}) * ${p.output} + toInt64(${columns.cacheRead}) * ${p.cacheRead} + toInt64(${columns.cacheWrite}) * ${p.cacheWrite}`;
+    const branches = this.prices.map((p) => `startsWith(${columns.model}, ${clickhouseString(p.key)}), ${pico(p)}`).join(', ');
+    return `toDecimal64(intDiv(multiIf(${branches}, 0) + 500, 1000), 0) * toDecimal64('0.000000001', 9)`;
   }
 }

@@ -17,6 +17,8 @@ export interface EventStore extends CommandRunner {
   insert(table: string, rows: readonly Record<string, unknown>[]): Promise<void>;
   query<T>(sql: string, params?: Record<string, unknown>): Promise<T[]>;
   migrate(): Promise<string[]>;
+  /** Another connection to the same store, for statements that must run alongside this one's. */
+  connectAgain(): Promise<EventStore>;
   close(): Promise<void>;
 }
 
@@ -82,6 +84,7 @@ export async function openStore(config: Config): Promise<EventStore> {
       });
       return applied;
     },
+    connectAgain: () => openStore(config),
     async close() {
       await client.close();
     },

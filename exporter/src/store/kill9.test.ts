@@ -1,6 +1,8 @@
 // Exactly-once into ClickHouse: a backfill killed with SIGKILL again and again, then run to
 // the end, leaves every source row in ClickHouse once: 0 lost, 0 duplicated, and the daily
-// rollups, token and cost sums equal the source.
+// rollups, token and cost sums and error events equal the source. Both ways of backfilling:
+// row by row, and the bulk path in small chunks (three rows in four carry a conversation, so
+// its row-by-row remainder is exercised too).
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +15,12 @@ import { testConfig } from '../testing/fixtures.ts';
 const MAIN = new URL('../cli/main.ts', import.meta.url).pathname;
 const ROWS = 60_000;
 
-describe('kill -9 during backfill', () => {
+const MODES = [
+  { mode: 'row by row', yaml: '  bulkBackfill: false\n' },
+  { mode: 'bulk', yaml: '  bulkChunkRows: 5000\n' },
+];
+
+describe.each(MODES)('kill -9 during backfill ($mode)', ({ yaml }) => {
   let db: TestDatabase;
   let dir: string;
   let config: string;
@@ -32,7 +39,7 @@ describe('kill -9 during backfill', () => {
       FROM generate_series(1, ${ROWS}) AS i`);
     dir = mkdtempSync(join(tmpdir(), 'tw-kill9-'));
     config = join(dir, 'tokenwatch.yaml');
-    writeFileSync(config, 'sources:\n  - type: claude-nexus-proxy\n    batchSize: 1000\n');
+    writeFileSync(config, `sources:\n  - type: claude-nexus-proxy\n    batchSize: 1000\nclickhouse:\n${yaml}`);
     env = { PATH: process.env.PATH ?? '', DATABASE_URL: db.url, TOKENWATCH_STATE_DIR: join(dir, 'state'), TOKENWATCH_LOG_LEVEL: 'info' };
   });
   afterAll(async () => {
@@ -63,9 +70,12 @@ describe('kill -9 during backfill', () => {
           (SELECT sum(output_tokens) FROM tokenwatch.requests FINAL) AS output_tokens,
           (SELECT sum(output_tokens) FROM tokenwatch.requests_daily) AS rollup_output_tokens,
           (SELECT toString(sum(cost_usd)) FROM tokenwatch.requests_daily) AS rollup_cost,
-          (SELECT count() FROM tokenwatch.messages) AS messages_physical`);
-      const { rows } = await db.pool.query<{ n: number; output: string; messages: number }>(
-        "SELECT count(*)::int AS n, sum(output_tokens)::text AS output, (count(*) FILTER (WHERE conversation_id IS NOT NULL) * 2)::int AS messages FROM api_requests WHERE request_type = 'inference'",
+          (SELECT count() FROM tokenwatch.messages) AS messages_physical,
+          (SELECT count() FROM tokenwatch.activity_events FINAL WHERE event_type = 'error') AS errors`);
+      const { rows } = await db.pool.query<{ n: number; output: string; messages: number; errors: number }>(
+        `SELECT count(*)::int AS n, sum(output_tokens)::text AS output, (count(*) FILTER (WHERE conversation_id IS NOT NULL) * 2)::int AS messages,
+           (count(*) FILTER (WHERE response_status >= 400))::int AS errors
+         FROM api_requests WHERE request_type = 'inference'`,
       );
       expect(Number(ch!.physical), 'duplicated rows').toBe(ROWS);
       expect(Number(ch!.distinct_rows), 'lost rows').toBe(rows[0]!.n);
@@ -73,6 +83,7 @@ describe('kill -9 during backfill', () => {
       expect(Number(ch!.output_tokens)).toBe(Number(rows[0]!.output));
       expect(Number(ch!.rollup_output_tokens)).toBe(Number(rows[0]!.output));
       expect(Number(ch!.messages_physical)).toBe(rows[0]!.messages);
+      expect(Number(ch!.errors)).toBe(rows[0]!.errors);
       const [raw] = await store.query<{ cost: string }>('SELECT toString(sum(cost_usd)) AS cost FROM tokenwatch.requests FINAL');
       expect(ch!.rollup_cost).toBe(raw!.cost);
     } finally {

@@ -62,6 +62,8 @@ export function render(sql: string, options: RenderOptions): string[] {
   } else {
     text = text.replace(/\{engine:(\w+(?:\([^)]*\))?)\}/g, '$1');
   }
+  // {local:name}: the storage table of a table created by an earlier migration.
+  text = text.replace(/\{local:(\w+)\}/g, (_all, table: string) => (cluster === undefined ? table : `${table}_local`));
   text = text.replaceAll('{on_cluster}', cluster === undefined ? '' : `ON CLUSTER '${cluster}'`).replaceAll('{db}', database);
   const out = statements(text);
   if (cluster !== undefined) {

@@ -1,0 +1,149 @@
+// The bulk backfill stores and counts exactly what the row-by-row backfill does. One source
+// table with every kind of row the mapping treats specially (errors from the body, proxy
+// errors, rate-limit warnings, conversations, subtasks, NULL and negative values, unknown
+// models, future timestamps, microsecond timestamps) is backfilled three ways, each into its
+// own ClickHouse database of one embedded store: row by row, bulk through a FIFO, bulk
+// through a streamed insert. Tables, metric counters, quality counts and stream statuses
+// must be equal.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../testing/databases.ts';
+import { silentLogger, testConfig } from '../testing/fixtures.ts';
+import { API_REQUEST_COLUMNS, apiRequestRows, insertRows, uuidFrom } from '../embedded/seed.ts';
+import { openStore, type EventStore } from '../store/clickhouse.ts';
+import { Pipeline } from './pipeline.ts';
+import { MemoryCheckpointStore } from '../reader/checkpoint-store.ts';
+import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
+import { MetricsRegistry, type SavedMetrics } from '../metrics/registry.ts';
+import type { BulkTransport } from '../store/bulk-load.ts';
+
+const STREAM = 'claude-nexus-proxy/api_requests';
+
+interface Outcome {
+  tables: Record<string, unknown[]>;
+  metrics: SavedMetrics;
+  quality: unknown;
+  status: { rowsRead: number; rowsRejected: number; eventsEmitted: number };
+}
+
+describe('bulk backfill', () => {
+  let db: TestDatabase;
+  let stateDir: string;
+  let stores: EventStore[] = [];
+  const outcomes: Record<string, Outcome> = {};
+
+  async function backfill(name: string, bulk: BulkTransport | false): Promise<Outcome> {
+    const config = testConfig(db.url, {
+      stateDir,
+      sources: [{ type: 'claude-nexus-proxy', batchSize: 700 }],
+      clickhouse: { database: name, bulkBackfill: bulk !== false, bulkChunkRows: 1000 },
+    });
+    const store = await openStore(config);
+    stores.push(store);
+    await store.migrate();
+    const metrics = new MetricsRegistry();
+    const pipeline = await Pipeline.open({ config, logger: silentLogger(), sinks: [new ClickHouseSink(store, 'redacted')], store: new MemoryCheckpointStore(), autoSources: false, metrics });
+    await pipeline.backfill(undefined, bulk === false ? {} : { transport: bulk });
+    const status = pipeline.statuses().find((s) => s.id === STREAM)!;
+    // Order of first occurrence differs between the paths; the counts must not.
+    const quality = pipeline.quality.snapshot().map((q) => JSON.stringify(q)).sort();
+    await pipeline.close();
+    const dump = (sql: string) => store.query<Record<string, unknown>>(sql.replaceAll('{db}', name));
+    return {
+      tables: {
+        requests: await dump('SELECT * EXCEPT ingested_at FROM {db}.requests FINAL ORDER BY request_id'),
+        messages: await dump('SELECT * EXCEPT ingested_at FROM {db}.messages FINAL ORDER BY message_id'),
+        activity: await dump('SELECT * FROM {db}.activity_events FINAL ORDER BY event_id'),
+        requestsDaily: await dump('SELECT day, tenant, source, model, sum(requests), sum(errors), sum(input_tokens), sum(output_tokens), toString(sum(cost_usd)), sum(tool_calls) FROM {db}.requests_daily GROUP BY ALL ORDER BY ALL'),
+        messagesDaily: await dump('SELECT day, tenant, agent, channel, sum(messages) FROM {db}.messages_daily GROUP BY ALL ORDER BY ALL'),
+        physical: await dump('SELECT (SELECT count() FROM {db}.requests) AS requests, (SELECT count() FROM {db}.messages) AS messages'),
+      },
+      metrics: metrics.saveStream(STREAM),
+      quality,
+      status: { rowsRead: status.rowsRead, rowsRejected: status.rowsRejected, eventsEmitted: status.eventsEmitted },
+    };
+  }
+
+  beforeAll(async () => {
+    db = await createTestDatabase({ schemas: ['claude-nexus-proxy'] });
+    stateDir = mkdtempSync(join(tmpdir(), 'tw-bulk-'));
+    await insertRows(db.pool, 'api_requests', API_REQUEST_COLUMNS, apiRequestRows(4000, { seed: 11, spanMs: 7 * 24 * 3_600_000 }));
+    const q = (sql: string, params: unknown[] = []) => db.pool.query(sql, params);
+    // Half the requests carry no conversation (no messages: the bulk path alone), some have
+    // microsecond timestamps, NULL or negative durations, a proxy error, a body error whose
+    // type is not a string, a price matched by the whole model name.
+    await q("UPDATE api_requests SET conversation_id = NULL WHERE get_byte(decode(md5(request_id::text), 'hex'), 0) < 128");
+    await q("UPDATE api_requests SET timestamp = timestamp + interval '987 microseconds' WHERE get_byte(decode(md5(request_id::text), 'hex'), 1) < 64");
+    await q("UPDATE api_requests SET duration_ms = NULL, first_token_ms = -5 WHERE get_byte(decode(md5(request_id::text), 'hex'), 2) < 20");
+    await q("UPDATE api_requests SET duration_ms = -1 WHERE get_byte(decode(md5(request_id::text), 'hex'), 2) BETWEEN 20 AND 30");
+    await q("UPDATE api_requests SET error = 'socket hang up', response_status = 200 WHERE get_byte(decode(md5(request_id::text), 'hex'), 3) < 8");
+    await q(`UPDATE api_requests SET response_status = 502, response_body = '{"error": {"type": 7}}' WHERE get_byte(decode(md5(request_id::text), 'hex'), 3) BETWEEN 8 AND 12`);
+    await q("UPDATE api_requests SET model = 'claude-haiku-4-5', response_status = NULL WHERE get_byte(decode(md5(request_id::text), 'hex'), 4) < 10");
+    await q("UPDATE api_requests SET tool_call_count = NULL, is_subtask = NULL, response_streaming = NULL, account_id = '' WHERE get_byte(decode(md5(request_id::text), 'hex'), 5) < 10");
+    // Rows map() repairs or rejects, which the bulk path hands to map().
+    const base = 'INSERT INTO api_requests (request_id, domain, timestamp, model, request_type, input_tokens, output_tokens, conversation_id, body, response_status)';
+    const bad = (name: string) => uuidFrom(`bulk-bad-${name}`);
+    await q(`${base} VALUES ($1, 'acme.example.com', now() - interval '1 day', 'claude-sonnet-4-5', 'inference', -5, 10, NULL, NULL, 200)`, [bad('negative')]);
+    await q(`${base} VALUES ($1, 'acme.example.com', now() + interval '1 hour', 'claude-sonnet-4-5', 'inference', 1, 1, NULL, NULL, 200)`, [bad('future')]);
+    await q(`${base} VALUES ($1, 'acme.example.com', now() - interval '2 days', 'claude-sonnet-4-5', 'inference', NULL, NULL, NULL, NULL, 200)`, [bad('null')]);
+    await q(`${base} VALUES ($1, 'acme.example.com', now() - interval '3 days', 'mystery-model-9', 'inference', 10, 10, NULL, NULL, 200)`, [bad('unknown')]);
+    await q(`${base} VALUES ($1, 'acme.example.com', now() - interval '3 days', NULL, 'inference', 10, 10, NULL, NULL, 200)`, [bad('no-model')]);
+    await q(`${base} VALUES ($1, '', now() - interval '4 days', 'claude-sonnet-4-5', 'inference', 10, 10, NULL, NULL, 200)`, [bad('no-tenant')]);
+    await q(`${base} VALUES ($1, 'acme.example.com', now() - interval '4 days', 'claude-sonnet-4-5', 'inference', 10, 10, NULL, NULL, 0)`, [bad('status-0')]);
+    await q(`${base} VALUES ($1, 'acme.example.com', now() - interval '5 days', 'claude-sonnet-4-5', 'inference', 10, 10, $2, $3, 200)`, [
+      bad('mail'), uuidFrom('bulk-conv-mail'), JSON.stringify({ messages: [{ role: 'user', content: [{ type: 'text', text: 'mail me at jane@example.org' }] }] }),
+    ]);
+    await q('ANALYZE api_requests');
+
+    outcomes.rows = await backfill('tw_rows', false);
+    outcomes.fifo = await backfill('tw_bulk_fifo', 'fifo');
+    outcomes.stream = await backfill('tw_bulk_stream', 'stream');
+  });
+  afterAll(async () => {
+    for (const store of stores) await store.close();
+    stores = [];
+    await db?.drop();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  it('reads every row, and the data set exercises both paths', async () => {
+    const { rows } = await db.pool.query<{ n: number; conversations: number }>('SELECT count(*)::int AS n, count(conversation_id)::int AS conversations FROM api_requests');
+    expect(outcomes.rows!.status.rowsRead).toBe(rows[0]!.n);
+    expect(rows[0]!.conversations).toBeGreaterThan(1000);
+    expect(rows[0]!.n - rows[0]!.conversations).toBeGreaterThan(1000);
+    expect(outcomes.rows!.status.rowsRejected).toBeGreaterThan(0);
+    expect(outcomes.rows!.tables.activity!.length).toBeGreaterThan(100);
+  });
+
+  for (const transport of ['fifo', 'stream'] as const) {
+    it(`bulk through ${transport === 'fifo' ? 'a FIFO' : 'a streamed insert'} stores the same rows`, () => {
+      for (const [table, rows] of Object.entries(outcomes.rows!.tables)) expect(outcomes[transport]!.tables[table], table).toEqual(rows);
+    });
+
+    it(`bulk through ${transport === 'fifo' ? 'a FIFO' : 'a streamed insert'} counts the same metrics, quality and statuses`, () => {
+      const expected = outcomes.rows!;
+      const actual = outcomes[transport]!;
+      expect(actual.status).toEqual(expected.status);
+      expect(actual.quality).toEqual(expected.quality);
+      expect(Object.keys(actual.metrics).sort()).toEqual(Object.keys(expected.metrics).sort());
+      for (const [key, series] of Object.entries(expected.metrics)) {
+        const mine = new Map(actual.metrics[key as keyof SavedMetrics]!.map((s) => [s[0].join('|'), s]));
+        expect(mine.size, key).toBe(series.length);
+        for (const s of series) {
+          const other = mine.get(s[0].join('|'));
+          expect(other, `${key} ${s[0].join('|')}`).toBeDefined();
+          if (s.length === 2) {
+            // Sums of costs in another order differ in the last bits of a double.
+            expect(other![1] as number, `${key} ${s[0].join('|')}`).toBeCloseTo(s[1], 9);
+          } else {
+            expect(other![1], `${key} ${s[0].join('|')} buckets`).toEqual(s[1]);
+            expect(other![2] as number, `${key} ${s[0].join('|')} sum`).toBeCloseTo(s[2], 6);
+            expect(other![3], `${key} ${s[0].join('|')} count`).toBe(s[3]);
+          }
+        }
+      }
+    });
+  }
+});

@@ -54,7 +54,13 @@ interface ActiveSource {
   config: SourceConfig & { name: string };
   adapter: SourceAdapter;
   pool: pg.Pool;
-  streams: { stream: IncrementalStream; reader: IncrementalReader; status: StreamStatus }[];
+  streams: {
+    stream: IncrementalStream;
+    reader: IncrementalReader;
+    status: StreamStatus;
+    /** The checkpoint this process started from: writes after it may be half done (see recover()). */
+    resumedFrom: Date | undefined;
+  }[];
   snapshots: { query: SnapshotQuery; status: StreamStatus }[];
 }
 
@@ -147,7 +153,10 @@ export class Pipeline {
       };
       const status = newStatus(id, config, stream.table, 'incremental');
       if (checkpoint?.watermark) status.watermarkAt = cursorTime(checkpoint.watermark);
-      active.streams.push({ stream, reader: new IncrementalReader(stream.spec, this.options.store, connect, companion), status });
+      active.streams.push({
+        stream, reader: new IncrementalReader(stream.spec, this.options.store, connect, companion), status,
+        resumedFrom: checkpoint ? new Date(checkpoint.updatedAt) : undefined,
+      });
     }
     // Snapshot queries are named by their id (two may read the same table).
     for (const query of built.snapshots) active.snapshots.push({ query, status: newStatus(query.id, config, query.id.slice(query.id.indexOf('/') + 1), 'snapshot') });
@@ -195,6 +204,7 @@ export class Pipeline {
 
   /** One poll of an incremental stream: everything committed since the previous poll. */
   async pollStream(entry: ActiveSource['streams'][number], onPage?: (rows: number) => void): Promise<number> {
+    await this.recover(entry);
     const { stream, reader, status } = entry;
     status.lastPollStartedAt = this.now();
     status.polls += 1;
@@ -232,6 +242,21 @@ export class Pipeline {
     } finally {
       status.lastPollDurationMs = this.now() - status.lastPollStartedAt;
     }
+  }
+
+  /**
+   * Once per process, before a stream that resumes from a checkpoint is read: lets the sinks
+   * repair writes a crash may have cut short since that checkpoint.
+   */
+  private async recover(entry: ActiveSource['streams'][number]): Promise<void> {
+    const since = entry.resumedFrom;
+    if (since === undefined) return;
+    const source = this.sourceOf(entry);
+    for (const sink of this.options.sinks) {
+      const repaired = (await sink.recover?.(source, since)) ?? [];
+      if (repaired.length > 0) this.options.logger.info({ stream: entry.stream.spec.id, sink: sink.name, repaired }, 'repaired rows written after the last checkpoint');
+    }
+    entry.resumedFrom = undefined;
   }
 
   /** One read of a table updated in place. */
@@ -304,6 +329,7 @@ export class Pipeline {
    * clean rows with more events than their request, through map() as in pollStream.
    */
   private async pollStreamBulk(entry: ActiveSource['streams'][number], sink: ClickHouseSink, onPage: (rows: number) => void, transport?: BulkTransport): Promise<number> {
+    await this.recover(entry);
     const { stream, reader, status } = entry;
     const spec = stream.bulk!;
     const id = stream.spec.id;

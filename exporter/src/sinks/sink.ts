@@ -6,5 +6,10 @@ import type { CanonicalEvent } from '../model/events.ts';
 export interface Sink {
   readonly name: string;
   write(events: readonly CanonicalEvent[]): Promise<void>;
+  /**
+   * Before a stream resumes: repairs what a crash may have left half-written by writes after
+   * `since` (the stream's last checkpoint), for events of `source`.
+   */
+  recover?(source: string, since: Date): Promise<Record<string, unknown>[]>;
   close(): Promise<void>;
 }

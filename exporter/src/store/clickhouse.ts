@@ -12,6 +12,8 @@ export interface EventStore extends CommandRunner {
   client: ClickHouseClient;
   database: string;
   embedded: boolean;
+  /** The cluster of a clustered server deployment (Distributed tables over <table>_local). */
+  cluster: string | undefined;
   /** Where the embedded store lives, or the server URL without credentials. */
   location: string;
   insert(table: string, rows: readonly Record<string, unknown>[]): Promise<void>;
@@ -54,6 +56,7 @@ export async function openStore(config: Config): Promise<EventStore> {
     client,
     database,
     embedded,
+    cluster: embedded ? undefined : cluster,
     location,
     async command(sql) {
       await client.command({ query: sql });

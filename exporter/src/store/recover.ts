@@ -1,0 +1,68 @@
+// Repairs, after a crash, what ClickHouse's materialized views derive from request and
+// message rows.
+//
+// An INSERT into `requests` writes its part, then the parts of the views that feed on it
+// (daily rollups, error events). A process killed between the two leaves rows in `requests`
+// that the rollups never counted, and the writers' rule "insert only ids not stored yet",
+// which keeps rows from being stored twice, then never inserts them again. So before a
+// stream resumes, the rows written since its last checkpoint (by ingested_at) mark the days
+// in doubt, and for each such day of the source:
+//   1. the rollup rows of the day are deleted;
+//   2. the day's rows are inserted again (the views run and rebuild the rollups; error
+//      events collapse in their ReplacingMergeTree);
+//   3. the older copies of the day's rows are deleted.
+// Each step can be interrupted and the whole repeated: the days in doubt are found again
+// from the copies, and only the newest copy survives step 3.
+import type { EventStore } from './clickhouse.ts';
+import { REQUEST_COLUMNS } from './bulk-load.ts';
+
+/** Event tables with materialized views on them, their time column and the views' rollup tables. */
+const DERIVED = [
+  { table: 'requests', time: 'started_at', rollups: ['requests_daily'] },
+  { table: 'messages', time: 'created_at', rollups: ['messages_daily'] },
+] as const;
+
+const MESSAGE_COLUMNS = ['tenant', 'source', 'conversation_id', 'message_id', 'role', 'content', 'sequence', 'channel', 'agent', 'user', 'request_id', 'created_at'];
+
+/** Rows written this long before the checkpoint count as in doubt too, beyond the clock skew. */
+const MARGIN_MS = 1000;
+
+function sqlString(text: string): string {
+  return `'${text.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+export interface RecoverResult {
+  table: string;
+  days: string[];
+  rows: number;
+}
+
+export async function recoverDerived(store: EventStore, source: string, since: Date): Promise<RecoverResult[]> {
+  const db = store.database;
+  // DELETE runs on the storage tables (on every node of a cluster).
+  const local = (table: string) => (store.cluster === undefined ? `${db}.${table}` : `${db}.${table}_local ON CLUSTER '${store.cluster}'`);
+  const src = sqlString(source);
+  // ingested_at is the server's clock, the checkpoint time is ours: allow for the difference.
+  const [clock] = await store.query<{ now: string }>("SELECT toString(now64(3, 'UTC')) AS now");
+  const skew = Math.abs(Date.parse(`${clock!.now.replace(' ', 'T')}Z`) - Date.now());
+  const from = new Date(since.getTime() - skew - MARGIN_MS).toISOString().replace('T', ' ').replace('Z', '');
+  const results: RecoverResult[] = [];
+  for (const { table, time, rollups } of DERIVED) {
+    const doubt = await store.query<{ day: string }>(
+      `SELECT DISTINCT toString(toDate(${time})) AS day FROM ${db}.${table} WHERE source = ${src} AND ingested_at >= toDateTime64(${sqlString(from)}, 3, 'UTC') ORDER BY day`,
+    );
+    if (doubt.length === 0) continue;
+    const days = `(${doubt.map((d) => sqlString(d.day)).join(', ')})`;
+    const [{ started }] = (await store.query<{ started: string }>('SELECT toString(now64(3)) AS started')) as [{ started: string }];
+    for (const rollup of rollups) await store.command(`DELETE FROM ${local(rollup)} WHERE source = ${src} AND day IN ${days}`);
+    const columns = (table === 'requests' ? REQUEST_COLUMNS : MESSAGE_COLUMNS).join(', ');
+    await store.command(`INSERT INTO ${db}.${table} (${columns})
+      SELECT ${columns} FROM ${db}.${table} FINAL WHERE source = ${src} AND toDate(${time}) IN ${days}
+      SETTINGS optimize_on_insert = 0`);
+    // ingested_at is set by the server; copies made by step 2 are not older than `started`.
+    await store.command(`DELETE FROM ${local(table)} WHERE source = ${src} AND toDate(${time}) IN ${days} AND ingested_at < toDateTime64(${sqlString(started)}, 3, 'UTC')`);
+    const [count] = await store.query<{ n: string }>(`SELECT count() AS n FROM ${db}.${table} WHERE source = ${src} AND toDate(${time}) IN ${days}`);
+    results.push({ table, days: doubt.map((d) => d.day), rows: Number(count!.n) });
+  }
+  return results;
+}

@@ -64,6 +64,12 @@ export async function runBackfillBench(): Promise<void> {
     let peakRss = 0;
     let rssBefore = 0;
     for (let round = 1; round <= rounds; round++) {
+      // Background merges of the previous round's parts would slow the next measurement down.
+      for (let waited = 0; waited < 60_000; waited += 200) {
+        const [merging] = await store.query<{ n: string }>('SELECT count() AS n FROM system.merges');
+        if (Number(merging!.n) === 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
       // Raw baseline: the same columns, no transformation, PostgreSQL -> ClickHouse by postgresql().
       await store.command('DROP TABLE IF EXISTS tokenwatch.raw_requests');
       await store.command(`CREATE TABLE tokenwatch.raw_requests (request_id UUID, domain String, timestamp DateTime64(6, 'UTC'), model String,
@@ -82,8 +88,14 @@ export async function runBackfillBench(): Promise<void> {
       peakRss = Math.max(peakRss, rssBefore);
       const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
       started = performance.now();
+      const cpuBefore = process.cpuUsage();
       await pipeline.backfill();
       const ourSeconds = (performance.now() - started) / 1000;
+      if (process.env.BENCH_TRACE) {
+        const cpu = process.cpuUsage(cpuBefore);
+        const merges = await store.query<Record<string, string>>("SELECT table, count() AS parts FROM system.parts WHERE active AND database = 'tokenwatch' GROUP BY table");
+        console.error(`tokenwatch process cpu user ${(cpu.user / 1e6).toFixed(2)} s sys ${(cpu.system / 1e6).toFixed(2)} s; merges ${JSON.stringify(merges)}`);
+      }
       clearInterval(sampler);
       await pipeline.close();
 

@@ -2,8 +2,8 @@
 // table with every kind of row the mapping treats specially (errors from the body, proxy
 // errors, rate-limit warnings, conversations, subtasks, NULL and negative values, unknown
 // models, future timestamps, microsecond timestamps) is backfilled three ways, each into its
-// own ClickHouse database of one embedded store: row by row, bulk through a FIFO, bulk
-// through a streamed insert. Tables, metric counters, quality counts and stream statuses
+// own ClickHouse database of one embedded store: row by row, bulk through a file ClickHouse
+// reads, bulk through a streamed insert. Tables, metric counters, quality counts and stream statuses
 // must be equal.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -98,7 +98,7 @@ describe('bulk backfill', () => {
     await q('ANALYZE api_requests');
 
     outcomes.rows = await backfill('tw_rows', false);
-    outcomes.fifo = await backfill('tw_bulk_fifo', 'fifo');
+    outcomes.file = await backfill('tw_bulk_file', 'file');
     outcomes.stream = await backfill('tw_bulk_stream', 'stream');
   });
   afterAll(async () => {
@@ -117,12 +117,12 @@ describe('bulk backfill', () => {
     expect(outcomes.rows!.tables.activity!.length).toBeGreaterThan(100);
   });
 
-  for (const transport of ['fifo', 'stream'] as const) {
-    it(`bulk through ${transport === 'fifo' ? 'a FIFO' : 'a streamed insert'} stores the same rows`, () => {
+  for (const transport of ['file', 'stream'] as const) {
+    it(`bulk through ${transport === 'file' ? 'a spooled file' : 'a streamed insert'} stores the same rows`, () => {
       for (const [table, rows] of Object.entries(outcomes.rows!.tables)) expect(outcomes[transport]!.tables[table], table).toEqual(rows);
     });
 
-    it(`bulk through ${transport === 'fifo' ? 'a FIFO' : 'a streamed insert'} counts the same metrics, quality and statuses`, () => {
+    it(`bulk through ${transport === 'file' ? 'a spooled file' : 'a streamed insert'} counts the same metrics, quality and statuses`, () => {
       const expected = outcomes.rows!;
       const actual = outcomes[transport]!;
       expect(actual.status).toEqual(expected.status);

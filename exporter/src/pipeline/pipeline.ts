@@ -10,10 +10,10 @@ import { beginRead, createPool, existingTables } from '../db/postgres.ts';
 import { adapterFor } from '../sources/registry.ts';
 import type { IncrementalStream, MapContext, SnapshotQuery, SourceAdapter } from '../sources/adapter.ts';
 import { Pricing } from '../sources/pricing.ts';
-import { IncrementalReader, cursorTime, type ReadChunk } from '../reader/incremental-reader.ts';
+import { IncrementalReader, cursorTime } from '../reader/incremental-reader.ts';
 import { to as copyTo } from 'pg-copy-streams';
 import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
-import { BulkLoader, type BulkTransport, type Slot } from '../store/bulk-load.ts';
+import { BulkLoader, SLOTS, type BulkTransport } from '../store/bulk-load.ts';
 import type { BulkContext } from '../sources/adapter.ts';
 import { quoteIdent } from '../reader/sql.ts';
 
@@ -340,7 +340,7 @@ export class Pipeline {
     const loader = await BulkLoader.open({
       store: sink.store, loadStore, streamId: id, source: this.sourceOf(entry), transport,
       structure: spec.columns.map((c) => `${quoteIdent(c.name)} ${c.type}`).join(', '),
-      mapping: spec.requests(ctx), clean: spec.clean(ctx), otherEvents: spec.otherEvents,
+      derived: spec.derived(ctx), mapping: spec.requests(ctx), clean: spec.clean(ctx), otherEvents: spec.otherEvents,
     }).catch(async (error: unknown) => {
       await loadStore.close();
       throw error;
@@ -348,17 +348,28 @@ export class Pipeline {
     const columns = spec.columns.map((c) => `${c.sql} AS ${quoteIdent(c.name)}`).join(', ');
     try {
       const result = await reader.pollInChunks({
-        // On the poll's connection: COPY into ClickHouse staging, then the rows map() has to see.
-        read: async (chunk, index) => {
-          const slot = (index % 2) as Slot;
-          const started = performance.now();
-          const rows = await loader.load(slot, chunk.client.query(copyTo(`COPY (SELECT ${columns} FROM ${stream.spec.table} t WHERE ${chunk.where}) TO STDOUT`)));
-          const rest = await loader.rest(slot);
-          const restEvents = rest.length === 0 ? [] : await this.mapRestOfChunk(entry, chunk, rest);
-          return { rows, slot, rest, restEvents, readMs: performance.now() - started };
+        // PostgreSQL -> spool file, on the poll's connection.
+        copy: async (chunk) => {
+          const copy = chunk.client.query(copyTo(`COPY (SELECT ${columns} FROM ${stream.spec.table} t WHERE ${chunk.where}) TO STDOUT`));
+          const file = await loader.spool(copy);
+          // pg runs this after the COPY's CommandComplete, which carries the row count.
+          await chunk.client.query('SELECT 1');
+          return { file, rows: copy.rowCount };
         },
-        // Alongside the next chunk's read: commit, then the metrics of the whole chunk.
-        finish: async ({ rows, slot, rest, restEvents, readMs }) => {
+        // File -> ClickHouse staging, mapped, while the next chunk is copied.
+        load: async ({ file }, index) => {
+          const slot = index % SLOTS;
+          const started = performance.now();
+          const rows = await loader.load(slot, file);
+          return { slot, rows, rest: await loader.rest(slot), loadMs: performance.now() - started };
+        },
+        // The rows map() has to see, read again by id on the poll's connection.
+        rest: async (chunk, loaded) => ({
+          ...loaded,
+          restEvents: loaded.rest.length === 0 ? [] : await chunk.withClient((client) => this.mapRestOfChunk(entry, client, loaded.rest)),
+        }),
+        // Commit, then the metrics of the whole chunk, in chunk order.
+        finish: async ({ rows, slot, rest, restEvents, loadMs }) => {
           const started = performance.now();
           await loader.commit(slot);
           const committed = performance.now();
@@ -370,11 +381,11 @@ export class Pipeline {
           this.recordSinkWrite(sink.name, bulkEvents);
           onPage(rows);
           this.options.logger.debug(
-            { stream: id, rows, rowByRow: rest.length, readMs: Math.round(readMs), commitMs: Math.round(committed - started), metricsMs: Math.round(performance.now() - committed) },
+            { stream: id, rows, rowByRow: rest.length, loadMs: Math.round(loadMs), commitMs: Math.round(committed - started), metricsMs: Math.round(performance.now() - committed) },
             'bulk chunk',
           );
         },
-      }, { chunkRows: this.options.config.clickhouse.bulkChunkRows });
+      }, { chunkRows: this.options.config.clickhouse.bulkChunkRows, slots: SLOTS });
       status.lastSuccessAt = this.now();
       status.lastSuccessStartedAt = status.lastPollStartedAt;
       if (result.checkpoint.watermark) status.watermarkAt = cursorTime(result.checkpoint.watermark);
@@ -404,19 +415,19 @@ export class Pipeline {
    * transaction and mapped: rows that are not clean in full (requests included), clean rows
    * only for their other events (their request is stored already).
    */
-  private async mapRestOfChunk(entry: ActiveSource['streams'][number], chunk: ReadChunk, rest: { id: string; clean: boolean }[]): Promise<CanonicalEvent[]> {
+  private async mapRestOfChunk(entry: ActiveSource['streams'][number], client: pg.PoolClient, rest: { id: string; clean: boolean }[]): Promise<CanonicalEvent[]> {
     const { stream, status } = entry;
     const { table, idColumn, selectList, batchSize } = stream.spec;
     const id = stream.spec.id;
     const clean = new Map(rest.map((r) => [r.id, r.clean]));
-    const typed = await chunk.client.query<{ type: string }>(`SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2`, [table, idColumn.slice(1, -1).replace(/""/g, '"')]);
+    const typed = await client.query<{ type: string }>(`SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2`, [table, idColumn.slice(1, -1).replace(/""/g, '"')]);
     const idType = typed.rows[0]?.type ?? 'text';
     // Kept for the metrics, recorded when the chunk finishes; content is not needed there.
     const forMetrics: CanonicalEvent[] = [];
     for (let i = 0; i < rest.length; i += batchSize) {
       const ids = rest.slice(i, i + batchSize).map((r) => r.id);
       // = ANY of the column's own type, so the primary key index is used.
-      const page = await chunk.client.query(`SELECT ${selectList} FROM ${table} t WHERE t.${idColumn} = ANY($1::${idType}[])`, [ids]);
+      const page = await client.query(`SELECT ${selectList} FROM ${table} t WHERE t.${idColumn} = ANY($1::${idType}[])`, [ids]);
       const events: CanonicalEvent[] = [];
       let current: Record<string, unknown> = {};
       const ctx = this.mapContext(id, () => stream.rowId(current));

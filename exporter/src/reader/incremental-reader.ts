@@ -259,23 +259,34 @@ export class IncrementalReader {
 
   /**
    * A poll that hands the new rows over in time-range chunks instead of pages, for a bulk
-   * backfill. Each chunk goes through two stages:
-   *  - `read` runs its own statements on the poll's connection, inside its REPEATABLE READ
-   *    transaction, with the chunk's conditions as SQL with the values inlined (COPY takes
-   *    no bind parameters), so it sees exactly the rows a page query would;
-   *  - `finish` completes the chunk without the connection. It runs while the next chunk is
-   *    read (at most one finish in flight, in chunk order), so the database and the writer
-   *    work at the same time.
+   * backfill. Each chunk goes through four stages (ChunkStages). `copy` runs on the poll's
+   * connection, inside its REPEATABLE READ transaction, with the chunk's conditions as SQL
+   * with the values inlined (COPY takes no bind parameters), so a chunk sees exactly the rows
+   * a page query would; `rest` may use the connection too, through chunk.withClient.
+   * The stages overlap: PostgreSQL copies ahead (at most two chunks not yet loaded) while the
+   * writer loads one chunk and finishes an earlier one. Loads run in order, and so do finishes.
    * After a chunk's finish the checkpoint records "every row below the chunk's upper bound
    * that is visible in this snapshot is handled" (afterId '' sorts before every id), so a
-   * crash repeats at most the chunks read or finishing. The poll then completes like any other.
+   * crash repeats at most the chunks in flight. The poll then completes like any other.
    */
-  async pollInChunks<T extends { rows: number }>(
-    stages: { read(chunk: ReadChunk, index: number): Promise<T>; finish(read: T): Promise<void> },
-    options: { chunkRows: number },
-  ): Promise<PollResult> {
+  async pollInChunks<C extends { rows: number }, L, R>(stages: ChunkStages<C, L, R>, options: { chunkRows: number; slots: number }): Promise<PollResult> {
     const client = await this.connect();
-    let finishing: Promise<void> | undefined;
+    const inFlight = new Set<Promise<unknown>>();
+    let failure: { error: unknown } | undefined;
+    // Every stage promise is tracked: the first failure stops the copying, the others are
+    // awaited before the connection goes, and no rejection counts as unhandled.
+    const track = <T>(promise: Promise<T>): Promise<T> => {
+      inFlight.add(promise);
+      promise.then(() => inFlight.delete(promise), (error: unknown) => (failure ??= { error }));
+      return promise;
+    };
+    // One statement at a time on the connection: copies and the rest stages take turns.
+    let clientTurn: Promise<unknown> = Promise.resolve();
+    const withClient = <T>(use: (c: PoolClient) => Promise<T>): Promise<T> => {
+      const turn = clientTurn.then(() => use(client));
+      clientTurn = turn.catch(() => undefined);
+      return turn;
+    };
     try {
       const { snapshot, now: dbNow } = await beginRead(client);
       const start = this.store.load(this.spec.id) ?? (await this.initialCheckpoint(client, snapshot, dbNow));
@@ -291,7 +302,6 @@ export class IncrementalReader {
       const { low, high, estimate } = plan.rows[0]!;
       let rowsTotal = 0;
       let chunks = 0;
-      let emitted = start.rowsEmitted;
       if (low !== null && high !== null) {
         // Chunks are time ranges; their width starts from the planner's row estimate (a
         // 256th of the range for a table never analyzed) and adapts to the rows the previous
@@ -300,37 +310,49 @@ export class IncrementalReader {
         const to = cursorTime(high);
         const rowsEstimate = Number(estimate) > 0 ? Math.max(Number(estimate), options.chunkRows) : options.chunkRows * 256;
         let width = Math.max(1, ((to - from + 1) * options.chunkRows) / rowsEstimate);
-        let lower: string | null = null;
         let boundary = from;
-        for (;;) {
+        let lower: string | null = null;
+        let emitted = start.rowsEmitted;
+        const loads: Promise<L>[] = [];
+        const finishes: Promise<void>[] = [];
+        for (let index = 0; ; index++) {
+          if (index >= 2) await loads[index - 2];
+          if (failure) throw failure.error;
           boundary += width;
           const upper = boundary > to ? null : new Date(boundary).toISOString();
           const conditions = [...where];
           if (lower !== null) conditions.push(`t.${cursor} >= ${inline(lower)}::timestamptz`);
           if (upper !== null) conditions.push(`t.${cursor} < ${inline(upper)}::timestamptz`);
-          const read = await stages.read({ client, where: conditions.length > 0 ? conditions.join(' AND ') : 'true', lower, upper }, chunks);
-          if (finishing) await finishing;
-          rowsTotal += read.rows;
-          emitted += read.rows;
+          const chunk: ReadChunk = { client, withClient, where: conditions.length > 0 ? conditions.join(' AND ') : 'true', lower, upper };
+          const copied = await track(withClient(() => stages.copy(chunk, index)));
+          rowsTotal += copied.rows;
+          emitted += copied.rows;
           chunks += 1;
+          width *= Math.min(4, Math.max(0.5, options.chunkRows / Math.max(copied.rows, 1)));
+          // A load waits for the previous load and for its staging slot to be finished with.
+          const loaded = track(Promise.all([loads[index - 1], finishes[index - options.slots]]).then(() => stages.load(copied, index)));
+          loads.push(loaded);
+          const rest = track(loaded.then((l) => stages.rest(chunk, l)));
           const done = emitted;
-          finishing = stages.finish(read).then(() => {
-            if (upper !== null) this.save({ ...start, inProgress: { snapshot, afterCursor: upper, afterId: '' }, rowsEmitted: done, updatedAt: new Date().toISOString() });
-          });
-          // Handled here and awaited above: a failure while the next chunk is read must not
-          // count as an unhandled rejection.
-          finishing.catch(() => undefined);
+          finishes.push(
+            track(
+              Promise.all([rest, finishes[index - 1]])
+                .then(([r]) => stages.finish(r))
+                .then(() => {
+                  if (upper !== null) this.save({ ...start, inProgress: { snapshot, afterCursor: upper, afterId: '' }, rowsEmitted: done, updatedAt: new Date().toISOString() });
+                }),
+            ),
+          );
           if (upper === null) break;
-          width *= Math.min(4, Math.max(0.5, options.chunkRows / Math.max(read.rows, 1)));
           lower = upper;
         }
-        await finishing;
+        await finishes[finishes.length - 1];
       }
       const result = await this.complete(client, start, snapshot, { rows: rowsTotal, pages: chunks });
       client.release();
       return result;
     } catch (error) {
-      await finishing?.catch(() => undefined);
+      await Promise.allSettled([...inFlight]);
       // A chunk may have failed in the middle of a COPY, which leaves the connection unusable:
       // close it (that rolls the transaction back) rather than return it to the pool.
       client.release(error instanceof Error ? error : true);
@@ -339,9 +361,23 @@ export class IncrementalReader {
   }
 }
 
+/** The stages of a chunk in pollInChunks, in order. */
+export interface ChunkStages<C extends { rows: number }, L, R> {
+  /** On the poll's connection (chunk.client): the chunk's rows out of PostgreSQL. */
+  copy(chunk: ReadChunk, index: number): Promise<C>;
+  /** Without the connection, while later chunks are copied; loads run one after another. */
+  load(copied: C, index: number): Promise<L>;
+  /** What the chunk still needs from PostgreSQL, through chunk.withClient. */
+  rest(chunk: ReadChunk, loaded: L): Promise<R>;
+  /** Without the connection; finishes run one after another, in chunk order. */
+  finish(rest: R): Promise<void>;
+}
+
 export interface ReadChunk {
-  /** The poll's connection, inside its REPEATABLE READ transaction. */
+  /** The poll's connection, inside its REPEATABLE READ transaction (for copy). */
   client: PoolClient;
+  /** Runs statements on the connection when it is free (for rest: copies may be running). */
+  withClient<T>(use: (client: PoolClient) => Promise<T>): Promise<T>;
   /** Conditions over alias `t` selecting the chunk's new rows, values inlined. */
   where: string;
   /** Cursor range of the chunk, [lower, upper); null = unbounded. */

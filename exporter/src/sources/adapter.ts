@@ -49,7 +49,9 @@ export interface BulkContext {
 export interface BulkSpec {
   /** Copied columns in order: a PostgreSQL expression over alias `t`, and the ClickHouse type its text is read as. */
   columns: { name: string; sql: string; type: string }[];
-  /** ClickHouse select list over the copied columns that yields the requests columns (REQUEST_COLUMNS order). */
+  /** Columns computed once per row before the mapping: `expression AS name`, comma-separated (or ''). */
+  derived(ctx: BulkContext): string;
+  /** ClickHouse select list over the copied and derived columns that yields the requests columns (REQUEST_COLUMNS order). */
   requests(ctx: BulkContext): string;
   /** ClickHouse condition over the copied columns: the row is clean. */
   clean(ctx: BulkContext): string;

@@ -129,7 +129,7 @@ function messages(row: Record<string, unknown>, request: RequestEvent, conversat
 function bulkSpec(names: SourceNames): BulkSpec {
   const col = (reference: string) => names.column(reference);
   const raw = (reference: string) => (col(reference) === null ? 'NULL' : `t.${col(reference)}`);
-  const text = (reference: string) => (col(reference) === null ? 'NULL' : `t.${col(reference)}::text`);
+  const text = (reference: string) => (col(reference) === null ? 'NULL' : `t.${col(reference)}`);
   const status = raw('response_status');
   const errorType = (() => {
     const body = col('response_body') === null ? null : `t.${col('response_body')}`;
@@ -139,7 +139,7 @@ function bulkSpec(names: SourceNames): BulkSpec {
   })();
   const tokens = ['input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens'];
   const headers = col('response_headers') === null ? 'NULL' : `t.${col('response_headers')}->>'anthropic-ratelimit-unified-status'`;
-  const costColumns = { model: "ifNull(model, '')", input: 'ifNull(input_tokens, 0)', output: 'ifNull(output_tokens, 0)', cacheRead: 'ifNull(cache_read_input_tokens, 0)', cacheWrite: 'ifNull(cache_creation_input_tokens, 0)' };
+  const costTokens = { input: 'ifNull(input_tokens, 0)', output: 'ifNull(output_tokens, 0)', cacheRead: 'ifNull(cache_read_input_tokens, 0)', cacheWrite: 'ifNull(cache_creation_input_tokens, 0)' };
   const nonNegative = (c: string) => `if(${c} >= 0, ${c}, NULL)`;
   return {
     columns: [
@@ -163,6 +163,8 @@ function bulkSpec(names: SourceNames): BulkSpec {
       { name: 'parent_request_id', sql: text('parent_request_id'), type: 'Nullable(String)' },
       { name: 'rate_limit_status', sql: headers, type: 'Nullable(String)' },
     ],
+    // The model's price key, matched once per row ('' for a model without a price).
+    derived: (ctx) => `${ctx.pricing.clickhousePriceKey("ifNull(model, '')")} AS price_key`,
     requests: (ctx) => [
       "ifNull(domain, '')", `'${SOURCE}'`, 'request_id', "toDateTime64(ts, 3, 'UTC')",
       "if(duration_ms >= 0, fromUnixTimestamp64Milli(toUnixTimestamp64Milli(toDateTime64(ts, 3, 'UTC')) + toInt64(floor(assumeNotNull(duration_ms))), 'UTC'), NULL)",
@@ -170,8 +172,8 @@ function bulkSpec(names: SourceNames): BulkSpec {
       'ifNull(is_subtask, false)', "ifNull(account_id, '')", "ifNull(api_key_hash, '')", "ifNull(model, 'unknown')", "'anthropic'", "'chat'",
       'toUInt16(ifNull(response_status, 0))', "ifNull(error_type, '')",
       ...['input_tokens', 'output_tokens', 'cache_read_input_tokens', 'cache_creation_input_tokens'].map((c) => `toUInt64(greatest(ifNull(${c}, 0), 0))`),
-      ctx.pricing.clickhouseCost(costColumns),
-      ctx.pricing.clickhousePriced("ifNull(model, '')"), nonNegative('duration_ms'), nonNegative('first_token_ms'),
+      ctx.pricing.clickhouseCost('price_key', costTokens),
+      "price_key != ''", nonNegative('duration_ms'), nonNegative('first_token_ms'),
       'toUInt32(greatest(ifNull(tool_call_count, 0), 0))', 'ifNull(response_streaming, false)', "ifNull(rate_limit_status, '')",
     ].join(', '),
     // What mapRow would repair or reject: no tenant, NULL or negative tokens, a timestamp in
@@ -180,7 +182,7 @@ function bulkSpec(names: SourceNames): BulkSpec {
       "ifNull(domain, '') != ''",
       ...tokens.map((name) => `ifNull(${name} >= 0, false)`),
       `ts <= toDateTime64('${ctx.futureLimit.replace('T', ' ').replace('Z', '')}', 6, 'UTC')`,
-      `model IS NOT NULL AND ${ctx.pricing.clickhousePriced('assumeNotNull(model)')}`,
+      "model IS NOT NULL AND price_key != ''",
       '(response_status IS NULL OR (response_status >= 1 AND response_status <= 65535))',
     ].join(' AND '),
     otherEvents: 'conversation_id IS NOT NULL',

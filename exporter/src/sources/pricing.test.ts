@@ -33,7 +33,7 @@ describe('pricing', () => {
   it('ClickHouse SQL gives the same cost as JavaScript, digit for digit', async () => {
     // Odd prices: rounding to the nano-dollar happens, and half-way cases (x.5 nano) occur.
     const pricing = new Pricing({ odd: { input: 0.0001234, output: 0.0015, cacheRead: 0.0000005, cacheWrite: 1.0000001 }, 'claude-sonnet-4': { input: 3.3, output: 15.7 } });
-    const models = ['odd-model', 'claude-sonnet-4-5', 'claude-haiku-4-5-20251001', 'claude-3-haiku', 'nothing'];
+    const models = ['odd-model', 'claude-sonnet-4-5', 'claude-haiku-4-5-20251001', 'claude-3-haiku', 'claude-3-haiku-x', 'claude-opus-4', 'claude-opus-4-5-2025', 'nothing', 'claude-opus-'];
     let seed = 42;
     const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const rows = Array.from({ length: 3000 }, (_, i) => ({
@@ -42,7 +42,7 @@ describe('pricing', () => {
     }));
     // Exactly half-way: 1 output token at 1500 pico-USD is 1.5 nano-USD, rounded up to 2.
     for (const output of [1, 3, 5, 7]) rows.push({ model: 'odd-model', input: 0, output, cacheRead: 0, cacheWrite: 0 });
-    const sql = pricing.clickhouseCost({ model: 'r.1', input: 'r.2', output: 'r.3', cacheRead: 'r.4', cacheWrite: 'r.5' });
+    const sql = pricing.clickhouseCost(pricing.clickhousePriceKey('r.1'), { input: 'r.2', output: 'r.3', cacheRead: 'r.4', cacheWrite: 'r.5' });
     const result = await store.query<{ cost: string }>(
       `SELECT toString(${sql}) AS cost FROM (SELECT arrayJoin(arrayZip({m:Array(String)}, {i:Array(UInt64)}, {o:Array(UInt64)}, {r:Array(UInt64)}, {w:Array(UInt64)})) AS r)`,
       { m: rows.map((r) => r.model), i: rows.map((r) => r.input), o: rows.map((r) => r.output), r: rows.map((r) => r.cacheRead), w: rows.map((r) => r.cacheWrite) },

@@ -100,26 +100,26 @@ export class Pricing {
     return Math.floor((pico + 500) / 1000) / 1e9;
   }
 
-  /** Model-name prefixes that have a price (for a SQL test of "has a price"). */
-  keys(): string[] {
-    return this.prices.map((p) => p.key);
-  }
-
-  /** ClickHouse SQL: true when the model (an expression) has a price. */
-  clickhousePriced(model: string): string {
-    if (this.prices.length === 0) return 'false';
-    return `(${this.prices.map((p) => `startsWith(${model}, ${clickhouseString(p.key)})`).join(' OR ')})`;
+  /**
+   * ClickHouse SQL: the price key a model (an expression) matches, '' for none. One regular
+   * expression per row: alternatives longest first, and RE2 takes the first that matches,
+   * as priceOf() does.
+   */
+  clickhousePriceKey(model: string): string {
+    if (this.prices.length === 0) return "''";
+    const alternatives = this.prices.map((p) => p.key.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&')).join('|');
+    return `extract(${model}, ${clickhouseString(`^(${alternatives})`)})`;
   }
 
   /**
-   * ClickHouse SQL for cost() over columns of the given names: Decimal(18, 9), 0 for a model
-   * without a price. Integer arithmetic, so it equals cost() to the last digit.
+   * ClickHouse SQL for cost(): Decimal(18, 9), 0 when `key` (clickhousePriceKey) is ''.
+   * Integer arithmetic, so it equals cost() to the last digit.
    */
-  clickhouseCost(columns: { model: string; input: string; output: string; cacheRead: string; cacheWrite: string }): string {
-    if (this.prices.length === 0) return "toDecimal64(0, 9)";
-    const pico = (p: IntegerPrice) =>
-      `toInt64(${columns.input}) * ${p.input} + toInt64(${columns.output}) * ${p.output} + toInt64(${columns.cacheRead}) * ${p.cacheRead} + toInt64(${columns.cacheWrite}) * ${p.cacheWrite}`;
-    const branches = this.prices.map((p) => `startsWith(${columns.model}, ${clickhouseString(p.key)}), ${pico(p)}`).join(', ');
-    return `toDecimal64(intDiv(multiIf(${branches}, 0) + 500, 1000), 0) * toDecimal64('0.000000001', 9)`;
+  clickhouseCost(key: string, tokens: { input: string; output: string; cacheRead: string; cacheWrite: string }): string {
+    if (this.prices.length === 0) return 'toDecimal64(0, 9)';
+    const keys = `[${this.prices.map((p) => clickhouseString(p.key)).join(', ')}]`;
+    const price = (field: 'input' | 'output' | 'cacheRead' | 'cacheWrite') => `transform(${key}, ${keys}, [${this.prices.map((p) => p[field]).join(', ')}]::Array(Int64), toInt64(0))`;
+    const pico = `toInt64(${tokens.input}) * ${price('input')} + toInt64(${tokens.output}) * ${price('output')} + toInt64(${tokens.cacheRead}) * ${price('cacheRead')} + toInt64(${tokens.cacheWrite}) * ${price('cacheWrite')}`;
+    return `toDecimal64(intDiv(${pico} + 500, 1000), 0) * toDecimal64('0.000000001', 9)`;
   }
 }

@@ -59,7 +59,7 @@ interface ActiveSource {
     reader: IncrementalReader;
     status: StreamStatus;
     /** The checkpoint this process started from: writes after it may be half done (see recover()). */
-    resumedFrom: Date | undefined;
+    resumedFrom: { at: Date; watermark: Date | null } | undefined;
   }[];
   snapshots: { query: SnapshotQuery; status: StreamStatus }[];
 }
@@ -155,7 +155,7 @@ export class Pipeline {
       if (checkpoint?.watermark) status.watermarkAt = cursorTime(checkpoint.watermark);
       active.streams.push({
         stream, reader: new IncrementalReader(stream.spec, this.options.store, connect, companion), status,
-        resumedFrom: checkpoint ? new Date(checkpoint.updatedAt) : undefined,
+        resumedFrom: checkpoint ? { at: new Date(checkpoint.updatedAt), watermark: checkpoint.watermark ? new Date(cursorTime(checkpoint.watermark)) : null } : undefined,
       });
     }
     // Snapshot queries are named by their id (two may read the same table).
@@ -249,11 +249,12 @@ export class Pipeline {
    * repair writes a crash may have cut short since that checkpoint.
    */
   private async recover(entry: ActiveSource['streams'][number]): Promise<void> {
-    const since = entry.resumedFrom;
-    if (since === undefined) return;
+    const resumed = entry.resumedFrom;
+    if (resumed === undefined) return;
     const source = this.sourceOf(entry);
     for (const sink of this.options.sinks) {
-      const repaired = (await sink.recover?.(source, since)) ?? [];
+      // Every row a poll emits has its cursor at or above the checkpoint's watermark.
+      const repaired = (await sink.recover?.(source, resumed.at, resumed.watermark)) ?? [];
       if (repaired.length > 0) this.options.logger.info({ stream: entry.stream.spec.id, sink: sink.name, repaired }, 'repaired rows written after the last checkpoint');
     }
     entry.resumedFrom = undefined;

@@ -124,8 +124,8 @@ export class ClickHouseSink implements Sink {
   }
 
   /** After a crash: rebuilds the rollups and events derived from rows written since the checkpoint (store/recover.ts). */
-  async recover(source: string, since: Date): Promise<Record<string, unknown>[]> {
-    return (await recoverDerived(this.store, source, since)) as unknown as Record<string, unknown>[];
+  async recover(source: string, since: Date, notBefore: Date | null): Promise<Record<string, unknown>[]> {
+    return (await recoverDerived(this.store, source, since, notBefore)) as unknown as Record<string, unknown>[];
   }
 
   async close(): Promise<void> {}

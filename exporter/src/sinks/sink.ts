@@ -8,8 +8,9 @@ export interface Sink {
   write(events: readonly CanonicalEvent[]): Promise<void>;
   /**
    * Before a stream resumes: repairs what a crash may have left half-written by writes after
-   * `since` (the stream's last checkpoint), for events of `source`.
+   * `since` (the stream's last checkpoint), for events of `source`; those events are not
+   * older than `notBefore` when it is known (the checkpoint's watermark).
    */
-  recover?(source: string, since: Date): Promise<Record<string, unknown>[]>;
+  recover?(source: string, since: Date, notBefore: Date | null): Promise<Record<string, unknown>[]>;
   close(): Promise<void>;
 }

@@ -63,6 +63,8 @@ describe('recovery of derived rows after a crash', () => {
     expect(result.map((r) => [r.table, r.days])).toEqual([['requests', ['2026-03-02', '2026-03-03']], ['messages', ['2026-03-02']]]);
     const expected = { physical: 5, distinct_rows: 5, output: 15, rollup_requests: 5, rollup_output: 15, errors: 2, messages: 2, rollup_messages: 2 };
     expect(await totals()).toEqual(expected);
+    // With a watermark after the broken days, the search does not reach them.
+    expect(await recoverDerived(store, 'claude-nexus-proxy', checkpoint, new Date('2026-04-01T00:00:00Z'))).toEqual([]);
     // Repeating it (as after a crash during the repair) changes nothing.
     await recoverDerived(store, 'claude-nexus-proxy', checkpoint);
     expect(await totals()).toEqual(expected);

@@ -37,7 +37,12 @@ export interface RecoverResult {
   rows: number;
 }
 
-export async function recoverDerived(store: EventStore, source: string, since: Date): Promise<RecoverResult[]> {
+/**
+ * `since`: the checkpoint time; `notBefore`: a time no event written since is older than (the
+ * checkpoint's watermark), which lets the search skip older partitions and granules; a day
+ * of slack covers event times that trail the cursor (a response message's end time).
+ */
+export async function recoverDerived(store: EventStore, source: string, since: Date, notBefore: Date | null = null): Promise<RecoverResult[]> {
   const db = store.database;
   // DELETE runs on the storage tables (on every node of a cluster).
   const local = (table: string) => (store.cluster === undefined ? `${db}.${table}` : `${db}.${table}_local ON CLUSTER '${store.cluster}'`);
@@ -48,8 +53,10 @@ export async function recoverDerived(store: EventStore, source: string, since: D
   const from = new Date(since.getTime() - skew - MARGIN_MS).toISOString().replace('T', ' ').replace('Z', '');
   const results: RecoverResult[] = [];
   for (const { table, time, rollups } of DERIVED) {
+    const bound = notBefore === null ? '' : ` AND ${time} >= toDateTime64(${sqlString(new Date(notBefore.getTime() - 86_400_000).toISOString().slice(0, 10))}, 3, 'UTC')`;
     const doubt = await store.query<{ day: string }>(
-      `SELECT DISTINCT toString(toDate(${time})) AS day FROM ${db}.${table} WHERE source = ${src} AND ingested_at >= toDateTime64(${sqlString(from)}, 3, 'UTC') ORDER BY day`,
+      `SELECT DISTINCT toString(toDate(${time})) AS day FROM ${db}.${table}
+       WHERE source = ${src} AND ingested_at >= toDateTime64(${sqlString(from)}, 3, 'UTC')${bound} ORDER BY day`,
     );
     if (doubt.length === 0) continue;
     const days = `(${doubt.map((d) => sqlString(d.day)).join(', ')})`;

@@ -10,7 +10,7 @@ import { beginRead, createPool, existingTables } from '../db/postgres.ts';
 import { adapterFor } from '../sources/registry.ts';
 import type { IncrementalStream, MapContext, SnapshotQuery, SourceAdapter } from '../sources/adapter.ts';
 import { Pricing } from '../sources/pricing.ts';
-import { IncrementalReader, cursorTime } from '../reader/incremental-reader.ts';
+import { IncrementalReader, cursorTime, type PollResult } from '../reader/incremental-reader.ts';
 import { to as copyTo } from 'pg-copy-streams';
 import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
 import { BulkLoader, SLOTS, type BulkTransport } from '../store/bulk-load.ts';
@@ -202,33 +202,37 @@ export class Pipeline {
     return this.options.sinks.map((s) => ({ ...(this.sinkStatus.get(s.name) ?? { sink: s.name, up: true, failures: 0, eventsWritten: 0 }) }));
   }
 
-  /** One poll of an incremental stream: everything committed since the previous poll. */
-  async pollStream(entry: ActiveSource['streams'][number], onPage?: (rows: number) => void): Promise<number> {
+  /**
+   * Maps rows through the stream's adapter; rejected rows are counted and skipped. `keepRequest`
+   * false drops a row's request event (the bulk path stored it already).
+   */
+  private mapRows(entry: ActiveSource['streams'][number], rows: readonly Record<string, unknown>[], keepRequest: (row: Record<string, unknown>) => boolean = () => true): CanonicalEvent[] {
+    const { stream, status } = entry;
+    const events: CanonicalEvent[] = [];
+    let current: Record<string, unknown> = {};
+    const ctx = this.mapContext(stream.spec.id, () => stream.rowId(current));
+    for (const row of rows) {
+      current = row;
+      try {
+        const mapped = stream.map(row, ctx);
+        events.push(...(keepRequest(row) ? mapped : mapped.filter((e) => e.kind !== 'request')));
+      } catch (error) {
+        if (!(error instanceof RowRejected)) throw error;
+        status.rowsRejected += 1;
+        this.quality.record(stream.spec.id, 'rejected', error.reason, error.message, stream.rowId(row));
+      }
+    }
+    return events;
+  }
+
+  /** Runs one poll of a stream, keeping its status; a failed poll forgets the metrics of its unsaved pages. */
+  private async trackPoll(entry: ActiveSource['streams'][number], poll: () => Promise<PollResult>): Promise<number> {
     await this.recover(entry);
-    const { stream, reader, status } = entry;
+    const { stream, status } = entry;
     status.lastPollStartedAt = this.now();
     status.polls += 1;
     try {
-      const result = await reader.poll(async (rows) => {
-        const events: CanonicalEvent[] = [];
-        let current: Record<string, unknown> = {};
-        const ctx = this.mapContext(stream.spec.id, () => stream.rowId(current));
-        for (const row of rows) {
-          current = row;
-          try {
-            events.push(...stream.map(row, ctx));
-          } catch (error) {
-            if (!(error instanceof RowRejected)) throw error;
-            status.rowsRejected += 1;
-            this.quality.record(stream.spec.id, 'rejected', error.reason, error.message, stream.rowId(row));
-          }
-        }
-        await this.emit(events);
-        this.options.metrics?.recordStream(stream.spec.id, events);
-        status.rowsRead += rows.length;
-        status.eventsEmitted += events.length;
-        onPage?.(rows.length);
-      });
+      const result = await poll();
       status.lastSuccessAt = this.now();
       status.lastSuccessStartedAt = status.lastPollStartedAt;
       if (result.checkpoint.watermark) status.watermarkAt = cursorTime(result.checkpoint.watermark);
@@ -242,6 +246,21 @@ export class Pipeline {
     } finally {
       status.lastPollDurationMs = this.now() - status.lastPollStartedAt;
     }
+  }
+
+  /** One poll of an incremental stream: everything committed since the previous poll. */
+  async pollStream(entry: ActiveSource['streams'][number], onPage?: (rows: number) => void): Promise<number> {
+    const { stream, reader, status } = entry;
+    return this.trackPoll(entry, () =>
+      reader.poll(async (rows) => {
+        const events = this.mapRows(entry, rows);
+        await this.emit(events);
+        this.options.metrics?.recordStream(stream.spec.id, events);
+        status.rowsRead += rows.length;
+        status.eventsEmitted += events.length;
+        onPage?.(rows.length);
+      }),
+    );
   }
 
   /**
@@ -330,12 +349,9 @@ export class Pipeline {
    * clean rows with more events than their request, through map() as in pollStream.
    */
   private async pollStreamBulk(entry: ActiveSource['streams'][number], sink: ClickHouseSink, onPage: (rows: number) => void, transport?: BulkTransport): Promise<number> {
-    await this.recover(entry);
     const { stream, reader, status } = entry;
     const spec = stream.bulk!;
     const id = stream.spec.id;
-    status.lastPollStartedAt = this.now();
-    status.polls += 1;
     const ctx = this.bulkContext();
     const loadStore = await sink.store.connectAgain();
     const loader = await BulkLoader.open({
@@ -348,7 +364,7 @@ export class Pipeline {
     });
     const columns = spec.columns.map((c) => `${c.sql} AS ${quoteIdent(c.name)}`).join(', ');
     try {
-      const result = await reader.pollInChunks({
+      return await this.trackPoll(entry, () => reader.pollInChunks({
         // PostgreSQL -> spool file, on the poll's connection.
         copy: async (chunk) => {
           const copy = chunk.client.query(copyTo(`COPY (SELECT ${columns} FROM ${stream.spec.table} t WHERE ${chunk.where}) TO STDOUT`));
@@ -386,18 +402,8 @@ export class Pipeline {
             'bulk chunk',
           );
         },
-      }, { chunkRows: this.options.config.clickhouse.bulkChunkRows, slots: SLOTS });
-      status.lastSuccessAt = this.now();
-      status.lastSuccessStartedAt = status.lastPollStartedAt;
-      if (result.checkpoint.watermark) status.watermarkAt = cursorTime(result.checkpoint.watermark);
-      status.lastError = null;
-      return result.rows;
-    } catch (error) {
-      this.options.metrics?.rollbackStream(id);
-      status.lastError = errorText(error);
-      throw error;
+      }, { chunkRows: this.options.config.clickhouse.bulkChunkRows, slots: SLOTS }));
     } finally {
-      status.lastPollDurationMs = this.now() - status.lastPollStartedAt;
       await loader.close().catch(() => undefined);
       await loadStore.close().catch(() => undefined);
     }
@@ -417,9 +423,8 @@ export class Pipeline {
    * only for their other events (their request is stored already).
    */
   private async mapRestOfChunk(entry: ActiveSource['streams'][number], client: pg.PoolClient, rest: { id: string; clean: boolean }[]): Promise<CanonicalEvent[]> {
-    const { stream, status } = entry;
+    const { stream } = entry;
     const { table, idColumn, selectList, batchSize } = stream.spec;
-    const id = stream.spec.id;
     const clean = new Map(rest.map((r) => [r.id, r.clean]));
     const typed = await client.query<{ type: string }>(`SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2`, [table, idColumn.slice(1, -1).replace(/""/g, '"')]);
     const idType = typed.rows[0]?.type ?? 'text';
@@ -429,21 +434,7 @@ export class Pipeline {
       const ids = rest.slice(i, i + batchSize).map((r) => r.id);
       // = ANY of the column's own type, so the primary key index is used.
       const page = await client.query(`SELECT ${selectList} FROM ${table} t WHERE t.${idColumn} = ANY($1::${idType}[])`, [ids]);
-      const events: CanonicalEvent[] = [];
-      let current: Record<string, unknown> = {};
-      const ctx = this.mapContext(id, () => stream.rowId(current));
-      for (const row of page.rows) {
-        current = row;
-        const isClean = clean.get(stream.rowId(row)) === true;
-        try {
-          const mapped = stream.map(row, ctx);
-          events.push(...(isClean ? mapped.filter((e) => e.kind !== 'request') : mapped));
-        } catch (error) {
-          if (!(error instanceof RowRejected)) throw error;
-          status.rowsRejected += 1;
-          this.quality.record(id, 'rejected', error.reason, error.message, stream.rowId(row));
-        }
-      }
+      const events = this.mapRows(entry, page.rows, (row) => clean.get(stream.rowId(row)) !== true);
       await this.emit(events);
       for (const e of events) forMetrics.push(e.kind === 'message' ? { ...e, content: '' } : e);
     }

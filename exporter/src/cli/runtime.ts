@@ -1,5 +1,7 @@
 // Assembles the parts every command needs from a loaded configuration: the embedded demo
 // database when no database is configured, the checkpoint store, the sinks and the pipeline.
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { LoadedConfig } from '../config/load.ts';
 import type { Logger } from '../log.ts';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from '../embedded/pglite-server.ts';
@@ -26,6 +28,24 @@ export interface Runtime {
   /** Every metric family, as /metrics and the OTLP push expose them. */
   collect(): Family[];
   close(): Promise<void>;
+}
+
+/**
+ * stateDir/clean-shutdown exists only between a clean stop and the next start. Read (and
+ * removed) at start: a process that dies before mark() leaves none, so its successor repairs
+ * what the crash may have cut short (Sink.recover).
+ */
+function cleanShutdownMarker(stateDir: string): { wasClean: boolean; mark(): void } {
+  const file = join(stateDir, 'clean-shutdown');
+  const wasClean = existsSync(file);
+  rmSync(file, { force: true });
+  return {
+    wasClean,
+    mark() {
+      mkdirSync(stateDir, { recursive: true });
+      writeFileSync(file, `${new Date().toISOString()}\n`);
+    },
+  };
 }
 
 export function createMetricsRegistry(config: Config): MetricsRegistry {
@@ -102,7 +122,9 @@ export async function openRuntime(loaded: LoadedConfig, logger: Logger, extraSin
     store = await openEventStore(loaded.config, logger, { migrate: loaded.config.clickhouse.migrateOnStart });
     if (store) sinks.push(new ClickHouseSink(store, loaded.config.clickhouse.content));
     const metrics = createMetricsRegistry(loaded.config);
+    const shutdown = cleanShutdownMarker(loaded.config.stateDir);
     const pipeline = await Pipeline.open({
+      previousRunClean: shutdown.wasClean,
       config: loaded.config,
       logger,
       sinks,
@@ -121,6 +143,9 @@ export async function openRuntime(loaded: LoadedConfig, logger: Logger, extraSin
       async close() {
         probes.stop();
         await pipeline.close();
+        // Every write finished and was checkpointed: the next start has nothing to repair
+        // (unless a repair this process owed was never done).
+        if (!pipeline.repairPending()) shutdown.mark();
         await store?.close();
         await embedded?.close();
       },

@@ -75,6 +75,11 @@ export interface PipelineOptions {
   /** Records metrics from the events; its stream counters are checkpointed with the reader. */
   metrics?: MetricsRegistry;
   now?: () => number;
+  /**
+   * The previous process stopped cleanly (every write finished and checkpointed): nothing to
+   * repair when streams resume. Default false: a resumed stream lets the sinks repair.
+   */
+  previousRunClean?: boolean;
 }
 
 function newStatus(id: string, source: ActiveSource['config'], table: string, kind: StreamStatus['kind']): StreamStatus {
@@ -264,19 +269,23 @@ export class Pipeline {
   }
 
   /**
-   * Once per process, before a stream that resumes from a checkpoint is read: lets the sinks
-   * repair writes a crash may have cut short since that checkpoint.
+   * Once per process and source, before the first stream of the source that resumes from a
+   * checkpoint is read: lets the sinks repair writes a crash may have cut short since the
+   * oldest checkpoint of the source's streams (they share the event tables).
    */
   private async recover(entry: ActiveSource['streams'][number]): Promise<void> {
-    const resumed = entry.resumedFrom;
-    if (resumed === undefined) return;
-    const source = this.sourceOf(entry);
+    if (entry.resumedFrom === undefined) return;
+    const active = this.sources.find((s) => s.streams.includes(entry))!;
+    const resumed = active.streams.flatMap((s) => (s.resumedFrom ? [s.resumedFrom] : []));
+    for (const s of active.streams) s.resumedFrom = undefined;
+    if (this.options.previousRunClean) return;
+    const since = new Date(Math.min(...resumed.map((r) => r.at.getTime())));
+    // Every row a poll emits has its cursor at or above the checkpoint's watermark.
+    const notBefore = resumed.some((r) => r.watermark === null) ? null : new Date(Math.min(...resumed.map((r) => r.watermark!.getTime())));
     for (const sink of this.options.sinks) {
-      // Every row a poll emits has its cursor at or above the checkpoint's watermark.
-      const repaired = (await sink.recover?.(source, resumed.at, resumed.watermark)) ?? [];
-      if (repaired.length > 0) this.options.logger.info({ stream: entry.stream.spec.id, sink: sink.name, repaired }, 'repaired rows written after the last checkpoint');
+      const repaired = (await sink.recover?.(active.config.type, since, notBefore)) ?? [];
+      if (repaired.length > 0) this.options.logger.info({ source: active.config.name, sink: sink.name, repaired }, 'repaired rows written after the last checkpoint');
     }
-    entry.resumedFrom = undefined;
   }
 
   /** One read of a table updated in place. */
@@ -503,6 +512,14 @@ export class Pipeline {
   }
 
   /** Stops polling, waits for polls in flight, closes pools and sinks. */
+  /**
+   * True while a stream resumed after an unclean stop has not had its repair yet (it was
+   * never polled): the next start must still repair, so this stop does not count as clean.
+   */
+  repairPending(): boolean {
+    return !this.options.previousRunClean && this.sources.some((s) => s.streams.some((x) => x.resumedFrom !== undefined));
+  }
+
   async close(): Promise<void> {
     this.stopped = true;
     for (const timer of this.timers) clearTimeout(timer);

@@ -4,7 +4,7 @@
 // row by row, and the bulk path in small chunks (three rows in four carry a conversation, so
 // its row-by-row remainder is exercised too).
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -49,8 +49,10 @@ describe.each(MODES)('kill -9 during backfill ($mode)', ({ yaml }) => {
 
   it('loses and duplicates nothing', async () => {
     const killDelays = [2500, 3200, 4000, 3600, 2900];
+    let logs = '';
     for (const delay of killDelays) {
-      const child = spawn(process.execPath, [MAIN, 'backfill', '--no-progress', '--config', config], { env, stdio: 'ignore' });
+      const child = spawn(process.execPath, [MAIN, 'backfill', '--no-progress', '--config', config], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+      child.stderr.on('data', (chunk: Buffer) => (logs += chunk.toString()));
       await new Promise((resolve) => setTimeout(resolve, delay));
       child.kill('SIGKILL');
       await new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(undefined) : child.once('exit', resolve)));
@@ -60,6 +62,10 @@ describe.each(MODES)('kill -9 during backfill ($mode)', ({ yaml }) => {
     const done = last.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; rows?: number }).find((l) => l.msg === 'backfill complete')!;
     // The killed runs did part of the work: the last run resumed rather than starting over.
     expect(done.rows).toBeLessThan(ROWS);
+    // After a kill, the next start repairs what was written after the checkpoint; after the
+    // clean end of the last run, the next start would not.
+    expect(`${logs}${last.stderr}`).toContain('repaired rows written after the last checkpoint');
+    expect(existsSync(join(dir, 'state', 'clean-shutdown'))).toBe(true);
 
     const store = await openStore(testConfig(db.url, { stateDir: join(dir, 'state') }));
     try {

@@ -47,6 +47,7 @@ export async function runMetricsBench(): Promise<void> {
       registry.recordStream('bench/t', statusCodes.map((httpStatus) => ({ ...base, tenant: `tenant-${t}.example.com`, model: `claude-model-${m}`, httpStatus })));
     }
   }
+  registry.committed('bench/t', registry.saveStream('bench/t'));
   // Only the two request counters (plus cost, which the registry records with them) are compared.
   const collect = () => registry.collect([], [], []).filter((f) => f.def.name === 'tokenwatch_requests_total' || f.def.name === 'tokenwatch_tokens_total');
   const ours = await listen(metricsApp(collect, () => ({ ready: true })), '127.0.0.1:0');

@@ -36,6 +36,7 @@ describe('OTLP push', () => {
       durationMs: 800, timeToFirstTokenMs: null, toolCalls: 0, streaming: false, rateLimitStatus: null, startedAt: new Date().toISOString(), endedAt: null,
     };
     registry.recordStream('litellm/LiteLLM_SpendLogs', [event, { ...event, requestId: 'r2' }]);
+    registry.committed('litellm/LiteLLM_SpendLogs', registry.saveStream('litellm/LiteLLM_SpendLogs'));
     const provider = startOtlpPush(() => registry.collect([], [], []), { intervalMs: 200, version: 'test' });
     for (let i = 0; i < 50 && bodies.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 100));
     await provider.shutdown();

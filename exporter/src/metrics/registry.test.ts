@@ -18,10 +18,16 @@ function sample(text: string, line: string): number | undefined {
   return found === undefined ? undefined : Number(found.slice(line.length + 1));
 }
 
+/** Records a page and makes it visible, as the durable checkpoint after a page does. */
+function recordCommitted(registry: MetricsRegistry, events: Parameters<MetricsRegistry['recordStream']>[1]): void {
+  registry.recordStream('s/t', events);
+  registry.committed('s/t', registry.saveStream('s/t'));
+}
+
 describe('MetricsRegistry', () => {
   it('renders counters and cumulative histogram buckets in Prometheus text format', () => {
     const registry = new MetricsRegistry();
-    registry.recordStream('s/t', [request({ durationMs: 15 }), request({ durationMs: 1500, httpStatus: 529, errorType: 'overloaded_error' })]);
+    recordCommitted(registry, [request({ durationMs: 15 }), request({ durationMs: 1500, httpStatus: 529, errorType: 'overloaded_error' })]);
     const text = prometheusText(registry.collect([], [], []));
     expect(sample(text, 'tokenwatch_requests_total{source="claude-nexus-proxy",tenant="acme",model="claude-sonnet-4-5",status_class="2xx"}')).toBe(1);
     expect(sample(text, 'tokenwatch_requests_total{source="claude-nexus-proxy",tenant="acme",model="claude-sonnet-4-5",status_class="5xx"}')).toBe(1);
@@ -36,19 +42,27 @@ describe('MetricsRegistry', () => {
     expect(text).toContain('# TYPE gen_ai_client_token_usage histogram');
   });
 
-  it('restores counters from a saved state and rolls back what a failed poll recorded', () => {
+  it('shows only checkpointed increments, restores counters from a saved state and rolls back what a failed poll recorded', () => {
     const first = new MetricsRegistry();
+    const line = 'tokenwatch_requests_total{source="claude-nexus-proxy",tenant="acme",model="claude-sonnet-4-5",status_class="2xx"}';
     first.recordStream('s/t', [request(), request()]);
+    // Not checkpointed yet (a crash now would restore less than /metrics had shown): 0.
+    expect(sample(prometheusText(first.collect([], [], [])), line)).toBe(0);
     const saved = first.saveStream('s/t');
     first.committed('s/t', saved);
-    first.recordStream('s/t', [request()]);
-    first.rollbackStream('s/t');
-    const line = 'tokenwatch_requests_total{source="claude-nexus-proxy",tenant="acme",model="claude-sonnet-4-5",status_class="2xx"}';
     expect(sample(prometheusText(first.collect([], [], [])), line)).toBe(2);
+    first.recordStream('s/t', [request()]);
+    expect(sample(prometheusText(first.collect([], [], [])), line)).toBe(2);
+    first.rollbackStream('s/t');
+    expect(sample(prometheusText(first.collect([], [], [])), line)).toBe(2);
+    first.recordStream('s/t', [request()]);
+    first.committed('s/t', first.saveStream('s/t'));
+    expect(sample(prometheusText(first.collect([], [], [])), line)).toBe(3);
 
     const second = new MetricsRegistry();
     second.restoreStream('s/t', JSON.parse(JSON.stringify(saved)));
-    second.recordStream('s/t', [request()]);
+    expect(sample(prometheusText(second.collect([], [], [])), line)).toBe(2);
+    recordCommitted(second, [request()]);
     expect(sample(prometheusText(second.collect([], [], [])), line)).toBe(3);
     expect(sample(prometheusText(second.collect([], [], [])), 'gen_ai_client_token_usage_count{gen_ai_operation_name="chat",gen_ai_provider_name="anthropic",gen_ai_request_model="claude-sonnet-4-5",tenant="acme",gen_ai_token_type="input"}')).toBe(3);
   });
@@ -56,7 +70,7 @@ describe('MetricsRegistry', () => {
   it('bounds cardinality: tenants past the cap fold into "other" and are counted', () => {
     const registry = new MetricsRegistry({ limits: { maxSeriesPerMetric: 100_000, maxValuesPerLabel: { tenant: 10 }, allow: { model: ['claude-sonnet-4-5'] } } });
     const events = Array.from({ length: 1000 }, (_, i) => request({ tenant: `tenant-${i}`, model: i % 2 ? 'claude-sonnet-4-5' : `custom-${i}` }));
-    registry.recordStream('s/t', events);
+    recordCommitted(registry, events);
     const text = prometheusText(registry.collect([], [], []));
     const requestLines = text.split('\n').filter((l) => l.startsWith('tokenwatch_requests_total{'));
     const tenants = new Set(requestLines.map((l) => /tenant="([^"]*)"/.exec(l)![1]));
@@ -69,7 +83,7 @@ describe('MetricsRegistry', () => {
 
   it('caps the series of one metric', () => {
     const registry = new MetricsRegistry({ limits: { maxSeriesPerMetric: 50, maxValuesPerLabel: {}, allow: {} } });
-    registry.recordStream('s/t', Array.from({ length: 500 }, (_, i) => request({ tenant: `t${i}` })));
+    recordCommitted(registry, Array.from({ length: 500 }, (_, i) => request({ tenant: `t${i}` })));
     const lines = prometheusText(registry.collect([], [], [])).split('\n').filter((l) => l.startsWith('tokenwatch_requests_total{'));
     // 50 series admitted (plus the zero-valued status classes of admitted tenants), the rest in "other".
     expect(lines.length).toBeLessThanOrEqual(50 + 4 * 3);

@@ -1,10 +1,11 @@
 // Turns canonical events into metric series and keeps them right across restarts.
 //
 // Counters and histograms from append-only streams are kept per stream and saved in that
-// stream's checkpoint, in the same atomic write as the reader's position. After a crash the
-// counters come back exactly as they were when the last handled page was checkpointed, and
-// the pages after it are read again: every row is counted once, Prometheus sees no reset, no
-// gap and no spike. Two exporters reading the same database from the same start count the
+// stream's checkpoint, in the same atomic write as the reader's position. /metrics shows a
+// page's increments only once that checkpoint is durable. After a crash the counters come
+// back exactly as they were when the last handled page was checkpointed, which is never less
+// than what was shown, and the pages after it are read again: every row is counted once,
+// Prometheus sees no reset, no gap and no spike. Two exporters reading the same database from the same start count the
 // same rows, so they report the same totals.
 //
 // Gauges from tables updated in place are replaced wholesale on every snapshot read.
@@ -96,6 +97,11 @@ interface StreamMetrics {
   cache: Map<string, CachedSeries>;
   /** The state in the last checkpoint written: what a failed poll rolls back to. */
   committed: SavedMetrics;
+  /**
+   * Increments recorded since that checkpoint, by the total series they go to: added to the
+   * totals (what /metrics shows) when the next checkpoint is durable.
+   */
+  pending: Map<Series, Series>;
 }
 
 export class MetricsRegistry {
@@ -116,12 +122,12 @@ export class MetricsRegistry {
 
   private stream(streamId: string): StreamMetrics {
     let entry = this.streams.get(streamId);
-    if (!entry) this.streams.set(streamId, (entry = { families: newFamilies(STREAM_METRICS), cache: new Map(), committed: {} }));
+    if (!entry) this.streams.set(streamId, (entry = { families: newFamilies(STREAM_METRICS), cache: new Map(), committed: {}, pending: new Map() }));
     return entry;
   }
 
   /** Restores a stream's counters from its checkpoint (before its first poll). */
-  restoreStream(streamId: string, saved: SavedMetrics | undefined): void {
+  restoreStream(streamId: string, saved: SavedMetrics | undefined, addToTotals = true): void {
     if (!saved) return;
     const entry = this.stream(streamId);
     for (const key of STREAM_METRICS) {
@@ -130,7 +136,7 @@ export class MetricsRegistry {
       const family = entry.families.get(key)!;
       family.restore(series);
       for (const [values] of series) this.guard.remember(family.def.name, family.def.labels, values);
-      mergeInto(this.totals.get(key)!, restoredOnly(family.def, series));
+      if (addToTotals) mergeInto(this.totals.get(key)!, restoredOnly(family.def, series));
     }
     entry.committed = saved;
   }
@@ -143,18 +149,38 @@ export class MetricsRegistry {
     return saved;
   }
 
-  /** Called once the checkpoint holding `saved` is durable. */
+  /** Called once the checkpoint holding `saved` is durable: its increments become visible. */
   committed(streamId: string, saved: SavedMetrics): void {
-    this.stream(streamId).committed = saved;
+    const entry = this.stream(streamId);
+    entry.committed = saved;
+    for (const [total, delta] of entry.pending) {
+      if (delta.counts) observeBucketedInto(total, { counts: delta.counts, sum: delta.sum!, count: delta.count! });
+      else total.value += delta.value;
+    }
+    entry.pending.clear();
   }
 
   /** A poll failed: forget what it recorded after the last checkpoint (its rows will be read again). */
   rollbackStream(streamId: string): void {
-    const entry = this.stream(streamId);
-    for (const key of STREAM_METRICS) subtract(this.totals.get(key)!, entry.families.get(key)!);
-    const committed = entry.committed;
+    // The totals hold committed increments only: nothing to take back there.
+    const committed = this.stream(streamId).committed;
     this.streams.delete(streamId);
-    this.restoreStream(streamId, committed);
+    this.restoreStream(streamId, committed, false);
+  }
+
+  /** The increments of `total` waiting for the stream's next checkpoint. */
+  private pendingFor(entry: StreamMetrics, total: Series): Series {
+    let delta = entry.pending.get(total);
+    if (!delta) {
+      delta = { values: total.values, attributes: total.attributes, labelText: total.labelText, value: 0 };
+      if (total.counts) {
+        delta.counts = new Array<number>(total.counts.length).fill(0);
+        delta.sum = 0;
+        delta.count = 0;
+      }
+      entry.pending.set(total, delta);
+    }
+    return delta;
   }
 
   private series(entry: StreamMetrics, key: MetricKey, values: string[]): CachedSeries {
@@ -177,10 +203,10 @@ export class MetricsRegistry {
     if (histogram) {
       const buckets = (METRICS[key] as MetricDef).buckets!;
       observeInto(cached.stream, buckets, value);
-      observeInto(cached.total, buckets, value);
+      observeInto(this.pendingFor(entry, cached.total), buckets, value);
     } else {
       cached.stream.value += value;
-      cached.total.value += value;
+      this.pendingFor(entry, cached.total).value += value;
     }
     return cached.stream.values;
   }
@@ -189,7 +215,7 @@ export class MetricsRegistry {
     if (observations.count === 0) return;
     const cached = this.series(entry, key, values);
     observeBucketedInto(cached.stream, observations);
-    observeBucketedInto(cached.total, observations);
+    observeBucketedInto(this.pendingFor(entry, cached.total), observations);
   }
 
   /** Records the events of one page of an append-only stream. */
@@ -372,15 +398,3 @@ function restoredOnly(def: MetricDef, saved: readonly SavedSeries[]): Family {
   return family;
 }
 
-function subtract(into: Family, from: Family): void {
-  for (const s of from.series.values()) {
-    const target = into.get(s.values);
-    if (s.counts) {
-      for (let i = 0; i < s.counts.length; i++) target.counts![i]! -= s.counts[i]!;
-      target.sum! -= s.sum!;
-      target.count! -= s.count!;
-    } else {
-      target.value -= s.value;
-    }
-  }
-}

@@ -2,6 +2,7 @@
 // (Claude Nexus Proxy). Prices are USD per million tokens, list prices at the time of writing;
 // `pricing:` in the configuration overrides or extends them. A model is matched by the longest
 // key that its name starts with, so "claude-sonnet-4-5-20250929" matches "claude-sonnet-4-5".
+import { clickhouseString } from '../store/literal.ts';
 
 export interface ModelPrice {
   input: number;
@@ -27,10 +28,6 @@ export const BUILT_IN_PRICES: Readonly<Record<string, ModelPrice>> = {
   'gpt-4.1-mini': { input: 0.4, output: 1.6, cacheRead: 0.1, cacheWrite: 0.4 },
   'gpt-4.1': { input: 2, output: 8, cacheRead: 0.5, cacheWrite: 2 },
 };
-
-function clickhouseString(text: string): string {
-  return `'${text.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-}
 
 export interface TokenUsage {
   inputTokens: number;

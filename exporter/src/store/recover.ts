@@ -14,6 +14,7 @@
 // Each step can be interrupted and the whole repeated: the days in doubt are found again
 // from the copies, and only the newest copy survives step 3.
 import type { EventStore } from './clickhouse.ts';
+import { clickhouseString } from './literal.ts';
 import { REQUEST_COLUMNS } from './bulk-load.ts';
 
 /** Event tables with materialized views on them, their time column and the views' rollup tables. */
@@ -26,10 +27,6 @@ const MESSAGE_COLUMNS = ['tenant', 'source', 'conversation_id', 'message_id', 'r
 
 /** Rows written this long before the checkpoint count as in doubt too, beyond the clock skew. */
 const MARGIN_MS = 1000;
-
-function sqlString(text: string): string {
-  return `'${text.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-}
 
 export interface RecoverResult {
   table: string;
@@ -46,20 +43,20 @@ export async function recoverDerived(store: EventStore, source: string, since: D
   const db = store.database;
   // DELETE runs on the storage tables (on every node of a cluster).
   const local = (table: string) => (store.cluster === undefined ? `${db}.${table}` : `${db}.${table}_local ON CLUSTER '${store.cluster}'`);
-  const src = sqlString(source);
+  const src = clickhouseString(source);
   // ingested_at is the server's clock, the checkpoint time is ours: allow for the difference.
   const [clock] = await store.query<{ now: string }>("SELECT toString(now64(3, 'UTC')) AS now");
   const skew = Math.abs(Date.parse(`${clock!.now.replace(' ', 'T')}Z`) - Date.now());
   const from = new Date(since.getTime() - skew - MARGIN_MS).toISOString().replace('T', ' ').replace('Z', '');
   const results: RecoverResult[] = [];
   for (const { table, time, rollups } of DERIVED) {
-    const bound = notBefore === null ? '' : ` AND ${time} >= toDateTime64(${sqlString(new Date(notBefore.getTime() - 86_400_000).toISOString().slice(0, 10))}, 3, 'UTC')`;
+    const bound = notBefore === null ? '' : ` AND ${time} >= toDateTime64(${clickhouseString(new Date(notBefore.getTime() - 86_400_000).toISOString().slice(0, 10))}, 3, 'UTC')`;
     const doubt = await store.query<{ day: string }>(
       `SELECT DISTINCT toString(toDate(${time})) AS day FROM ${db}.${table}
-       WHERE source = ${src} AND ingested_at >= toDateTime64(${sqlString(from)}, 3, 'UTC')${bound} ORDER BY day`,
+       WHERE source = ${src} AND ingested_at >= toDateTime64(${clickhouseString(from)}, 3, 'UTC')${bound} ORDER BY day`,
     );
     if (doubt.length === 0) continue;
-    const days = `(${doubt.map((d) => sqlString(d.day)).join(', ')})`;
+    const days = `(${doubt.map((d) => clickhouseString(d.day)).join(', ')})`;
     const [{ started }] = (await store.query<{ started: string }>('SELECT toString(now64(3)) AS started')) as [{ started: string }];
     for (const rollup of rollups) await store.command(`DELETE FROM ${local(rollup)} WHERE source = ${src} AND day IN ${days}`);
     const columns = (table === 'requests' ? REQUEST_COLUMNS : MESSAGE_COLUMNS).join(', ');
@@ -67,7 +64,7 @@ export async function recoverDerived(store: EventStore, source: string, since: D
       SELECT ${columns} FROM ${db}.${table} FINAL WHERE source = ${src} AND toDate(${time}) IN ${days}
       SETTINGS optimize_on_insert = 0`);
     // ingested_at is set by the server; copies made by step 2 are not older than `started`.
-    await store.command(`DELETE FROM ${local(table)} WHERE source = ${src} AND toDate(${time}) IN ${days} AND ingested_at < toDateTime64(${sqlString(started)}, 3, 'UTC')`);
+    await store.command(`DELETE FROM ${local(table)} WHERE source = ${src} AND toDate(${time}) IN ${days} AND ingested_at < toDateTime64(${clickhouseString(started)}, 3, 'UTC')`);
     const [count] = await store.query<{ n: string }>(`SELECT count() AS n FROM ${db}.${table} WHERE source = ${src} AND toDate(${time}) IN ${days}`);
     results.push({ table, days: doubt.map((d) => d.day), rows: Number(count!.n) });
   }

@@ -186,11 +186,16 @@ export class Pipeline {
     };
   }
 
+  private sinkStatusOf(name: string): SinkStatus {
+    let status = this.sinkStatus.get(name);
+    if (!status) this.sinkStatus.set(name, (status = { sink: name, up: true, failures: 0, eventsWritten: 0 }));
+    return status;
+  }
+
   private async emit(events: CanonicalEvent[]): Promise<void> {
     if (events.length === 0) return;
     for (const sink of this.options.sinks) {
-      const status = this.sinkStatus.get(sink.name) ?? { sink: sink.name, up: true, failures: 0, eventsWritten: 0 };
-      this.sinkStatus.set(sink.name, status);
+      const status = this.sinkStatusOf(sink.name);
       try {
         await sink.write(events);
         status.up = true;
@@ -204,7 +209,7 @@ export class Pipeline {
   }
 
   sinks(): SinkStatus[] {
-    return this.options.sinks.map((s) => ({ ...(this.sinkStatus.get(s.name) ?? { sink: s.name, up: true, failures: 0, eventsWritten: 0 }) }));
+    return this.options.sinks.map((s) => ({ ...this.sinkStatusOf(s.name) }));
   }
 
   /**
@@ -275,7 +280,7 @@ export class Pipeline {
    */
   private async recover(entry: ActiveSource['streams'][number]): Promise<void> {
     if (entry.resumedFrom === undefined) return;
-    const active = this.sources.find((s) => s.streams.includes(entry))!;
+    const active = this.sourceOf(entry);
     const resumed = active.streams.flatMap((s) => (s.resumedFrom ? [s.resumedFrom] : []));
     for (const s of active.streams) s.resumedFrom = undefined;
     if (this.options.previousRunClean) return;
@@ -364,7 +369,7 @@ export class Pipeline {
     const ctx = this.bulkContext();
     const loadStore = await sink.store.connectAgain();
     const loader = await BulkLoader.open({
-      store: sink.store, loadStore, streamId: id, source: this.sourceOf(entry), transport,
+      store: sink.store, loadStore, streamId: id, source: this.sourceOf(entry).config.type, transport,
       structure: spec.columns.map((c) => `${quoteIdent(c.name)} ${c.type}`).join(', '),
       derived: spec.derived(ctx), mapping: spec.requests(ctx), clean: spec.clean(ctx), otherEvents: spec.otherEvents,
     }).catch(async (error: unknown) => {
@@ -372,6 +377,7 @@ export class Pipeline {
       throw error;
     });
     const columns = spec.columns.map((c) => `${c.sql} AS ${quoteIdent(c.name)}`).join(', ');
+    let idType: string | undefined;
     try {
       return await this.trackPoll(entry, () => reader.pollInChunks({
         // PostgreSQL -> spool file, on the poll's connection.
@@ -392,7 +398,7 @@ export class Pipeline {
         // The rows map() has to see, read again by id on the poll's connection.
         rest: async (chunk, loaded) => ({
           ...loaded,
-          restEvents: loaded.rest.length === 0 ? [] : await chunk.withClient((client) => this.mapRestOfChunk(entry, client, loaded.rest)),
+          restEvents: loaded.rest.length === 0 ? [] : await chunk.withClient(async (client) => this.mapRestOfChunk(entry, client, loaded.rest, (idType ??= await this.idTypeOf(entry, client)))),
         }),
         // Commit, then the metrics of the whole chunk, in chunk order.
         finish: async ({ rows, slot, rest, restEvents, loadMs }) => {
@@ -404,7 +410,7 @@ export class Pipeline {
           const bulkEvents = rows - rest.filter((r) => !r.clean).length;
           status.rowsRead += rows;
           status.eventsEmitted += bulkEvents + restEvents.length;
-          this.recordSinkWrite(sink.name, bulkEvents);
+          this.sinkStatusOf(sink.name).eventsWritten += bulkEvents;
           onPage(rows);
           this.options.logger.debug(
             { stream: id, rows, rowByRow: rest.length, loadMs: Math.round(loadMs), commitMs: Math.round(committed - started), metricsMs: Math.round(performance.now() - committed) },
@@ -418,12 +424,19 @@ export class Pipeline {
     }
   }
 
-  private sourceOf(entry: ActiveSource['streams'][number]): string {
-    return this.sources.find((s) => s.streams.includes(entry))!.config.type;
+  private sourceOf(entry: ActiveSource['streams'][number]): ActiveSource {
+    return this.sources.find((s) => s.streams.includes(entry))!;
   }
 
   private bulkContext(): BulkContext {
     return { pricing: this.pricing, futureLimit: new Date(this.now() + this.options.config.quality.futureTolerance).toISOString() };
+  }
+
+  /** The SQL type of a stream's id column, for `= ANY($1::type[])` on its index. */
+  private async idTypeOf(entry: ActiveSource['streams'][number], client: pg.PoolClient): Promise<string> {
+    const { table, idColumn } = entry.stream.spec;
+    const { rows } = await client.query<{ type: string }>('SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2', [table, idColumn.slice(1, -1).replace(/""/g, '"')]);
+    return rows[0]?.type ?? 'text';
   }
 
   /**
@@ -431,12 +444,10 @@ export class Pipeline {
    * transaction and mapped: rows that are not clean in full (requests included), clean rows
    * only for their other events (their request is stored already).
    */
-  private async mapRestOfChunk(entry: ActiveSource['streams'][number], client: pg.PoolClient, rest: { id: string; clean: boolean }[]): Promise<CanonicalEvent[]> {
+  private async mapRestOfChunk(entry: ActiveSource['streams'][number], client: pg.PoolClient, rest: { id: string; clean: boolean }[], idType: string): Promise<CanonicalEvent[]> {
     const { stream } = entry;
     const { table, idColumn, selectList, batchSize } = stream.spec;
     const clean = new Map(rest.map((r) => [r.id, r.clean]));
-    const typed = await client.query<{ type: string }>(`SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2`, [table, idColumn.slice(1, -1).replace(/""/g, '"')]);
-    const idType = typed.rows[0]?.type ?? 'text';
     // Kept for the metrics, recorded when the chunk finishes; content is not needed there.
     const forMetrics: CanonicalEvent[] = [];
     for (let i = 0; i < rest.length; i += batchSize) {
@@ -448,12 +459,6 @@ export class Pipeline {
       for (const e of events) forMetrics.push(e.kind === 'message' ? { ...e, content: '' } : e);
     }
     return forMetrics;
-  }
-
-  private recordSinkWrite(name: string, events: number): void {
-    const status = this.sinkStatus.get(name) ?? { sink: name, up: true, failures: 0, eventsWritten: 0 };
-    status.eventsWritten += events;
-    this.sinkStatus.set(name, status);
   }
 
   /**

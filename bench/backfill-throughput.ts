@@ -2,8 +2,10 @@
 // tokenwatch against the raw baseline measured in the same run: the same rows moved with no
 // transformation by ClickHouse's postgresql() table function into a MergeTree table.
 // Rounds alternate baseline and tokenwatch; the result is the median of the rounds' ratios
-// (this machine's speed varies by a factor of two from one minute to the next).
-//   npm run bench -- backfill     (BENCH_ROWS=1000000, BENCH_ROUNDS=3, BENCH_CHUNK_ROWS=250000)
+// (this machine's speed varies by a factor of two from one minute to the next). A first,
+// warm-up round of each is run and reported but not counted: both sides pay one-off costs
+// there (the process's first large allocations, connections, compiled code).
+//   npm run bench -- backfill     (BENCH_ROWS=1000000, BENCH_ROUNDS=5, BENCH_CHUNK_ROWS=250000)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,7 +30,7 @@ function median(values: number[]): number {
 
 export async function runBackfillBench(): Promise<void> {
   const rows = Number(process.env.BENCH_ROWS ?? 1_000_000);
-  const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
   const cluster = await startPgCluster();
   const stateDir = mkdtempSync(join(tmpdir(), 'tw-bench-'));
   try {
@@ -57,13 +59,13 @@ export async function runBackfillBench(): Promise<void> {
       ? createLogger({ level: 'debug', format: 'json', destination: process.stderr })
       : createLogger({ level: 'error', format: 'json', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
 
-    console.log(`\nbackfill PostgreSQL -> ClickHouse (embedded), ${rows} rows of api_requests, ${rounds} rounds`);
+    console.log(`\nbackfill PostgreSQL -> ClickHouse (embedded), ${rows} rows of api_requests, a warm-up round and ${rounds} rounds`);
     const ratios: number[] = [];
     const rawRates: number[] = [];
     const ourRates: number[] = [];
     let peakRss = 0;
     let rssBefore = 0;
-    for (let round = 1; round <= rounds; round++) {
+    for (let round = 0; round <= rounds; round++) {
       // Background merges of the previous round's parts would slow the next measurement down.
       for (let waited = 0; waited < 60_000; waited += 200) {
         const [merging] = await store.query<{ n: string }>('SELECT count() AS n FROM system.merges');
@@ -102,10 +104,12 @@ export async function runBackfillBench(): Promise<void> {
       const [count] = await store.query<{ n: string; raw: string }>('SELECT (SELECT count() FROM tokenwatch.requests) AS n, (SELECT count() FROM tokenwatch.raw_requests) AS raw');
       if (Number(count!.n) !== rows || Number(count!.raw) !== rows) throw new Error(`row counts differ: tokenwatch ${count!.n}, baseline ${count!.raw}, source ${rows}`);
       const ratio = rawSeconds / ourSeconds;
-      ratios.push(ratio);
-      rawRates.push(rows / rawSeconds);
-      ourRates.push(rows / ourSeconds);
-      console.log(`round ${round}: raw postgresql() ${rawSeconds.toFixed(2)} s (${Math.round(rows / rawSeconds)} rows/s), tokenwatch ${ourSeconds.toFixed(2)} s (${Math.round(rows / ourSeconds)} rows/s), ratio ${ratio.toFixed(3)}`);
+      if (round > 0) {
+        ratios.push(ratio);
+        rawRates.push(rows / rawSeconds);
+        ourRates.push(rows / ourSeconds);
+      }
+      console.log(`${round === 0 ? 'warm-up (not counted)' : `round ${round}`}: raw postgresql() ${rawSeconds.toFixed(2)} s (${Math.round(rows / rawSeconds)} rows/s), tokenwatch ${ourSeconds.toFixed(2)} s (${Math.round(rows / ourSeconds)} rows/s), ratio ${ratio.toFixed(3)}`);
     }
     await store.close();
 

@@ -368,12 +368,17 @@ export class Pipeline {
     const id = stream.spec.id;
     const ctx = this.bulkContext();
     const loadStore = await sink.store.connectAgain();
+    const aggregateStore = await sink.store.connectAgain().catch(async (error: unknown) => {
+      await loadStore.close();
+      throw error;
+    });
     const loader = await BulkLoader.open({
-      store: sink.store, loadStore, streamId: id, source: this.sourceOf(entry).config.type, transport,
+      store: sink.store, loadStore, aggregateStore, streamId: id, source: this.sourceOf(entry).config.type, transport,
       structure: spec.columns.map((c) => `${quoteIdent(c.name)} ${c.type}`).join(', '),
       derived: spec.derived(ctx), mapping: spec.requests(ctx), clean: spec.clean(ctx), otherEvents: spec.otherEvents,
     }).catch(async (error: unknown) => {
       await loadStore.close();
+      await aggregateStore.close();
       throw error;
     });
     const columns = spec.columns.map((c) => `${c.sql} AS ${quoteIdent(c.name)}`).join(', ');
@@ -400,12 +405,13 @@ export class Pipeline {
           ...loaded,
           restEvents: loaded.rest.length === 0 ? [] : await chunk.withClient(async (client) => this.mapRestOfChunk(entry, client, loaded.rest, (idType ??= await this.idTypeOf(entry, client)))),
         }),
-        // Commit, then the metrics of the whole chunk, in chunk order.
+        // Commit, and the metrics of the whole chunk, in chunk order.
         finish: async ({ rows, slot, rest, restEvents, loadMs }) => {
           const started = performance.now();
-          await loader.commit(slot);
-          const committed = performance.now();
-          this.options.metrics?.recordRequestGroups(id, await loader.aggregate(slot));
+          // The aggregate reads the staged chunk while it commits (on its own connection); the
+          // increments are recorded once the chunk is committed.
+          const [, groups] = await Promise.all([loader.commit(slot), loader.aggregate(slot)]);
+          this.options.metrics?.recordRequestGroups(id, groups);
           this.options.metrics?.recordStream(id, restEvents);
           const bulkEvents = rows - rest.filter((r) => !r.clean).length;
           status.rowsRead += rows;
@@ -413,7 +419,7 @@ export class Pipeline {
           this.sinkStatusOf(sink.name).eventsWritten += bulkEvents;
           onPage(rows);
           this.options.logger.debug(
-            { stream: id, rows, rowByRow: rest.length, loadMs: Math.round(loadMs), commitMs: Math.round(committed - started), metricsMs: Math.round(performance.now() - committed) },
+            { stream: id, rows, rowByRow: rest.length, loadMs: Math.round(loadMs), commitMs: Math.round(performance.now() - started) },
             'bulk chunk',
           );
         },
@@ -421,6 +427,7 @@ export class Pipeline {
     } finally {
       await loader.close().catch(() => undefined);
       await loadStore.close().catch(() => undefined);
+      await aggregateStore.close().catch(() => undefined);
     }
   }
 

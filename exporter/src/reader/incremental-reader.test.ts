@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '../testing/databases.ts';
-import { IncrementalReader, epochOf, type IncrementalStreamSpec } from './incremental-reader.ts';
+import { IncrementalReader, chunkTarget, epochOf, type IncrementalStreamSpec } from './incremental-reader.ts';
 import { FileCheckpointStore, MemoryCheckpointStore, type CheckpointStore } from './checkpoint-store.ts';
 import { usesIndex } from '../cli/check.ts';
 import { random, uuidFrom } from '../embedded/seed.ts';
@@ -212,5 +212,14 @@ describe('IncrementalReader', () => {
     const pagePlan = await usesIndex(db.pool, page.sql, page.params);
     expect(pagePlan.plan).toMatch(/Index Scan using idx_api_requests_timestamp/);
     expect(pagePlan.indexed).toBe(true);
+  });
+});
+
+describe('chunkTarget', () => {
+  it('ramps up over the first chunks, holds the chunk size, and ramps down before the end', () => {
+    const size = 250_000;
+    expect([0, 1, 2, 3].map((i) => chunkTarget(i, 10_000_000, size))).toEqual([62_500, 125_000, 250_000, 250_000]);
+    // Halves of what is left once less than two full chunks remain, a quarter chunk at least.
+    expect([500_000, 400_000, 250_000, 100_000, 10_000, 0].map((left) => chunkTarget(5, left, size))).toEqual([250_000, 200_000, 125_000, 62_500, 62_500, 62_500]);
   });
 });

@@ -309,7 +309,7 @@ export class IncrementalReader {
         const from = Math.max(cursorTime(low), start.inProgress ? cursorTime(start.inProgress.afterCursor) : -Infinity);
         const to = cursorTime(high);
         const rowsEstimate = Number(estimate) > 0 ? Math.max(Number(estimate), options.chunkRows) : options.chunkRows * 256;
-        let width = Math.max(1, ((to - from + 1) * options.chunkRows) / rowsEstimate);
+        let width = Math.max(1, ((to - from + 1) * chunkTarget(0, rowsEstimate, options.chunkRows)) / rowsEstimate);
         let boundary = from;
         let lower: string | null = null;
         let emitted = start.rowsEmitted;
@@ -328,7 +328,9 @@ export class IncrementalReader {
           rowsTotal += copied.rows;
           emitted += copied.rows;
           chunks += 1;
-          width *= Math.min(4, Math.max(0.5, options.chunkRows / Math.max(copied.rows, 1)));
+          // Rows per millisecond of the chunk just copied, for the next chunk's width.
+          const remaining = (Math.max(0, to - boundary) * copied.rows) / width;
+          width *= Math.min(4, Math.max(0.5, chunkTarget(index + 1, remaining, options.chunkRows) / Math.max(copied.rows, 1)));
           // A load waits for the previous load and for its staging slot to be finished with.
           const loaded = track(Promise.all([loads[index - 1], finishes[index - options.slots]]).then(() => stages.load(copied, index)));
           loads.push(loaded);
@@ -359,6 +361,18 @@ export class IncrementalReader {
       throw error;
     }
   }
+}
+
+/**
+ * Rows the chunk at `index` should hold, `remaining` rows estimated to follow it. The first
+ * chunks and the last ones are smaller: nothing overlaps the first copy and the last commit,
+ * so small chunks there keep both cores busy for more of the poll.
+ */
+export function chunkTarget(index: number, remaining: number, chunkRows: number): number {
+  const smallest = chunkRows / 4;
+  const rampUp = chunkRows / 2 ** Math.max(0, 2 - index);
+  const rampDown = Math.max(smallest, remaining / 2);
+  return Math.max(smallest, Math.min(chunkRows, rampUp, rampDown));
 }
 
 /** The stages of a chunk in pollInChunks, in order. */

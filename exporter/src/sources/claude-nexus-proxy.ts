@@ -163,8 +163,8 @@ function bulkSpec(names: SourceNames): BulkSpec {
       { name: 'parent_request_id', sql: text('parent_request_id'), type: 'Nullable(String)' },
       { name: 'rate_limit_status', sql: headers, type: 'Nullable(String)' },
     ],
-    // The model's price key, matched once per row ('' for a model without a price).
-    derived: (ctx) => `${ctx.pricing.clickhousePriceKey("ifNull(model, '')")} AS price_key`,
+    // The model's price, matched once per row (0 for a model without a price).
+    derived: (ctx) => `${ctx.pricing.clickhousePriceIndex("ifNull(model, '')")} AS price_index`,
     requests: (ctx) => [
       "ifNull(domain, '')", `'${SOURCE}'`, 'request_id', "toDateTime64(ts, 3, 'UTC')",
       "if(duration_ms >= 0, fromUnixTimestamp64Milli(toUnixTimestamp64Milli(toDateTime64(ts, 3, 'UTC')) + toInt64(floor(assumeNotNull(duration_ms))), 'UTC'), NULL)",
@@ -172,8 +172,8 @@ function bulkSpec(names: SourceNames): BulkSpec {
       'ifNull(is_subtask, false)', "ifNull(account_id, '')", "ifNull(api_key_hash, '')", "ifNull(model, 'unknown')", "'anthropic'", "'chat'",
       'toUInt16(ifNull(response_status, 0))', "ifNull(error_type, '')",
       ...['input_tokens', 'output_tokens', 'cache_read_input_tokens', 'cache_creation_input_tokens'].map((c) => `toUInt64(greatest(ifNull(${c}, 0), 0))`),
-      ctx.pricing.clickhouseCost('price_key', costTokens),
-      "price_key != ''", nonNegative('duration_ms'), nonNegative('first_token_ms'),
+      ctx.pricing.clickhouseCost('price_index', costTokens),
+      'price_index != 0', nonNegative('duration_ms'), nonNegative('first_token_ms'),
       'toUInt32(greatest(ifNull(tool_call_count, 0), 0))', 'ifNull(response_streaming, false)', "ifNull(rate_limit_status, '')",
     ].join(', '),
     // What mapRow would repair or reject: no tenant, NULL or negative tokens, a timestamp in
@@ -182,7 +182,7 @@ function bulkSpec(names: SourceNames): BulkSpec {
       "ifNull(domain, '') != ''",
       ...tokens.map((name) => `ifNull(${name} >= 0, false)`),
       `ts <= toDateTime64('${ctx.futureLimit.replace('T', ' ').replace('Z', '')}', 6, 'UTC')`,
-      "model IS NOT NULL AND price_key != ''",
+      'model IS NOT NULL AND price_index != 0',
       '(response_status IS NULL OR (response_status >= 1 AND response_status <= 65535))',
     ].join(' AND '),
     otherEvents: 'conversation_id IS NOT NULL',

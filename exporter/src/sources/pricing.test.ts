@@ -42,9 +42,9 @@ describe('pricing', () => {
     }));
     // Exactly half-way: 1 output token at 1500 pico-USD is 1.5 nano-USD, rounded up to 2.
     for (const output of [1, 3, 5, 7]) rows.push({ model: 'odd-model', input: 0, output, cacheRead: 0, cacheWrite: 0 });
-    const sql = pricing.clickhouseCost(pricing.clickhousePriceKey('r.1'), { input: 'r.2', output: 'r.3', cacheRead: 'r.4', cacheWrite: 'r.5' });
-    const result = await store.query<{ cost: string }>(
-      `SELECT toString(${sql}) AS cost FROM (SELECT arrayJoin(arrayZip({m:Array(String)}, {i:Array(UInt64)}, {o:Array(UInt64)}, {r:Array(UInt64)}, {w:Array(UInt64)})) AS r)`,
+    const sql = pricing.clickhouseCost(pricing.clickhousePriceIndex('r.1'), { input: 'r.2', output: 'r.3', cacheRead: 'r.4', cacheWrite: 'r.5' });
+    const result = await store.query<{ cost: string; known: number | boolean }>(
+      `SELECT toString(${sql}) AS cost, ${pricing.clickhousePriceIndex('r.1')} != 0 AS known FROM (SELECT arrayJoin(arrayZip({m:Array(String)}, {i:Array(UInt64)}, {o:Array(UInt64)}, {r:Array(UInt64)}, {w:Array(UInt64)})) AS r)`,
       { m: rows.map((r) => r.model), i: rows.map((r) => r.input), o: rows.map((r) => r.output), r: rows.map((r) => r.cacheRead), w: rows.map((r) => r.cacheWrite) },
     );
     expect(pricing.cost('odd-model', { inputTokens: 0, outputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0 })).toBe(2e-9);
@@ -52,6 +52,7 @@ describe('pricing', () => {
     rows.forEach((r, i) => {
       const js = pricing.cost(r.model, { inputTokens: r.input, outputTokens: r.output, cacheReadTokens: r.cacheRead, cacheWriteTokens: r.cacheWrite });
       expect(Number(result[i]!.cost), `${JSON.stringify(r)}`).toBe(js ?? 0);
+      expect(Boolean(result[i]!.known), `price found for ${r.model}`).toBe(js !== undefined);
       expect(result[i]!.cost, JSON.stringify(r)).toBe((js ?? 0).toFixed(9).replace(/\.?0+$/, '') || '0');
       const price = pricing.priceOf(r.model);
       const micro = (usd: number) => Math.round(usd * 1e6);

@@ -98,24 +98,25 @@ export class Pricing {
   }
 
   /**
-   * ClickHouse SQL: the price key a model (an expression) matches, '' for none. One regular
-   * expression per row: alternatives longest first, and RE2 takes the first that matches,
-   * as priceOf() does.
+   * ClickHouse SQL: the position (1-based) of the price a model (an expression) matches in
+   * this pricing's order, 0 for none. startsWith in order, longest key first, as find()
+   * does: one cheap prefix test per key, where a regular expression per row cost four times
+   * as much on a million rows.
    */
-  clickhousePriceKey(model: string): string {
-    if (this.prices.length === 0) return "''";
-    const alternatives = this.prices.map((p) => p.key.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&')).join('|');
-    return `extract(${model}, ${clickhouseString(`^(${alternatives})`)})`;
+  clickhousePriceIndex(model: string): string {
+    if (this.prices.length === 0) return 'toUInt16(0)';
+    const tests = this.prices.map((p, i) => `${model} = ${clickhouseString(p.key)} OR startsWith(${model}, ${clickhouseString(p.key)}), ${i + 1}`);
+    return `toUInt16(multiIf(${tests.join(', ')}, 0))`;
   }
 
   /**
-   * ClickHouse SQL for cost(): Decimal(18, 9), 0 when `key` (clickhousePriceKey) is ''.
+   * ClickHouse SQL for cost(): Decimal(18, 9), 0 when `index` (clickhousePriceIndex) is 0.
    * Integer arithmetic, so it equals cost() to the last digit.
    */
-  clickhouseCost(key: string, tokens: { input: string; output: string; cacheRead: string; cacheWrite: string }): string {
+  clickhouseCost(index: string, tokens: { input: string; output: string; cacheRead: string; cacheWrite: string }): string {
     if (this.prices.length === 0) return 'toDecimal64(0, 9)';
-    const keys = `[${this.prices.map((p) => clickhouseString(p.key)).join(', ')}]`;
-    const price = (field: 'input' | 'output' | 'cacheRead' | 'cacheWrite') => `transform(${key}, ${keys}, [${this.prices.map((p) => p[field]).join(', ')}]::Array(Int64), toInt64(0))`;
+    // An index of 0 takes the array's default element, 0.
+    const price = (field: 'input' | 'output' | 'cacheRead' | 'cacheWrite') => `arrayElement([${this.prices.map((p) => p[field]).join(', ')}]::Array(Int64), ${index})`;
     const pico = `toInt64(${tokens.input}) * ${price('input')} + toInt64(${tokens.output}) * ${price('output')} + toInt64(${tokens.cacheRead}) * ${price('cacheRead')} + toInt64(${tokens.cacheWrite}) * ${price('cacheWrite')}`;
     return `toDecimal64(intDiv(${pico} + 500, 1000), 0) * toDecimal64('0.000000001', 9)`;
   }

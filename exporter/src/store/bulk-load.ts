@@ -42,6 +42,8 @@ export interface BulkLoaderOptions {
    * commits (chdb runs one statement at a time per connection).
    */
   loadStore: EventStore;
+  /** A third connection, for the metrics aggregate: it runs while the same chunk commits. */
+  aggregateStore: EventStore;
   streamId: string;
   source: string;
   /** ClickHouse structure of the copied columns, e.g. "request_id String, ts DateTime64(6, 'UTC')". */
@@ -75,6 +77,7 @@ export const SLOTS = 3;
 export class BulkLoader {
   private readonly store: EventStore;
   private readonly loadStore: EventStore;
+  private readonly aggregateStore: EventStore;
   private readonly options: BulkLoaderOptions;
   readonly transport: BulkTransport;
   private readonly tableBase: string;
@@ -84,6 +87,7 @@ export class BulkLoader {
   private constructor(options: BulkLoaderOptions) {
     this.store = options.store;
     this.loadStore = options.loadStore;
+    this.aggregateStore = options.aggregateStore;
     this.options = options;
     this.transport = options.transport ?? (options.store.embedded ? 'file' : 'stream');
     this.spoolDir = mkdtempSync(join(tmpdir(), 'tokenwatch-bulk-'));
@@ -179,7 +183,7 @@ export class BulkLoader {
   /** The staged chunk's metric increments, one group per label combination. */
   async aggregate(slot: number): Promise<RequestGroup[]> {
     const tokenBuckets = bucketsOf('tokenUsage');
-    const rows = await this.store.query<Record<string, unknown>>(`
+    const rows = await this.aggregateStore.query<Record<string, unknown>>(`
       SELECT source, tenant, model, operation, provider, http_status, error_type, account, rate_limit_status,
         count() AS n_requests, countIf(is_subtask) AS n_subtask, sum(tool_calls) AS sum_tool_calls,
         sum(input_tokens) AS sum_input, sum(output_tokens) AS sum_output,

@@ -96,7 +96,8 @@ export class BulkLoader {
     this.tableBase = `${options.store.database}.bulk_${suffix}`;
   }
 
-  private staging(slot: number): string {
+  /** The staging table of a slot (the floor benchmark fills one itself). */
+  staging(slot: number): string {
     return `${this.tableBase}_staging_${slot}`;
   }
 
@@ -120,6 +121,16 @@ export class BulkLoader {
     return this.options.derived === '' ? '' : `, ${this.options.derived}`;
   }
 
+  /**
+   * The staged rows, mapped and flagged, as INSERT … SELECT from `source` (a table or a
+   * subquery with the copied columns).
+   */
+  stagedInsert(slot: number, source: string): string {
+    const clean = `ifNull((${this.options.clean}), false)`;
+    return `INSERT INTO ${this.staging(slot)} (${REQUEST_COLUMNS.join(', ')}, bulk_clean, bulk_rest)
+      SELECT ${this.options.mapping}, ${clean}, NOT ${clean} OR ifNull((${this.options.otherEvents}), false) FROM (SELECT *${this.derived()} FROM ${source})`;
+  }
+
   /** Writes one chunk of COPY text (PostgreSQL's text format) to a spool file; returns its path. */
   async spool(copy: Readable): Promise<string> {
     const file = join(this.spoolDir, `chunk-${this.spooled++}.tsv`);
@@ -132,9 +143,6 @@ export class BulkLoader {
     const store = this.loadStore;
     const staging = this.staging(slot);
     await store.command(`TRUNCATE TABLE ${staging}`);
-    const columns = `${REQUEST_COLUMNS.join(', ')}, bulk_clean, bulk_rest`;
-    const clean = `ifNull((${this.options.clean}), false)`;
-    const select = `${this.options.mapping}, ${clean}, NOT ${clean} OR ifNull((${this.options.otherEvents}), false)`;
     try {
       if (this.transport === 'file') {
         // Query-level SETTINGS stay with this statement (settings passed through the client
@@ -142,7 +150,7 @@ export class BulkLoader {
         // of a lone parse but doubles its CPU, and here the parse shares the cores with
         // PostgreSQL and the previous chunk's commit (1.1 s against 2.0 s per million rows).
         await store.command(
-          `INSERT INTO ${staging} (${columns}) SELECT ${select} FROM (SELECT *${this.derived()} FROM file(${clickhouseString(file)}, 'TSV', ${clickhouseString(this.options.structure)}))
+          `${this.stagedInsert(slot, `file(${clickhouseString(file)}, 'TSV', ${clickhouseString(this.options.structure)})`)}
            SETTINGS date_time_input_format = 'best_effort', input_format_parallel_parsing = 0, max_threads = 1`,
         );
       } else {
@@ -150,7 +158,7 @@ export class BulkLoader {
         await store.command(`TRUNCATE TABLE ${raw}`);
         // (On chdb this setting would stay on the session; it only widens what DateTime parses.)
         await store.client.insert({ table: raw, values: createReadStream(file), format: 'TabSeparated', clickhouse_settings: { date_time_input_format: 'best_effort' } });
-        await store.command(`INSERT INTO ${staging} (${columns}) SELECT ${select} FROM (SELECT *${this.derived()} FROM ${raw})`);
+        await store.command(this.stagedInsert(slot, raw));
       }
     } finally {
       rmSync(file, { force: true });

@@ -1,0 +1,82 @@
+// What the backfill benchmarks share: the seeded api_requests table and the raw baseline
+// (the same rows moved untransformed by ClickHouse's postgresql() table function).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { sourceDdl } from '../exporter/src/embedded/ddl.ts';
+import type { EventStore } from '../exporter/src/store/clickhouse.ts';
+import { startPgCluster, type PgCluster } from '../exporter/src/testing/pg-cluster.ts';
+
+/** BENCH_ROWS (default 1,000,000) and BENCH_ROUNDS (default 5, after a warm-up round). */
+export function benchSize(): { rows: number; rounds: number } {
+  return { rows: Number(process.env.BENCH_ROWS ?? 1_000_000), rounds: Number(process.env.BENCH_ROUNDS ?? 5) };
+}
+
+/** Runs `bench` against a throwaway PostgreSQL seeded with `rows` api_requests and a state directory. */
+export async function withSeededSource(rows: number, bench: (cluster: PgCluster, stateDir: string) => Promise<void>): Promise<void> {
+  const cluster = await startPgCluster();
+  const stateDir = mkdtempSync(join(tmpdir(), 'tw-bench-'));
+  try {
+    await seedApiRequests(cluster.url(), rows);
+    await bench(cluster, stateDir);
+  } finally {
+    await cluster.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+/** The columns the seed fills, and the baseline moves. */
+export const COLUMNS = 'request_id, domain, timestamp, model, request_type, response_status, input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens, duration_ms, first_token_ms, tool_call_count, is_subtask, account_id';
+
+/** `rows` api_requests: 50 tenants, 3 models, 2.5 % errors (529), no conversation content. */
+export async function seedApiRequests(url: string, rows: number): Promise<void> {
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  try {
+    await admin.query(sourceDdl('claude-nexus-proxy'));
+    await admin.query(`INSERT INTO api_requests (${COLUMNS})
+      SELECT gen_random_uuid(), 'tenant-' || (i % 50) || '.example.com', now() - make_interval(secs => i * 0.5),
+        (ARRAY['claude-sonnet-4-5-20250929', 'claude-opus-4-1-20250805', 'claude-haiku-4-5-20251001'])[1 + i % 3], 'inference',
+        CASE WHEN i % 40 = 0 THEN 529 ELSE 200 END, 100 + i % 997, i % 613, i % 5 * 1000, i % 11 * 100, 500 + i % 20000, 100 + i % 900, i % 3, i % 13 = 0, 'acct-' || (i % 5)
+      FROM generate_series(1, ${rows}) AS i`);
+    await admin.query('VACUUM ANALYZE api_requests');
+  } finally {
+    await admin.end();
+  }
+}
+
+/** ClickHouse's postgresql() table function over the seeded table. */
+export function postgresqlTable(port: number): string {
+  return `postgresql('127.0.0.1:${port}', 'postgres', 'api_requests', 'postgres', '')`;
+}
+
+/** One baseline round into a fresh MergeTree table; returns its seconds. */
+export async function rawBaseline(store: EventStore, port: number): Promise<number> {
+  await store.command('DROP TABLE IF EXISTS tokenwatch.raw_requests');
+  await store.command(`CREATE TABLE tokenwatch.raw_requests (request_id UUID, domain String, timestamp DateTime64(6, 'UTC'), model String,
+    request_type String, response_status Int32, input_tokens Int32, output_tokens Int32, cache_read_input_tokens Int32, cache_creation_input_tokens Int32,
+    duration_ms Int32, first_token_ms Int32, tool_call_count Int32, is_subtask Bool, account_id String) ENGINE = MergeTree ORDER BY (domain, timestamp)`);
+  const started = performance.now();
+  await store.command(`INSERT INTO tokenwatch.raw_requests SELECT ${COLUMNS} FROM ${postgresqlTable(port)}`);
+  return (performance.now() - started) / 1000;
+}
+
+/** Waits for background merges of an earlier round: they would slow the next measurement down. */
+export async function waitForMerges(store: EventStore): Promise<void> {
+  for (let waited = 0; waited < 60_000; waited += 200) {
+    const [merging] = await store.query<{ n: string }>('SELECT count() AS n FROM system.merges');
+    if (Number(merging!.n) === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+/** Empties the event tables a backfill writes. */
+export async function truncateEvents(store: EventStore): Promise<void> {
+  for (const table of ['requests', 'requests_daily', 'messages', 'messages_daily', 'activity_events']) await store.command(`TRUNCATE TABLE tokenwatch.${table}`);
+}

@@ -11,9 +11,9 @@ import { adapterFor } from '../sources/registry.ts';
 import type { IncrementalStream, MapContext, SnapshotQuery, SourceAdapter } from '../sources/adapter.ts';
 import { Pricing } from '../sources/pricing.ts';
 import { IncrementalReader, cursorTime, type PollResult } from '../reader/incremental-reader.ts';
-import { to as copyTo } from 'pg-copy-streams';
 import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
 import { BulkLoader, SLOTS, type BulkTransport } from '../store/bulk-load.ts';
+import { copyToFile } from '../db/copy-to-file.ts';
 import type { BulkContext } from '../sources/adapter.ts';
 import { quoteIdent } from '../reader/sql.ts';
 
@@ -387,11 +387,9 @@ export class Pipeline {
       return await this.trackPoll(entry, () => reader.pollInChunks({
         // PostgreSQL -> spool file, on the poll's connection.
         copy: async (chunk) => {
-          const copy = chunk.client.query(copyTo(`COPY (SELECT ${columns} FROM ${stream.spec.table} t WHERE ${chunk.where}) TO STDOUT`));
-          const file = await loader.spool(copy);
-          // pg runs this after the COPY's CommandComplete, which carries the row count.
-          await chunk.client.query('SELECT 1');
-          return { file, rows: copy.rowCount };
+          const file = loader.spoolFile();
+          const rows = await copyToFile(chunk.client, `COPY (SELECT ${columns} FROM ${stream.spec.table} t WHERE ${chunk.where}) TO STDOUT`, file);
+          return { file, rows };
         },
         // File -> ClickHouse staging, mapped, while the next chunk is copied.
         load: async ({ file }, index) => {

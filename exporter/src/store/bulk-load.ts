@@ -13,11 +13,9 @@
 //     views stay exact). A chunk reaches `requests` only after its COPY succeeded.
 //  4. aggregate: the clean rows' metric increments, one row per label combination.
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { EventStore } from './clickhouse.ts';
 import { clickhouseString } from './literal.ts';
 import { METRICS, type MetricDef } from '../metrics/catalog.ts';
@@ -131,11 +129,9 @@ export class BulkLoader {
       SELECT ${this.options.mapping}, ${clean}, NOT ${clean} OR ifNull((${this.options.otherEvents}), false) FROM (SELECT *${this.derived()} FROM ${source})`;
   }
 
-  /** Writes one chunk of COPY text (PostgreSQL's text format) to a spool file; returns its path. */
-  async spool(copy: Readable): Promise<string> {
-    const file = join(this.spoolDir, `chunk-${this.spooled++}.tsv`);
-    await pipeline(copy, createWriteStream(file));
-    return file;
+  /** A new spool file's path, for one chunk of COPY text (PostgreSQL's text format). */
+  spoolFile(): string {
+    return join(this.spoolDir, `chunk-${this.spooled++}.tsv`);
   }
 
   /** Loads a spooled chunk into a staging slot, mapped and flagged; returns its rows. The file is removed. */

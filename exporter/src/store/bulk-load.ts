@@ -58,11 +58,16 @@ export interface BulkLoaderOptions {
   transport?: BulkTransport;
 }
 
-/** Per-bucket (not cumulative) counts of `value` as JS observeInto() sorts them, then sum and count. */
+/**
+ * Per-bucket (not cumulative) counts of `value`, then sum and count. A row's bucket is the
+ * number of upper bounds it exceeds, as observeInto() counts them (NaN included: bucket 0);
+ * countResample counts rows per bucket in one aggregate (a countIf per bucket made the
+ * statement's analysis alone cost 40 ms per chunk). Rows without a value get bucket 255,
+ * outside the resampled range.
+ */
 function histogramSql(value: string, buckets: readonly number[], present = 'true'): string {
-  const counts = buckets.map((b, i) => `countIf(${present} AND ${i === 0 ? '' : `${value} > ${buckets[i - 1]} AND `}${value} <= ${b})`);
-  counts.push(`countIf(${present} AND ${value} > ${buckets[buckets.length - 1]})`);
-  return `[${counts.join(', ')}], sumIf(${value}, ${present}), countIf(${present})`;
+  const bucket = buckets.map((b) => `(${value} > ${b})`).join(' + ');
+  return `countResample(0, ${buckets.length + 1}, 1)(if(${present}, ${bucket}, 255)), sumIf(${value}, ${present}), countIf(${present})`;
 }
 
 function bucketsOf(key: 'tokenUsage' | 'operationDuration' | 'timeToFirstToken'): readonly number[] {

@@ -216,10 +216,18 @@ describe('IncrementalReader', () => {
 });
 
 describe('chunkTarget', () => {
-  it('ramps up over the first chunks, holds the chunk size, and ramps down before the end', () => {
+  it('ramps up over the first chunks, holds the chunk size, and leaves a small last chunk', () => {
     const size = 250_000;
     expect([0, 1, 2, 3].map((i) => chunkTarget(i, 10_000_000, size))).toEqual([62_500, 125_000, 250_000, 250_000]);
-    // Halves of what is left once less than two full chunks remain, a quarter chunk at least.
-    expect([500_000, 400_000, 250_000, 100_000, 10_000, 0].map((left) => chunkTarget(5, left, size))).toEqual([250_000, 200_000, 125_000, 62_500, 62_500, 62_500]);
+    // Once a full chunk would leave less than a quarter chunk, the chunk leaves exactly one.
+    expect([400_000, 312_500, 200_000, 62_500, 10_000, 0].map((left) => chunkTarget(5, left, size))).toEqual([250_000, 250_000, 137_500, 62_500, 62_500, 62_500]);
+    // A million rows: 62.5k, 125k, 250k, 250k, 250k and the last 62.5k.
+    const chunks: number[] = [];
+    for (let left = 1_000_000; left > 0; ) {
+      const take = Math.min(left, chunkTarget(chunks.length, left, size));
+      chunks.push(take);
+      left -= take;
+    }
+    expect(chunks).toEqual([62_500, 125_000, 250_000, 250_000, 250_000, 62_500]);
   });
 });

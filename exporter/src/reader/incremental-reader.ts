@@ -365,14 +365,17 @@ export class IncrementalReader {
 
 /**
  * Rows the chunk at `index` should hold, `remaining` rows estimated to follow it. The first
- * chunks and the last ones are smaller: nothing overlaps the first copy and the last commit,
- * so small chunks there keep both cores busy for more of the poll.
+ * two chunks are smaller (a quarter and a half), and so is the last one (a quarter): nothing
+ * overlaps the first copy and the last commit, so small chunks there keep both cores busy
+ * for more of the poll. Every chunk costs some fixed work too, so there are no more small
+ * ones than that.
  */
 export function chunkTarget(index: number, remaining: number, chunkRows: number): number {
-  const smallest = chunkRows / 4;
+  const small = chunkRows / 4;
   const rampUp = chunkRows / 2 ** Math.max(0, 2 - index);
-  const rampDown = Math.max(smallest, remaining / 2);
-  return Math.max(smallest, Math.min(chunkRows, rampUp, rampDown));
+  // A full chunk now would leave less than a small one: leave exactly a small one.
+  const rampDown = remaining <= chunkRows + small ? remaining - small : chunkRows;
+  return Math.max(small, Math.min(chunkRows, rampUp, rampDown));
 }
 
 /** The stages of a chunk in pollInChunks, in order. */

@@ -105,7 +105,8 @@ export class Pricing {
    */
   clickhousePriceIndex(model: string): string {
     if (this.prices.length === 0) return 'toUInt16(0)';
-    const tests = this.prices.map((p, i) => `${model} = ${clickhouseString(p.key)} OR startsWith(${model}, ${clickhouseString(p.key)}), ${i + 1}`);
+    // (A model equal to a key starts with it: find()'s equality test needs no twin here.)
+    const tests = this.prices.map((p, i) => `startsWith(${model}, ${clickhouseString(p.key)}), ${i + 1}`);
     return `toUInt16(multiIf(${tests.join(', ')}, 0))`;
   }
 

@@ -62,4 +62,21 @@ describe('copyToFile', () => {
       client.release();
     }
   });
+
+  it('fails, without hanging, when the server goes away in the middle of a copy', async () => {
+    const client = await db.pool.connect();
+    try {
+      const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      // Rows slow enough (pg_sleep every 10,000th) that the backend is terminated mid-way.
+      const sql = 'COPY (SELECT i, CASE WHEN i % 10000 = 0 THEN pg_sleep(0.05)::text END FROM generate_series(1, 1000000) AS i) TO STDOUT';
+      const copying = copyToFile(client, sql, join(dir, 'terminated.tsv'));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await db.pool.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid]);
+      await expect(copying).rejects.toThrow(/terminat|Connection|closed|ended/i);
+    } finally {
+      // The connection is gone: destroy the client rather than return it to the pool.
+      client.release(true);
+    }
+  });
 });
+

@@ -80,3 +80,21 @@ export function median(values: number[]): number {
 export async function truncateEvents(store: EventStore): Promise<void> {
   for (const table of ['requests', 'requests_daily', 'messages', 'messages_daily', 'activity_events']) await store.command(`TRUNCATE TABLE tokenwatch.${table}`);
 }
+
+/**
+ * How much of a second core this machine gives right now: the same CPU-bound query twice,
+ * one after the other on one connection, then at once on two. 2.0 is a full second core.
+ * (On the virtual machines here it moves between about 1.1 and 1.9 from minute to minute:
+ * the baseline is mostly one thread, the backfill uses both cores.)
+ */
+export async function twoCoreSpeedup(store: EventStore, other: EventStore): Promise<number> {
+  const query = 'SELECT sum(cityHash64(number)) FROM numbers(150000000) SETTINGS max_threads = 1';
+  let started = performance.now();
+  await store.query(query);
+  await store.query(query);
+  const oneAfterTheOther = performance.now() - started;
+  started = performance.now();
+  await Promise.all([store.query(query), other.query(query)]);
+  return oneAfterTheOther / (performance.now() - started);
+}
+

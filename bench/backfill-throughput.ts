@@ -14,7 +14,7 @@ import { MemoryCheckpointStore } from '../exporter/src/reader/checkpoint-store.t
 import { ClickHouseSink } from '../exporter/src/sinks/clickhouse-sink.ts';
 import { MetricsRegistry } from '../exporter/src/metrics/registry.ts';
 import { createLogger } from '../exporter/src/log.ts';
-import { benchSize, median, rawBaseline, truncateEvents, waitForMerges, withSeededSource } from './api-requests.ts';
+import { benchSize, median, rawBaseline, truncateEvents, twoCoreSpeedup, waitForMerges, withSeededSource } from './api-requests.ts';
 
 export async function runBackfillBench(): Promise<void> {
   const { rows, rounds } = benchSize();
@@ -38,8 +38,10 @@ export async function runBackfillBench(): Promise<void> {
     const ourRates: number[] = [];
     let peakRss = 0;
     let rssBefore = 0;
+    const other = await store.connectAgain();
     for (let round = 0; round <= rounds; round++) {
       await waitForMerges(store);
+      const speedup = await twoCoreSpeedup(store, other);
       // Raw baseline: the same columns, no transformation, PostgreSQL -> ClickHouse by postgresql().
       const rawSeconds = await rawBaseline(store, cluster.port);
 
@@ -71,8 +73,9 @@ export async function runBackfillBench(): Promise<void> {
         rawRates.push(rows / rawSeconds);
         ourRates.push(rows / ourSeconds);
       }
-      console.log(`${round === 0 ? 'warm-up (not counted)' : `round ${round}`}: raw postgresql() ${rawSeconds.toFixed(2)} s (${Math.round(rows / rawSeconds)} rows/s), tokenwatch ${ourSeconds.toFixed(2)} s (${Math.round(rows / ourSeconds)} rows/s), ratio ${ratio.toFixed(3)}`);
+      console.log(`${round === 0 ? 'warm-up (not counted)' : `round ${round}`}: raw postgresql() ${rawSeconds.toFixed(2)} s (${Math.round(rows / rawSeconds)} rows/s), tokenwatch ${ourSeconds.toFixed(2)} s (${Math.round(rows / ourSeconds)} rows/s), ratio ${ratio.toFixed(3)}; second core ${speedup.toFixed(2)}x`);
     }
+    await other.close();
     await store.close();
 
     const ratio = median(ratios);

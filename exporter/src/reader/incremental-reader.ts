@@ -328,7 +328,8 @@ export class IncrementalReader {
           rowsTotal += copied.rows;
           emitted += copied.rows;
           chunks += 1;
-          // Rows per millisecond of the chunk just copied, for the next chunk's width.
+          // Rows still to come, at the density of the chunk just copied; the next chunk's
+          // width aims at chunkTarget() of them.
           const remaining = (Math.max(0, to - boundary) * copied.rows) / width;
           width *= Math.min(4, Math.max(0.5, chunkTarget(index + 1, remaining, options.chunkRows) / Math.max(copied.rows, 1)));
           // A load waits for the previous load and for its staging slot to be finished with.

@@ -26,6 +26,10 @@ export function createPool(connectionString: string, options: { max?: number; ap
   });
   // An idle client losing its connection must not crash the process; the next query reports it.
   pool.on('error', () => undefined);
+  // Nor may a checked-out one (the server restarts in the middle of a poll): pg rejects the
+  // running query with the error, which is what the caller handles, and also emits it as an
+  // 'error' event, which with no listener would end the process.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
 

@@ -5,8 +5,8 @@
 // page's increments only once that checkpoint is durable. After a crash the counters come
 // back exactly as they were when the last handled page was checkpointed, which is never less
 // than what was shown, and the pages after it are read again: every row is counted once,
-// Prometheus sees no reset, no gap and no spike. Two exporters reading the same database from the same start count the
-// same rows, so they report the same totals.
+// Prometheus sees no reset, no gap and no spike. Two exporters reading the same database
+// from the same start count the same rows, so they report the same totals.
 //
 // Gauges from tables updated in place are replaced wholesale on every snapshot read.
 import { METRICS, type MetricDef, type MetricKey } from './catalog.ts';
@@ -56,6 +56,11 @@ export interface RequestGroup {
   /** Latest request start, epoch milliseconds. */
   lastStartedAt: number;
 }
+
+/** The labels of a request (or of a group of requests) that its counters go by. */
+type RequestLabels = Pick<RequestGroup, 'source' | 'tenant' | 'model' | 'httpStatus' | 'errorType' | 'account' | 'rateLimitStatus'>;
+/** What the counters of one request or a group of them add. */
+type RequestCounts = Pick<RequestGroup, 'requests' | 'subtaskRequests' | 'toolCalls' | 'inputTokens' | 'outputTokens' | 'cacheReadTokens' | 'cacheWriteTokens' | 'costUsd'>;
 
 export interface ProbeResult {
   name: string;
@@ -228,19 +233,10 @@ export class MetricsRegistry {
   }
 
   private recordRequest(entry: StreamMetrics, e: RequestEvent): void {
-    const base = [e.source, e.tenant, e.model];
-    this.recordRequestCounters(entry, base, statusClass(e.httpStatus), 1);
-    this.record(entry, 'tokens', [...base, 'input'], e.inputTokens, false);
-    this.record(entry, 'tokens', [...base, 'output'], e.outputTokens, false);
-    this.record(entry, 'tokens', [...base, 'cache_read'], e.cacheReadTokens, false);
-    this.record(entry, 'tokens', [...base, 'cache_creation'], e.cacheWriteTokens, false);
-    this.record(entry, 'cost', base, e.costUsd ?? 0, false);
-    if (e.errorType !== null) this.record(entry, 'errors', [...base, e.errorType], 1, false);
-    if (e.isSubtask) this.record(entry, 'subtaskRequests', [e.source, e.tenant], 1, false);
-    if (e.toolCalls > 0) this.record(entry, 'toolCalls', base, e.toolCalls, false);
-    if (e.rateLimitStatus !== null && e.rateLimitStatus !== 'allowed') {
-      this.record(entry, 'rateLimitWarnings', [e.source, e.tenant, e.account ?? '', e.rateLimitStatus], 1, false);
-    }
+    this.recordCounters(entry, e, {
+      requests: 1, subtaskRequests: e.isSubtask ? 1 : 0, toolCalls: e.toolCalls, inputTokens: e.inputTokens, outputTokens: e.outputTokens,
+      cacheReadTokens: e.cacheReadTokens, cacheWriteTokens: e.cacheWriteTokens, costUsd: e.costUsd ?? 0,
+    });
     const genai = [e.operation, e.provider, e.model, e.tenant];
     this.record(entry, 'tokenUsage', [...genai, 'input'], e.inputTokens, true);
     this.record(entry, 'tokenUsage', [...genai, 'output'], e.outputTokens, true);
@@ -249,8 +245,25 @@ export class MetricsRegistry {
     this.seen(e.source, e.tenant, Date.parse(e.startedAt));
   }
 
+  /** The counters of requests that share their labels: one request, or a group of them (bulk). */
+  private recordCounters(entry: StreamMetrics, r: RequestLabels, n: RequestCounts): void {
+    const base = [r.source, r.tenant, r.model];
+    this.recordRequestsTotal(entry, base, statusClass(r.httpStatus), n.requests);
+    this.record(entry, 'tokens', [...base, 'input'], n.inputTokens, false);
+    this.record(entry, 'tokens', [...base, 'output'], n.outputTokens, false);
+    this.record(entry, 'tokens', [...base, 'cache_read'], n.cacheReadTokens, false);
+    this.record(entry, 'tokens', [...base, 'cache_creation'], n.cacheWriteTokens, false);
+    this.record(entry, 'cost', base, n.costUsd, false);
+    if (r.errorType !== null) this.record(entry, 'errors', [...base, r.errorType], n.requests, false);
+    if (n.subtaskRequests > 0) this.record(entry, 'subtaskRequests', [r.source, r.tenant], n.subtaskRequests, false);
+    if (n.toolCalls > 0) this.record(entry, 'toolCalls', base, n.toolCalls, false);
+    if (r.rateLimitStatus !== null && r.rateLimitStatus !== 'allowed') {
+      this.record(entry, 'rateLimitWarnings', [r.source, r.tenant, r.account ?? '', r.rateLimitStatus], n.requests, false);
+    }
+  }
+
   /** requests_total, with every status class of a tenant and model present from its first request. */
-  private recordRequestCounters(entry: StreamMetrics, base: string[], cls: string, requests: number): void {
+  private recordRequestsTotal(entry: StreamMetrics, base: string[], cls: string, requests: number): void {
     const cachedBefore = entry.cache.size;
     const admitted = this.record(entry, 'requests', [...base, cls], requests, false);
     // Every status class of a tenant and model exists from its first request, at 0: a 5xx
@@ -277,19 +290,7 @@ export class MetricsRegistry {
   recordRequestGroups(streamId: string, groups: readonly RequestGroup[]): void {
     const entry = this.stream(streamId);
     for (const g of groups) {
-      const base = [g.source, g.tenant, g.model];
-      this.recordRequestCounters(entry, base, statusClass(g.httpStatus), g.requests);
-      this.record(entry, 'tokens', [...base, 'input'], g.inputTokens, false);
-      this.record(entry, 'tokens', [...base, 'output'], g.outputTokens, false);
-      this.record(entry, 'tokens', [...base, 'cache_read'], g.cacheReadTokens, false);
-      this.record(entry, 'tokens', [...base, 'cache_creation'], g.cacheWriteTokens, false);
-      this.record(entry, 'cost', base, g.costUsd, false);
-      if (g.errorType !== null) this.record(entry, 'errors', [...base, g.errorType], g.requests, false);
-      if (g.subtaskRequests > 0) this.record(entry, 'subtaskRequests', [g.source, g.tenant], g.subtaskRequests, false);
-      if (g.toolCalls > 0) this.record(entry, 'toolCalls', base, g.toolCalls, false);
-      if (g.rateLimitStatus !== null && g.rateLimitStatus !== 'allowed') {
-        this.record(entry, 'rateLimitWarnings', [g.source, g.tenant, g.account ?? '', g.rateLimitStatus], g.requests, false);
-      }
+      this.recordCounters(entry, g, g);
       const genai = [g.operation, g.provider, g.model, g.tenant];
       this.recordBucketed(entry, 'tokenUsage', [...genai, 'input'], g.inputTokenUsage);
       this.recordBucketed(entry, 'tokenUsage', [...genai, 'output'], g.outputTokenUsage);

@@ -8,15 +8,13 @@ import type { Logger } from '../log.ts';
 import { errorText } from '../log.ts';
 import { beginRead, createPool, existingTables } from '../db/postgres.ts';
 import { adapterFor } from '../sources/registry.ts';
-import type { IncrementalStream, MapContext, SnapshotQuery, SourceAdapter } from '../sources/adapter.ts';
+import type { BulkContext, IncrementalStream, MapContext, SnapshotQuery, SourceAdapter } from '../sources/adapter.ts';
 import { Pricing } from '../sources/pricing.ts';
 import { IncrementalReader, cursorTime, type PollResult } from '../reader/incremental-reader.ts';
 import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
 import { BulkLoader, SLOTS, type BulkTransport } from '../store/bulk-load.ts';
 import { copyToFile } from '../db/copy-to-file.ts';
-import type { BulkContext } from '../sources/adapter.ts';
 import { quoteIdent } from '../reader/sql.ts';
-
 import type { CheckpointStore } from '../reader/checkpoint-store.ts';
 import { RowQuality, RowRejected } from '../quality/row-quality.ts';
 import type { Sink } from '../sinks/sink.ts';
@@ -521,7 +519,6 @@ export class Pipeline {
     void tick();
   }
 
-  /** Stops polling, waits for polls in flight, closes pools and sinks. */
   /**
    * True while a stream resumed after an unclean stop has not had its repair yet (it was
    * never polled): the next start must still repair, so this stop does not count as clean.
@@ -530,6 +527,7 @@ export class Pipeline {
     return !this.options.previousRunClean && this.sources.some((s) => s.streams.some((x) => x.resumedFrom !== undefined));
   }
 
+  /** Stops polling, waits for polls in flight, closes pools and sinks. */
   async close(): Promise<void> {
     this.stopped = true;
     for (const timer of this.timers) clearTimeout(timer);

@@ -9,7 +9,7 @@
 import type { AgentSnapshot, CanonicalEvent, ConversationSnapshot, MessageEvent, RequestEvent, UsageSnapshot } from '../model/events.ts';
 import type { EventStore } from '../store/clickhouse.ts';
 import { storedContent, type ContentMode } from '../store/redact.ts';
-import { recoverDerived } from '../store/recover.ts';
+import { recoverDerived, type RecoverResult } from '../store/recover.ts';
 import type { Sink } from './sink.ts';
 
 /** '2026-11-22T04:03:20.920Z' -> '2026-11-22 04:03:20.920', what DateTime64 parses by default. */
@@ -124,8 +124,8 @@ export class ClickHouseSink implements Sink {
   }
 
   /** After a crash: rebuilds the rollups and events derived from rows written since the checkpoint (store/recover.ts). */
-  async recover(source: string, since: Date, notBefore: Date | null): Promise<Record<string, unknown>[]> {
-    return (await recoverDerived(this.store, source, since, notBefore)) as unknown as Record<string, unknown>[];
+  recover(source: string, since: Date, notBefore: Date | null): Promise<RecoverResult[]> {
+    return recoverDerived(this.store, source, since, notBefore);
   }
 
   async close(): Promise<void> {}

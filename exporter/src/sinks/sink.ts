@@ -11,6 +11,6 @@ export interface Sink {
    * `since` (the stream's last checkpoint), for events of `source`; those events are not
    * older than `notBefore` when it is known (the checkpoint's watermark).
    */
-  recover?(source: string, since: Date, notBefore: Date | null): Promise<Record<string, unknown>[]>;
+  recover?(source: string, since: Date, notBefore: Date | null): Promise<readonly unknown[]>;
   close(): Promise<void>;
 }

@@ -129,7 +129,6 @@ function messages(row: Record<string, unknown>, request: RequestEvent, conversat
 function bulkSpec(names: SourceNames): BulkSpec {
   const col = (reference: string) => names.column(reference);
   const raw = (reference: string) => (col(reference) === null ? 'NULL' : `t.${col(reference)}`);
-  const text = (reference: string) => (col(reference) === null ? 'NULL' : `t.${col(reference)}`);
   const status = raw('response_status');
   const errorType = (() => {
     const body = col('response_body') === null ? null : `t.${col('response_body')}`;
@@ -143,7 +142,7 @@ function bulkSpec(names: SourceNames): BulkSpec {
   const nonNegative = (c: string) => `if(${c} >= 0, ${c}, NULL)`;
   return {
     columns: [
-      { name: 'request_id', sql: text('request_id'), type: 'String' },
+      { name: 'request_id', sql: raw('request_id'), type: 'String' },
       { name: 'domain', sql: raw('domain'), type: 'Nullable(String)' },
       { name: 'ts', sql: raw('timestamp'), type: "DateTime64(6, 'UTC')" },
       { name: 'model', sql: raw('model'), type: 'Nullable(String)' },
@@ -154,13 +153,13 @@ function bulkSpec(names: SourceNames): BulkSpec {
       { name: 'duration_ms', sql: raw('duration_ms'), type: 'Nullable(Float64)' },
       { name: 'error_type', sql: errorType, type: 'Nullable(String)' },
       { name: 'tool_call_count', sql: raw('tool_call_count'), type: 'Nullable(Float64)' },
-      { name: 'conversation_id', sql: text('conversation_id'), type: 'Nullable(String)' },
+      { name: 'conversation_id', sql: raw('conversation_id'), type: 'Nullable(String)' },
       { name: 'branch_id', sql: raw('branch_id'), type: 'Nullable(String)' },
-      { name: 'parent_task_request_id', sql: text('parent_task_request_id'), type: 'Nullable(String)' },
+      { name: 'parent_task_request_id', sql: raw('parent_task_request_id'), type: 'Nullable(String)' },
       { name: 'is_subtask', sql: raw('is_subtask'), type: 'Nullable(Bool)' },
       { name: 'account_id', sql: raw('account_id'), type: 'Nullable(String)' },
       { name: 'api_key_hash', sql: raw('api_key_hash'), type: 'Nullable(String)' },
-      { name: 'parent_request_id', sql: text('parent_request_id'), type: 'Nullable(String)' },
+      { name: 'parent_request_id', sql: raw('parent_request_id'), type: 'Nullable(String)' },
       { name: 'rate_limit_status', sql: headers, type: 'Nullable(String)' },
     ],
     // The model's price, matched once per row (0 for a model without a price).

@@ -15,15 +15,12 @@
 // from the copies, and only the newest copy survives step 3.
 import type { EventStore } from './clickhouse.ts';
 import { clickhouseString } from './literal.ts';
-import { REQUEST_COLUMNS } from './bulk-load.ts';
 
 /** Event tables with materialized views on them, their time column and the views' rollup tables. */
 const DERIVED = [
   { table: 'requests', time: 'started_at', rollups: ['requests_daily'] },
   { table: 'messages', time: 'created_at', rollups: ['messages_daily'] },
 ] as const;
-
-const MESSAGE_COLUMNS = ['tenant', 'source', 'conversation_id', 'message_id', 'role', 'content', 'sequence', 'channel', 'agent', 'user', 'request_id', 'created_at'];
 
 /** Rows written this long before the checkpoint count as in doubt too, beyond the clock skew. */
 const MARGIN_MS = 1000;
@@ -59,9 +56,9 @@ export async function recoverDerived(store: EventStore, source: string, since: D
     const days = `(${doubt.map((d) => clickhouseString(d.day)).join(', ')})`;
     const [{ started }] = (await store.query<{ started: string }>('SELECT toString(now64(3)) AS started')) as [{ started: string }];
     for (const rollup of rollups) await store.command(`DELETE FROM ${local(rollup)} WHERE source = ${src} AND day IN ${days}`);
-    const columns = (table === 'requests' ? REQUEST_COLUMNS : MESSAGE_COLUMNS).join(', ');
-    await store.command(`INSERT INTO ${db}.${table} (${columns})
-      SELECT ${columns} FROM ${db}.${table} FINAL WHERE source = ${src} AND toDate(${time}) IN ${days}
+    // Every column but ingested_at, which the server sets anew (its default).
+    await store.command(`INSERT INTO ${db}.${table} (* EXCEPT (ingested_at))
+      SELECT * EXCEPT (ingested_at) FROM ${db}.${table} FINAL WHERE source = ${src} AND toDate(${time}) IN ${days}
       SETTINGS optimize_on_insert = 0`);
     // ingested_at is set by the server; copies made by step 2 are not older than `started`.
     await store.command(`DELETE FROM ${local(table)} WHERE source = ${src} AND toDate(${time}) IN ${days} AND ingested_at < toDateTime64(${clickhouseString(started)}, 3, 'UTC')`);

@@ -54,7 +54,8 @@ export async function recoverDerived(store: EventStore, source: string, since: D
     );
     if (doubt.length === 0) continue;
     const days = `(${doubt.map((d) => clickhouseString(d.day)).join(', ')})`;
-    const [{ started }] = (await store.query<{ started: string }>('SELECT toString(now64(3)) AS started')) as [{ started: string }];
+    // In UTC, as it is read back below (a server in another time zone would print local time).
+    const [{ started }] = (await store.query<{ started: string }>("SELECT toString(now64(3, 'UTC')) AS started")) as [{ started: string }];
     for (const rollup of rollups) await store.command(`DELETE FROM ${local(rollup)} WHERE source = ${src} AND day IN ${days}`);
     // Every column but ingested_at, which the server sets anew (its default).
     await store.command(`INSERT INTO ${db}.${table} (* EXCEPT (ingested_at))

@@ -80,8 +80,14 @@ describe('copyToFile', () => {
       await expect(copying).rejects.toThrow(/terminat|Connection|closed|ended/i);
       // pg emits the lost connection as an 'error' event as well, when the socket closes
       // (without a listener that throws, and the client never reports its end).
-      const late = new Promise((_, reject) => setTimeout(() => reject(new Error('the client never reported the end of its connection')), 5000));
-      await Promise.race([ended, late]);
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('the client never reported the end of its connection')), 5000)));
+      try {
+        await Promise.race([ended, late]);
+      } finally {
+        // A timeout still pending would reject after the test, unhandled.
+        clearTimeout(timer);
+      }
     } finally {
       // The connection is gone: destroy the client rather than return it to the pool.
       client.release(true);

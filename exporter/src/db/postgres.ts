@@ -33,6 +33,17 @@ export function createPool(connectionString: string, options: { max?: number; ap
   return pool;
 }
 
+/**
+ * The planner's estimate of a table's rows (no count(*) scan). EXPLAIN rather than
+ * pg_class.reltuples: for a table never vacuumed or analyzed reltuples is unknown, while the
+ * planner still estimates from the table's size on disk (and scales an old reltuples to it).
+ * `table` is a qualified, quoted name.
+ */
+export async function plannerRowEstimate(client: Pick<pg.ClientBase, 'query'>, table: string): Promise<number> {
+  const { rows } = await client.query<{ 'QUERY PLAN': [{ Plan: { 'Plan Rows': number } }] }>(`EXPLAIN (FORMAT JSON) SELECT * FROM ${table}`);
+  return Math.max(0, Math.round(rows[0]?.['QUERY PLAN'][0].Plan['Plan Rows'] ?? 0));
+}
+
 /** Which of the given tables exist in the schema (by the names in the database). */
 export async function existingTables(pool: pg.Pool, schema: string, tables: readonly string[]): Promise<Set<string>> {
   const { rows } = await pool.query<{ name: string }>(

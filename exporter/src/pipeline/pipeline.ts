@@ -6,7 +6,7 @@ import type { Config, SourceConfig } from '../config/schema.ts';
 import type { CanonicalEvent } from '../model/events.ts';
 import type { Logger } from '../log.ts';
 import { errorText } from '../log.ts';
-import { beginRead, createPool, existingTables } from '../db/postgres.ts';
+import { beginRead, createPool, existingTables, plannerRowEstimate } from '../db/postgres.ts';
 import { adapterFor } from '../sources/registry.ts';
 import type { BulkContext, IncrementalStream, MapContext, SnapshotQuery, SourceAdapter } from '../sources/adapter.ts';
 import { Pricing } from '../sources/pricing.ts';
@@ -466,14 +466,13 @@ export class Pipeline {
 
   /**
    * Rows a backfill would read at most: the planner's estimate of each append-only table's
-   * size (pg_class.reltuples; no count(*) scan), for progress bars. 0 when never analyzed.
+   * size (no count(*) scan), for progress bars.
    */
   async estimateRows(): Promise<number> {
     let total = 0;
     for (const source of this.sources) {
       for (const { stream } of source.streams) {
-        const { rows } = await source.pool.query<{ n: string | null }>('SELECT greatest(reltuples, 0)::bigint::text AS n FROM pg_class WHERE oid = to_regclass($1)', [stream.spec.table]);
-        total += Number(rows[0]?.n ?? 0);
+        total += await plannerRowEstimate(source.pool, stream.spec.table);
       }
     }
     return total;

@@ -18,7 +18,7 @@
 //    backfill resumes after a crash rather than starting over.
 import type { PoolClient } from 'pg';
 import type { CheckpointStore, Checkpoint } from './checkpoint-store.ts';
-import { beginRead } from '../db/postgres.ts';
+import { beginRead, plannerRowEstimate } from '../db/postgres.ts';
 
 export interface IncrementalStreamSpec {
   /** Stable id, also the checkpoint's name: "<source name>/<table>". */
@@ -293,22 +293,21 @@ export class IncrementalReader {
       const inline = (value: unknown): string => inlineLiteral(client, value);
       const where = this.newRowsWhere(start, epochOf(snapshot), inline);
       const { table, cursorColumn: cursor } = this.spec;
-      const plan = await client.query<{ low: string | null; high: string | null; estimate: string }>(
-        `SELECT min(t.${cursor})::text AS low, max(t.${cursor})::text AS high,
-           (SELECT greatest(reltuples, 0)::bigint::text FROM pg_class WHERE oid = to_regclass($1)) AS estimate
+      const plan = await client.query<{ low: string | null; high: string | null }>(
+        `SELECT min(t.${cursor})::text AS low, max(t.${cursor})::text AS high
          FROM ${table} t ${start.watermark !== null ? `WHERE t.${cursor} >= ${inline(start.watermark)}::timestamptz` : ''}`,
-        [table],
       );
-      const { low, high, estimate } = plan.rows[0]!;
+      const { low, high } = plan.rows[0]!;
+      const estimate = await plannerRowEstimate(client, table);
       let rowsTotal = 0;
       let chunks = 0;
       if (low !== null && high !== null) {
-        // Chunks are time ranges; their width starts from the planner's row estimate (a
-        // 256th of the range for a table never analyzed) and adapts to the rows the previous
-        // chunk held.
+        // Chunks are time ranges; their width starts from the planner's row estimate of the
+        // table (a 256th of the range when the planner has none) and adapts to the rows the
+        // previous chunk held.
         const from = Math.max(cursorTime(low), start.inProgress ? cursorTime(start.inProgress.afterCursor) : -Infinity);
         const to = cursorTime(high);
-        const rowsEstimate = Number(estimate) > 0 ? Math.max(Number(estimate), options.chunkRows) : options.chunkRows * 256;
+        const rowsEstimate = estimate > 0 ? Math.max(estimate, options.chunkRows) : options.chunkRows * 256;
         let width = Math.max(1, ((to - from + 1) * chunkTarget(0, rowsEstimate, options.chunkRows)) / rowsEstimate);
         let boundary = from;
         let lower: string | null = null;

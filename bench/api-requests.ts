@@ -3,8 +3,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import pg from 'pg';
 import { sourceDdl } from '../exporter/src/embedded/ddl.ts';
+import { Config } from '../exporter/src/config/schema.ts';
+import { createLogger, type Logger } from '../exporter/src/log.ts';
+import { Pipeline } from '../exporter/src/pipeline/pipeline.ts';
+import { MemoryCheckpointStore } from '../exporter/src/reader/checkpoint-store.ts';
+import { ClickHouseSink } from '../exporter/src/sinks/clickhouse-sink.ts';
+import { MetricsRegistry } from '../exporter/src/metrics/registry.ts';
 import type { EventStore } from '../exporter/src/store/clickhouse.ts';
 import { startPgCluster, type PgCluster } from '../exporter/src/testing/pg-cluster.ts';
 
@@ -24,6 +31,32 @@ export async function withSeededSource(rows: number, bench: (cluster: PgCluster,
     await cluster.stop();
     rmSync(stateDir, { recursive: true, force: true });
   }
+}
+
+/** The configuration the backfill benchmarks run with: the seeded source, chunks of BENCH_CHUNK_ROWS. */
+export function backfillConfig(cluster: PgCluster, stateDir: string): Config {
+  const config = Config.parse({
+    stateDir,
+    sources: [{ type: 'claude-nexus-proxy', batchSize: 10_000 }],
+    clickhouse: { bulkChunkRows: Number(process.env.BENCH_CHUNK_ROWS ?? 250_000) },
+  });
+  config.sources[0]!.name = 'claude-nexus-proxy';
+  config.sources[0]!.databaseUrl = cluster.url();
+  return config;
+}
+
+/** Errors only, discarded; with BENCH_TRACE every log line (per-chunk timings) on stderr. */
+export function benchLogger(): Logger {
+  return process.env.BENCH_TRACE
+    ? createLogger({ level: 'debug', format: 'json', destination: process.stderr })
+    : createLogger({ level: 'error', format: 'json', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+}
+
+/** A pipeline for one fresh backfill: the event store its only sink (so the bulk path runs), no checkpoints kept. */
+export function openBackfillPipeline(config: Config, store: EventStore, logger: Logger): Promise<Pipeline> {
+  return Pipeline.open({
+    config, logger, sinks: [new ClickHouseSink(store, 'redacted')], store: new MemoryCheckpointStore(), autoSources: false, metrics: new MetricsRegistry(),
+  });
 }
 
 /** The columns the seed fills, and the baseline moves. */

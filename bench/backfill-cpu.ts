@@ -4,17 +4,12 @@
 // runs inside it) and the CPU of every PostgreSQL process, read from /proc (Linux only).
 // Cores used = CPU / wall. On a machine with two cores, a backfill that needs more than twice
 // the baseline's CPU cannot reach the 0.70 ratio however well its stages overlap.
-//   npm run bench -- backfill-cpu     (BENCH_ROWS=1000000, BENCH_ROUNDS=5)
+//   npm run bench -- backfill-cpu     (BENCH_ROWS=1000000, BENCH_ROUNDS=5, BENCH_CHUNK_ROWS=250000)
 import { readdirSync, readFileSync } from 'node:fs';
-import { Writable } from 'node:stream';
-import { Config } from '../exporter/src/config/schema.ts';
 import { openStore } from '../exporter/src/store/clickhouse.ts';
-import { Pipeline } from '../exporter/src/pipeline/pipeline.ts';
-import { MemoryCheckpointStore } from '../exporter/src/reader/checkpoint-store.ts';
-import { ClickHouseSink } from '../exporter/src/sinks/clickhouse-sink.ts';
-import { MetricsRegistry } from '../exporter/src/metrics/registry.ts';
-import { createLogger } from '../exporter/src/log.ts';
-import { benchSize, median, rawBaseline, truncateEvents, waitForMerges, withSeededSource } from './api-requests.ts';
+import {
+  backfillConfig, benchLogger, benchSize, median, openBackfillPipeline, rawBaseline, truncateEvents, waitForMerges, withSeededSource,
+} from './api-requests.ts';
 
 /**
  * User plus system CPU seconds of the PostgreSQL processes, from /proc/PID/stat: each live one's
@@ -68,12 +63,10 @@ export async function runBackfillCpuBench(): Promise<void> {
   }
   const { rows, rounds } = benchSize();
   await withSeededSource(rows, async (cluster, stateDir) => {
-    const config = Config.parse({ stateDir, sources: [{ type: 'claude-nexus-proxy', batchSize: 10_000 }] });
-    config.sources[0]!.name = 'claude-nexus-proxy';
-    config.sources[0]!.databaseUrl = cluster.url();
+    const config = backfillConfig(cluster, stateDir);
     const store = await openStore(config);
     await store.migrate();
-    const logger = createLogger({ level: 'error', format: 'json', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+    const logger = benchLogger();
     console.log(`\nbackfill CPU (raw baseline and tokenwatch alternating), ${rows} rows, a warm-up round and ${rounds} rounds`);
     const cpuRatios: number[] = [];
     for (let round = 0; round <= rounds; round++) {
@@ -81,9 +74,7 @@ export async function runBackfillCpuBench(): Promise<void> {
       const raw = await sample(() => rawBaseline(store, cluster.port));
       await truncateEvents(store);
       await waitForMerges(store);
-      const pipeline = await Pipeline.open({
-        config, logger, sinks: [new ClickHouseSink(store, 'redacted')], store: new MemoryCheckpointStore(), autoSources: false, metrics: new MetricsRegistry(),
-      });
+      const pipeline = await openBackfillPipeline(config, store, logger);
       const ours = await sample(() => pipeline.backfill());
       await pipeline.close();
       const cpuRatio = (ours.user + ours.system + ours.postgres) / (raw.user + raw.system + raw.postgres);

@@ -6,31 +6,18 @@
 // warm-up round of each is run and reported but not counted: both sides pay one-off costs
 // there (the process's first large allocations, connections, compiled code).
 //   npm run bench -- backfill     (BENCH_ROWS=1000000, BENCH_ROUNDS=5, BENCH_CHUNK_ROWS=250000)
-import { Writable } from 'node:stream';
-import { Config } from '../exporter/src/config/schema.ts';
 import { openStore } from '../exporter/src/store/clickhouse.ts';
-import { Pipeline } from '../exporter/src/pipeline/pipeline.ts';
-import { MemoryCheckpointStore } from '../exporter/src/reader/checkpoint-store.ts';
-import { ClickHouseSink } from '../exporter/src/sinks/clickhouse-sink.ts';
-import { MetricsRegistry } from '../exporter/src/metrics/registry.ts';
-import { createLogger } from '../exporter/src/log.ts';
-import { benchSize, median, rawBaseline, truncateEvents, twoCoreSpeedup, waitForMerges, withSeededSource } from './api-requests.ts';
+import {
+  backfillConfig, benchLogger, benchSize, median, openBackfillPipeline, rawBaseline, truncateEvents, twoCoreSpeedup, waitForMerges, withSeededSource,
+} from './api-requests.ts';
 
 export async function runBackfillBench(): Promise<void> {
   const { rows, rounds } = benchSize();
   await withSeededSource(rows, async (cluster, stateDir) => {
-    const config = Config.parse({
-      stateDir,
-      sources: [{ type: 'claude-nexus-proxy', batchSize: 10_000 }],
-      clickhouse: { bulkChunkRows: Number(process.env.BENCH_CHUNK_ROWS ?? 250_000) },
-    });
-    config.sources[0]!.name = 'claude-nexus-proxy';
-    config.sources[0]!.databaseUrl = cluster.url();
+    const config = backfillConfig(cluster, stateDir);
     const store = await openStore(config);
     await store.migrate();
-    const logger = process.env.BENCH_TRACE
-      ? createLogger({ level: 'debug', format: 'json', destination: process.stderr })
-      : createLogger({ level: 'error', format: 'json', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+    const logger = benchLogger();
 
     console.log(`\nbackfill PostgreSQL -> ClickHouse (embedded), ${rows} rows of api_requests, a warm-up round and ${rounds} rounds`);
     const ratios: number[] = [];
@@ -47,9 +34,7 @@ export async function runBackfillBench(): Promise<void> {
 
       // tokenwatch: a fresh backfill into emptied tables.
       await truncateEvents(store);
-      const pipeline = await Pipeline.open({
-        config, logger, sinks: [new ClickHouseSink(store, 'redacted')], store: new MemoryCheckpointStore(), autoSources: false, metrics: new MetricsRegistry(),
-      });
+      const pipeline = await openBackfillPipeline(config, store, logger);
       rssBefore = process.memoryUsage().rss;
       peakRss = Math.max(peakRss, rssBefore);
       const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);

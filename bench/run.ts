@@ -1,6 +1,6 @@
 // npm run bench [-- NAME...]: runs the benchmarks (metrics and backfill by default; the
-// backfill-floor and backfill-cpu diagnostics only when named) and prints their ratios against baselines
-// measured in the same run. Benchmarks, not tests: machines are noisy.
+// backfill-floor and backfill-cpu diagnostics only when named) and prints their ratios
+// against baselines measured in the same run. Benchmarks, not tests: machines are noisy.
 import { runMetricsBench } from './metrics-serving.ts';
 import { runBackfillBench } from './backfill-throughput.ts';
 import { runBackfillFloorBench } from './backfill-floor.ts';

@@ -45,12 +45,26 @@ export const SourceConfig = z
      * this are missed (see README, "How rows are read").
      */
     maxCommitDelay: Duration.prefault('15m'),
+    /**
+     * How far back the straggler sweep looks for rows that committed later than
+     * maxCommitDelay; "0s" turns it off (such rows are then missed). See README, "Rows that
+     * commit late".
+     */
+    sweepWindow: Duration.prefault('24h'),
+    /** How often the straggler sweep runs. */
+    sweepInterval: Duration.prefault('10m'),
     /** Where a source with no checkpoint starts: "earliest", "now", or an ISO timestamp. */
     startFrom: z.union([z.literal('earliest'), z.literal('now'), z.iso.datetime({ offset: true })]).default('earliest'),
     /** Only rows of these request types are read from api_requests (Claude Nexus Proxy). */
     requestTypes: z.array(z.string()).default(['inference']),
   })
-  .strict();
+  .strict()
+  .superRefine((source, ctx) => {
+    if (source.sweepWindow > 0 && source.sweepWindow <= source.maxCommitDelay) {
+      ctx.addIssue({ code: 'custom', path: ['sweepWindow'], message: 'must be longer than maxCommitDelay (the sweep reads below the poll\'s window), or "0s" to turn the sweep off' });
+    }
+    if (source.sweepInterval <= 0) ctx.addIssue({ code: 'custom', path: ['sweepInterval'], message: 'must be longer than 0' });
+  });
 export type SourceConfig = z.infer<typeof SourceConfig>;
 
 export const Config = z

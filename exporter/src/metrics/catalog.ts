@@ -171,6 +171,31 @@ export const METRICS = {
     help: 'Checkpoint position: rows with a timestamp below this are final.',
     labels: ['source', 'table'], source: 'checkpoints',
   },
+  rowsLate: {
+    name: 'tokenwatch_source_rows_late_total', type: 'counter', unit: '{row}',
+    help: 'Rows delivered by the straggler sweep: they committed later than maxCommitDelay after their timestamp, after the polls that cover it.',
+    labels: ['source', 'table'], source: 'straggler sweep',
+  },
+  rowsBeyondSweepWindow: {
+    name: 'tokenwatch_source_rows_beyond_sweep_window_total', type: 'counter', unit: '{row}',
+    help: 'Late rows whose timestamp was already older than the sweep window when the sweep found them: rows that commit later still are never read.',
+    labels: ['source', 'table'], source: 'straggler sweep',
+  },
+  lateMaxDelay: {
+    name: 'tokenwatch_source_late_row_max_delay_seconds', type: 'gauge', unit: 's',
+    help: 'Largest time from a late row\'s timestamp to the sweep that delivered it, since start (an upper bound of its commit delay).',
+    labels: ['source', 'table'], source: 'straggler sweep',
+  },
+  maxCommitDelay: {
+    name: 'tokenwatch_source_max_commit_delay_seconds', type: 'gauge', unit: 's',
+    help: 'Configured maxCommitDelay: rows that commit later than this after their timestamp are delivered by the straggler sweep, not the poll.',
+    labels: ['source', 'table'], source: 'configuration',
+  },
+  sweepWindow: {
+    name: 'tokenwatch_source_sweep_window_seconds', type: 'gauge', unit: 's',
+    help: 'Configured sweepWindow: rows that commit later than this after their timestamp are missed (0: no sweep, rows later than maxCommitDelay are missed).',
+    labels: ['source', 'table'], source: 'configuration',
+  },
   sinkUp: {
     name: 'tokenwatch_sink_up', type: 'gauge', unit: '1',
     help: '1 when the last write to the sink succeeded (jsonl, clickhouse).',

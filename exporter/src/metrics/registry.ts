@@ -13,7 +13,7 @@ import { METRICS, type MetricDef, type MetricKey } from './catalog.ts';
 import { Family, mergeInto, observeBucketedInto, observeInto, type BucketedObservations, type SavedSeries, type Series } from './families.ts';
 import { CardinalityGuard, DEFAULT_LIMITS, type CardinalityLimits } from './cardinality.ts';
 import type { CanonicalEvent, RequestEvent } from '../model/events.ts';
-import type { SinkStatus, StreamStatus } from '../pipeline/pipeline.ts';
+import type { SinkStatus, StreamStatus } from '../pipeline/status.ts';
 import type { QualityCount } from '../quality/row-quality.ts';
 
 export type SavedMetrics = Partial<Record<MetricKey, SavedSeries[]>>;
@@ -357,7 +357,10 @@ export class MetricsRegistry {
         mergeInto(target, family);
       }
     }
-    const self = newFamilies(['activeTenants', 'rowsRead', 'rowsInvalid', 'sourceUp', 'lastSuccess', 'ingestLag', 'pollDuration', 'checkpointWatermark', 'sinkUp', 'sinkFailures', 'probeUp', 'probeDuration', 'seriesOverflow']);
+    const self = newFamilies([
+      'activeTenants', 'rowsRead', 'rowsInvalid', 'sourceUp', 'lastSuccess', 'ingestLag', 'pollDuration', 'checkpointWatermark',
+      'rowsLate', 'rowsBeyondSweepWindow', 'lateMaxDelay', 'maxCommitDelay', 'sweepWindow', 'sinkUp', 'sinkFailures', 'probeUp', 'probeDuration', 'seriesOverflow',
+    ]);
     const now = this.now();
     for (const [source, tenants] of this.tenantsSeen) {
       let active = 0;
@@ -374,6 +377,13 @@ export class MetricsRegistry {
       }
       if (s.lastPollDurationMs !== null) self.get('pollDuration')!.set(labels, s.lastPollDurationMs / 1000);
       if (s.watermarkAt !== null) self.get('checkpointWatermark')!.set(labels, s.watermarkAt / 1000);
+      if (s.kind === 'incremental') {
+        self.get('rowsLate')!.set(labels, s.rowsLate);
+        self.get('rowsBeyondSweepWindow')!.set(labels, s.rowsBeyondSweepWindow);
+        self.get('lateMaxDelay')!.set(labels, s.lateMaxDelayMs / 1000);
+        if (s.maxCommitDelayMs !== null) self.get('maxCommitDelay')!.set(labels, s.maxCommitDelayMs / 1000);
+        if (s.sweepWindowMs !== null) self.get('sweepWindow')!.set(labels, s.sweepWindowMs / 1000);
+      }
     }
     for (const q of quality) {
       const slash = q.stream.indexOf('/');

@@ -10,7 +10,7 @@ import { beginRead, createPool, existingTables, plannerRowEstimate } from '../db
 import { adapterFor } from '../sources/registry.ts';
 import type { BulkContext, IncrementalStream, MapContext, SnapshotQuery, SourceAdapter } from '../sources/adapter.ts';
 import { Pricing } from '../sources/pricing.ts';
-import { IncrementalReader, cursorTime, type PollResult } from '../reader/incremental-reader.ts';
+import { IncrementalReader, PollAborted, cursorTime, type PollResult } from '../reader/incremental-reader.ts';
 import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
 import { BulkLoader, SLOTS, type BulkTransport } from '../store/bulk-load.ts';
 import { copyToFile } from '../db/copy-to-file.ts';
@@ -19,34 +19,10 @@ import type { CheckpointStore } from '../reader/checkpoint-store.ts';
 import { RowQuality, RowRejected } from '../quality/row-quality.ts';
 import type { Sink } from '../sinks/sink.ts';
 import type { MetricsRegistry, SavedMetrics } from '../metrics/registry.ts';
+import { newStreamStatus, type SinkStatus, type StreamStatus } from './status.ts';
+import { CONNECT_BACKOFF, pollBackoff, retryDelayMs } from './backoff.ts';
 
-export interface StreamStatus {
-  id: string;
-  source: string;
-  sourceType: string;
-  table: string;
-  kind: 'incremental' | 'snapshot';
-  rowsRead: number;
-  eventsEmitted: number;
-  rowsRejected: number;
-  polls: number;
-  lastPollStartedAt: number | null;
-  lastSuccessAt: number | null;
-  /** Start of the last successful poll: everything committed before it has been read. */
-  lastSuccessStartedAt: number | null;
-  lastPollDurationMs: number | null;
-  /** Checkpoint watermark (incremental streams). */
-  watermarkAt: number | null;
-  lastError: string | null;
-}
-
-export interface SinkStatus {
-  sink: string;
-  /** false after a failed write, until the next write succeeds. */
-  up: boolean;
-  failures: number;
-  eventsWritten: number;
-}
+export type { SinkStatus, StreamStatus } from './status.ts';
 
 interface ActiveSource {
   config: SourceConfig & { name: string };
@@ -78,16 +54,58 @@ export interface PipelineOptions {
    * repair when streams resume. Default false: a resumed stream lets the sinks repair.
    */
   previousRunClean?: boolean;
+  /**
+   * `run`: a source that cannot be reached (or has no tables yet) does not fail open(); its
+   * streams show as failing and it is retried with backoff until it connects. Without it,
+   * open() throws (backfill, check).
+   */
+  waitForSources?: boolean;
+  /** Called when waiting for sources ends in a state the process cannot run in. */
+  onFatal?: (error: Error) => void;
 }
 
-function newStatus(id: string, source: ActiveSource['config'], table: string, kind: StreamStatus['kind']): StreamStatus {
-  return {
+type SourceConfigNamed = SourceConfig & { name: string };
+
+function newStatus(id: string, source: SourceConfigNamed, table: string, kind: StreamStatus['kind'], spec?: IncrementalStream['spec']): StreamStatus {
+  return newStreamStatus({
     id, source: source.name, sourceType: source.type, table, kind,
-    rowsRead: 0, eventsEmitted: 0, rowsRejected: 0, polls: 0,
-    lastPollStartedAt: null, lastSuccessAt: null, lastSuccessStartedAt: null, lastPollDurationMs: null, watermarkAt: null,
-    lastError: null,
-  };
+    ...(spec ? { maxCommitDelayMs: spec.maxCommitDelayMs, sweepWindowMs: spec.sweepWindowMs ?? 0 } : {}),
+  });
 }
+
+/** The statuses a source's streams and snapshots will have, before it is connected. */
+function plannedStatuses(adapter: SourceAdapter, config: SourceConfigNamed): StreamStatus[] {
+  const built = adapter.build(config);
+  return [
+    ...built.streams.map((s) => newStatus(s.spec.id, config, s.table, 'incremental', s.spec)),
+    ...built.snapshots.map((q) => newStatus(q.id, config, snapshotTable(q), 'snapshot')),
+  ];
+}
+
+/** Snapshot queries are named by their id (two may read the same table). */
+function snapshotTable(query: SnapshotQuery): string {
+  return query.id.slice(query.id.indexOf('/') + 1);
+}
+
+/** Why a source could not be added: its database is unreachable, or its tables are missing. */
+class SourceUnavailable extends Error {
+  readonly missingTables: boolean;
+  constructor(message: string, missingTables: boolean, cause?: unknown) {
+    super(message, { cause });
+    this.missingTables = missingTables;
+  }
+}
+
+/** A source `run` could not connect to yet: its streams show as failing while it retries. */
+interface PendingSource {
+  config: SourceConfigNamed;
+  statuses: StreamStatus[];
+  failures: number;
+  missingTables: boolean;
+  timer?: NodeJS.Timeout;
+}
+
+const NO_SOURCE_TABLES = 'no source has its tables in the database: set TOKENWATCH_SOURCES or `sources:` and check the schema and table names';
 
 export class Pipeline {
   readonly sources: ActiveSource[] = [];
@@ -98,7 +116,11 @@ export class Pipeline {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private stopped = false;
+  private started = false;
+  /** Aborted by close(): a long poll stops between pages with its progress saved. */
+  private readonly stopping = new AbortController();
   private readonly sinkStatus = new Map<string, SinkStatus>();
+  private readonly pending: PendingSource[] = [];
 
   private constructor(options: PipelineOptions) {
     this.options = options;
@@ -111,18 +133,30 @@ export class Pipeline {
   static async open(options: PipelineOptions): Promise<Pipeline> {
     const pipeline = new Pipeline(options);
     try {
-      for (const source of options.config.sources) await pipeline.addSource(source as ActiveSource['config']);
+      for (const source of options.config.sources as SourceConfigNamed[]) {
+        try {
+          await pipeline.addSource(source);
+        } catch (error) {
+          if (!(error instanceof SourceUnavailable)) throw error;
+          if (options.waitForSources) pipeline.waitFor(source, error);
+          else if (!(error.missingTables && options.autoSources)) throw error;
+          else options.logger.info({ source: source.name }, `source skipped: ${error.message}`);
+        }
+      }
     } catch (error) {
       await pipeline.close();
       throw error;
     }
-    if (pipeline.sources.length === 0) {
-      throw new Error('no source has its tables in the database: set TOKENWATCH_SOURCES or `sources:` and check the schema and table names');
+    pipeline.dropSkippedSources();
+    if (pipeline.sources.length === 0 && pipeline.pending.length === 0) {
+      await pipeline.close();
+      throw new Error(NO_SOURCE_TABLES);
     }
     return pipeline;
   }
 
-  private async addSource(config: ActiveSource['config']): Promise<void> {
+  /** Connects a source and checks its tables; throws SourceUnavailable when either fails. */
+  private async addSource(config: SourceConfigNamed): Promise<void> {
     const adapter = adapterFor(config.type);
     const pool = createPool(config.databaseUrl!, { applicationName: `tokenwatch/${config.name}` });
     const wanted = adapter.requiredTables.map((t) => config.tables[t] ?? t);
@@ -131,16 +165,12 @@ export class Pipeline {
       present = await existingTables(pool, config.schema, wanted);
     } catch (error) {
       await pool.end();
-      throw new Error(`source ${config.name}: cannot connect to PostgreSQL: ${errorText(error)}`, { cause: error });
+      throw new SourceUnavailable(`source ${config.name}: cannot connect to PostgreSQL: ${errorText(error)}`, false, error);
     }
     const missing = wanted.filter((t) => !present.has(t));
     if (missing.length > 0) {
       await pool.end();
-      if (this.options.autoSources) {
-        this.options.logger.info({ source: config.name, missing }, 'source skipped: its tables are not in the database');
-        return;
-      }
-      throw new Error(`source ${config.name} (${config.type}): tables not found in schema "${config.schema}": ${missing.join(', ')}`);
+      throw new SourceUnavailable(`source ${config.name} (${config.type}): tables not found in schema "${config.schema}": ${missing.join(', ')}`, true);
     }
     const built = adapter.build(config);
     const active: ActiveSource = { config, adapter, pool, streams: [], snapshots: [] };
@@ -154,15 +184,14 @@ export class Pipeline {
         save: () => ({ metrics: metrics.saveStream(id) }),
         saved: (state: unknown) => metrics.committed(id, (state as { metrics: SavedMetrics }).metrics),
       };
-      const status = newStatus(id, config, stream.table, 'incremental');
+      const status = newStatus(id, config, stream.table, 'incremental', stream.spec);
       if (checkpoint?.watermark) status.watermarkAt = cursorTime(checkpoint.watermark);
       active.streams.push({
         stream, reader: new IncrementalReader(stream.spec, this.options.store, connect, companion), status,
         resumedFrom: checkpoint ? { at: new Date(checkpoint.updatedAt), watermark: checkpoint.watermark ? new Date(cursorTime(checkpoint.watermark)) : null } : undefined,
       });
     }
-    // Snapshot queries are named by their id (two may read the same table).
-    for (const query of built.snapshots) active.snapshots.push({ query, status: newStatus(query.id, config, query.id.slice(query.id.indexOf('/') + 1), 'snapshot') });
+    for (const query of built.snapshots) active.snapshots.push({ query, status: newStatus(query.id, config, snapshotTable(query), 'snapshot') });
     this.sources.push(active);
     this.options.logger.info(
       { source: config.name, type: config.type, streams: built.streams.map((s) => s.table), snapshots: built.snapshots.map((s) => s.table) },
@@ -170,8 +199,69 @@ export class Pipeline {
     );
   }
 
+  /**
+   * `run` waits for a source it cannot use yet: its planned streams show as failing with the
+   * reason, and connecting is retried with capped exponential backoff and jitter.
+   */
+  private waitFor(config: SourceConfigNamed, error: SourceUnavailable): void {
+    const pending: PendingSource = { config, statuses: plannedStatuses(adapterFor(config.type), config), failures: 0, missingTables: error.missingTables };
+    this.pending.push(pending);
+    this.failedToConnect(pending, error);
+  }
+
+  private failedToConnect(pending: PendingSource, error: SourceUnavailable): void {
+    pending.failures += 1;
+    pending.missingTables = error.missingTables;
+    const now = this.now();
+    for (const status of pending.statuses) {
+      status.polls += 1;
+      status.lastPollStartedAt = now;
+      status.lastError = error.message;
+    }
+    const delay = retryDelayMs(pending.failures, CONNECT_BACKOFF);
+    this.options.logger.error({ source: pending.config.name, error: error.message, retryInMs: delay }, 'source not available; retrying');
+    pending.timer = setTimeout(() => void this.retryConnect(pending), delay);
+  }
+
+  private async retryConnect(pending: PendingSource): Promise<void> {
+    if (this.stopped) return;
+    try {
+      await this.addSource(pending.config);
+    } catch (error) {
+      if (this.stopped) return;
+      if (error instanceof SourceUnavailable) {
+        this.failedToConnect(pending, error);
+        this.dropSkippedSources();
+        return;
+      }
+      this.pending.splice(this.pending.indexOf(pending), 1);
+      this.options.onFatal?.(error as Error);
+      return;
+    }
+    this.pending.splice(this.pending.indexOf(pending), 1);
+    this.options.logger.info({ source: pending.config.name, afterAttempts: pending.failures + 1 }, 'source connected');
+    this.dropSkippedSources();
+    if (this.started) this.startSource(this.sources[this.sources.length - 1]!);
+  }
+
+  /**
+   * Sources chosen automatically whose tables are missing are skipped once another source is
+   * in use (that database simply is not that kind of source); while none is, all are retried.
+   */
+  private dropSkippedSources(): void {
+    if (!this.options.autoSources || this.sources.length === 0) return;
+    for (const pending of this.pending.filter((p) => p.missingTables)) {
+      clearTimeout(pending.timer);
+      this.pending.splice(this.pending.indexOf(pending), 1);
+      this.options.logger.info({ source: pending.config.name }, 'source skipped: its tables are not in the database');
+    }
+  }
+
   statuses(): StreamStatus[] {
-    return this.sources.flatMap((s) => [...s.streams.map((x) => x.status), ...s.snapshots.map((x) => x.status)]);
+    return [
+      ...this.sources.flatMap((s) => [...s.streams.map((x) => x.status), ...s.snapshots.map((x) => x.status)]),
+      ...this.pending.flatMap((p) => p.statuses),
+    ];
   }
 
   private mapContext(streamId: string, rowId: () => string): MapContext {
@@ -249,26 +339,53 @@ export class Pipeline {
     } catch (error) {
       // Rows of pages not checkpointed will be read again: forget what they recorded.
       this.options.metrics?.rollbackStream(stream.spec.id);
-      status.lastError = errorText(error);
+      if (!(error instanceof PollAborted)) status.lastError = errorText(error);
       throw error;
     } finally {
       status.lastPollDurationMs = this.now() - status.lastPollStartedAt;
     }
   }
 
-  /** One poll of an incremental stream: everything committed since the previous poll. */
+  /** Maps, delivers and counts one page of a stream's rows. */
+  private pageHandler(entry: ActiveSource['streams'][number], onPage?: (rows: number) => void): (rows: Record<string, unknown>[]) => Promise<void> {
+    const { stream, status } = entry;
+    return async (rows) => {
+      const events = this.mapRows(entry, rows);
+      await this.emit(events);
+      this.options.metrics?.recordStream(stream.spec.id, events);
+      status.rowsRead += rows.length;
+      status.eventsEmitted += events.length;
+      onPage?.(rows.length);
+    };
+  }
+
+  /** One poll of an incremental stream: everything committed since the previous poll (and the straggler sweep when due). */
   async pollStream(entry: ActiveSource['streams'][number], onPage?: (rows: number) => void): Promise<number> {
-    const { stream, reader, status } = entry;
-    return this.trackPoll(entry, () =>
-      reader.poll(async (rows) => {
-        const events = this.mapRows(entry, rows);
-        await this.emit(events);
-        this.options.metrics?.recordStream(stream.spec.id, events);
-        status.rowsRead += rows.length;
-        status.eventsEmitted += events.length;
-        onPage?.(rows.length);
-      }),
-    );
+    const handle = this.pageHandler(entry, onPage);
+    return this.trackPoll(entry, async () => {
+      const swept = await this.sweepIfDue(entry, handle);
+      const result = await entry.reader.poll(handle, this.stopping.signal);
+      return { ...result, rows: result.rows + swept };
+    });
+  }
+
+  /**
+   * Runs the stream's straggler sweep when it is due (README, "Rows that commit late"): rows
+   * that committed after the polls covering their timestamp had passed are delivered now,
+   * once, and counted.
+   */
+  private async sweepIfDue(entry: ActiveSource['streams'][number], handle: (rows: Record<string, unknown>[]) => Promise<void>): Promise<number> {
+    if (!entry.reader.sweepDue()) return 0;
+    const { status } = entry;
+    const result = await entry.reader.sweep(handle);
+    if (result.rows === 0) return 0;
+    status.rowsLate += result.rows;
+    status.rowsBeyondSweepWindow += result.beyondWindow;
+    status.lateMaxDelayMs = Math.max(status.lateMaxDelayMs, result.maxDelayMs);
+    const fields = { stream: status.id, rows: result.rows, beyondSweepWindow: result.beyondWindow, maxDelaySeconds: Math.round(result.maxDelayMs / 1000), maxCommitDelaySeconds: (status.maxCommitDelayMs ?? 0) / 1000 };
+    if (result.beyondWindow > 0) this.options.logger.error(fields, 'rows committed later than the sweep window: rows committing even later are missed (raise sweepWindow)');
+    else this.options.logger.warn(fields, 'late rows delivered by the straggler sweep (they committed later than maxCommitDelay)');
+    return result.rows;
   }
 
   /**
@@ -382,7 +499,9 @@ export class Pipeline {
     const columns = spec.columns.map((c) => `${c.sql} AS ${quoteIdent(c.name)}`).join(', ');
     let idType: string | undefined;
     try {
-      return await this.trackPoll(entry, () => reader.pollInChunks({
+      return await this.trackPoll(entry, async () => {
+        const swept = await this.sweepIfDue(entry, this.pageHandler(entry, onPage));
+        const result = await reader.pollInChunks({
         // PostgreSQL -> spool file, on the poll's connection.
         copy: async (chunk) => {
           const file = loader.spoolFile();
@@ -419,7 +538,9 @@ export class Pipeline {
             'bulk chunk',
           );
         },
-      }, { chunkRows: this.options.config.clickhouse.bulkChunkRows, slots: SLOTS }));
+      }, { chunkRows: this.options.config.clickhouse.bulkChunkRows, slots: SLOTS });
+        return { ...result, rows: result.rows + swept };
+      });
     } finally {
       await loader.close().catch(() => undefined);
       await loadStore.close().catch(() => undefined);
@@ -478,15 +599,21 @@ export class Pipeline {
     return total;
   }
 
-  /** Polls every stream and snapshot on its interval until stop(). Failures are logged and retried. */
+  /**
+   * Polls every stream and snapshot on its interval until close(); sources still being waited
+   * for start when they connect. Failures are logged and retried with backoff.
+   */
   start(): void {
-    for (const source of this.sources) {
-      for (const entry of source.streams) {
-        this.loop(entry.status, source.config.pollInterval, () => this.pollStream(entry));
-      }
-      for (const entry of source.snapshots) {
-        this.loop(entry.status, source.config.snapshotInterval, () => this.pollSnapshot(source, entry));
-      }
+    this.started = true;
+    for (const source of this.sources) this.startSource(source);
+  }
+
+  private startSource(source: ActiveSource): void {
+    for (const entry of source.streams) {
+      this.loop(entry.status, source.config.pollInterval, () => this.pollStream(entry));
+    }
+    for (const entry of source.snapshots) {
+      this.loop(entry.status, source.config.snapshotInterval, () => this.pollSnapshot(source, entry));
     }
   }
 
@@ -501,9 +628,9 @@ export class Pipeline {
         await run;
         failures = 0;
       } catch (error) {
+        if (this.stopped) return;
         failures += 1;
-        // Back off up to 10 intervals (at most 5 minutes) while a source keeps failing.
-        delay = Math.min(intervalMs * Math.min(2 ** failures, 10), Math.max(intervalMs, 300_000));
+        delay = retryDelayMs(failures, pollBackoff(intervalMs));
         this.options.logger.error({ stream: status.id, error: errorText(error), retryInMs: delay }, 'poll failed');
       } finally {
         this.inFlight.delete(run);
@@ -526,11 +653,16 @@ export class Pipeline {
     return !this.options.previousRunClean && this.sources.some((s) => s.streams.some((x) => x.resumedFrom !== undefined));
   }
 
-  /** Stops polling, waits for polls in flight, closes pools and sinks. */
+  /**
+   * Stops polling: a poll in flight stops after its current page (its progress saved) and
+   * is awaited; then the pools and sinks close.
+   */
   async close(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort();
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
+    for (const pending of this.pending) clearTimeout(pending.timer);
     await Promise.allSettled([...this.inFlight]);
     await Promise.allSettled(this.sources.map((s) => s.pool.end()));
     for (const sink of this.options.sinks) await sink.close();

@@ -4,6 +4,7 @@
 import { mkdirSync, openSync, writeSync, fsyncSync, closeSync, renameSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { ReadHistory } from './read-history.ts';
 
 export const Checkpoint = z.object({
   version: z.literal(1),
@@ -18,6 +19,8 @@ export const Checkpoint = z.object({
   inProgress: z
     .object({ snapshot: z.string(), afterCursor: z.string(), afterId: z.string() })
     .nullable(),
+  /** What the polls read below the watermark, for the straggler sweep (absent: none kept). */
+  history: ReadHistory.optional(),
   /** State of the consumers that must move with the reader's position (metric counters). */
   extra: z.unknown().optional(),
   /** Rows emitted by this stream so far (for progress reports, not for correctness). */

@@ -134,6 +134,73 @@ describe('IncrementalReader', () => {
     rmSync(stateDir, { recursive: true, force: true });
   });
 
+  /**
+   * Writers whose transactions commit up to 3× maxCommitDelay after their rows' timestamps,
+   * read by a polling loop that runs the straggler sweep when it is due (as the pipeline
+   * does) and restarts halfway. Returns what was read, and how much of it the sweep found.
+   */
+  async function lateCommitRun(sweep: { sweepWindowMs: number; sweepIntervalMs: number }): Promise<{ collector: Collector; swept: number; table: string[] }> {
+    await db.pool.query('TRUNCATE api_requests');
+    const stateDir = mkdtempSync(join(tmpdir(), 'tokenwatch-late-'));
+    const settings = { maxCommitDelayMs: 1000, ...sweep };
+    const collector = new Collector();
+    let current = reader(db, new FileCheckpointStore(stateDir), settings);
+    let swept = 0;
+    const readOnce = async (r: IncrementalReader) => {
+      if (r.sweepDue()) {
+        swept += (await r.sweep(async (rows) => {
+          for (const row of rows) collector.seen.set(String(row.request_id), (collector.seen.get(String(row.request_id)) ?? 0) + 1);
+        })).rows;
+      }
+      await collector.pollWith(r);
+    };
+    let writersDone = false;
+    const writer = async (w: number): Promise<void> => {
+      const rnd = random(2000 + w);
+      const client = await db.pool.connect();
+      try {
+        for (let n = 0; n < 12; n++) {
+          await client.query('BEGIN');
+          for (let i = 0; i < 3; i++) await insert(client, uuidFrom(`late-w${w}-${n}-${i}`), rnd() * 300);
+          // Two transactions in five commit 1.2 to 3 s after their rows' timestamps.
+          await new Promise((resolve) => setTimeout(resolve, rnd() < 0.4 ? 1200 + rnd() * 1800 : rnd() * 30));
+          await client.query('COMMIT');
+        }
+      } finally {
+        client.release();
+      }
+    };
+    const polling = (async () => {
+      for (let polls = 0; !writersDone; polls++) {
+        await readOnce(current);
+        if (polls === 40) current = reader(db, new FileCheckpointStore(stateDir), settings);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    })();
+    await Promise.all(Array.from({ length: 8 }, (_, w) => writer(w)));
+    writersDone = true;
+    await polling;
+    // Past the last commit by more than the sweep interval: one more sweep and poll.
+    await new Promise((resolve) => setTimeout(resolve, sweep.sweepIntervalMs + 100));
+    await readOnce(current);
+    rmSync(stateDir, { recursive: true, force: true });
+    return { collector, swept, table: await tableIds(db) };
+  }
+
+  it('hands over rows that commit up to 3× maxCommitDelay late exactly once, through the straggler sweep', async () => {
+    const { collector, swept, table } = await lateCommitRun({ sweepWindowMs: 60_000, sweepIntervalMs: 500 });
+    expect(table).toHaveLength(8 * 12 * 3);
+    expect(swept).toBeGreaterThan(0);
+    expect(collector.duplicates()).toEqual([]);
+    expect(collector.ids()).toEqual(table);
+  });
+
+  it('without the sweep, the same late commits are missed (the defect the sweep fixes)', async () => {
+    const { collector, table } = await lateCommitRun({ sweepWindowMs: 0, sweepIntervalMs: 500 });
+    expect(collector.duplicates()).toEqual([]);
+    expect(collector.ids().length).toBeLessThan(table.length);
+  });
+
   it('a poll with nothing new returns nothing, and a restart resumes from the durable checkpoint', async () => {
     await db.pool.query('TRUNCATE api_requests');
     const stateDir = mkdtempSync(join(tmpdir(), 'tokenwatch-ckpt-'));

@@ -16,9 +16,14 @@
 //  - Inside a poll, pages follow keyset order (timestamp, id) so a page never rescans the
 //    previous ones. After each page the checkpoint records how far the poll got, so a long
 //    backfill resumes after a crash rather than starting over.
+//  - Rows that commit later than maxCommitDelay are not lost: the checkpoint keeps a compact
+//    history of what the polls read below the watermark (read-history.ts), and a periodic
+//    straggler sweep reads the last sweepWindow of the table through the same index, handing
+//    over exactly the rows none of those polls could see.
 import type { PoolClient } from 'pg';
 import type { CheckpointStore, Checkpoint } from './checkpoint-store.ts';
 import { beginRead, plannerRowEstimate } from '../db/postgres.ts';
+import { MAX_RANGES, afterPoll, afterSweep, type ReadHistory } from './read-history.ts';
 
 export interface IncrementalStreamSpec {
   /** Stable id, also the checkpoint's name: "<source name>/<table>". */
@@ -38,6 +43,27 @@ export interface IncrementalStreamSpec {
   startFrom: string;
   /** Progress inside a long poll is checkpointed at most this often (default 1 s). */
   progressSaveIntervalMs?: number;
+  /** How far back the straggler sweep reads (0 or absent: no sweep, and no history kept). */
+  sweepWindowMs?: number;
+  /** How often the straggler sweep runs. */
+  sweepIntervalMs?: number;
+}
+
+/** Rows a straggler sweep handed over. */
+export interface SweepResult {
+  /** Rows that committed after the polls that covered their timestamp had passed. */
+  rows: number;
+  /** Of those, rows whose timestamp was already older than the sweep window. */
+  beyondWindow: number;
+  /** Largest time from a late row's timestamp to the sweep that found it (an upper bound of its commit delay). */
+  maxDelayMs: number;
+}
+
+/** A poll stopped between two pages because its signal was aborted; its progress is saved. */
+export class PollAborted extends Error {
+  constructor() {
+    super('poll stopped: shutting down');
+  }
 }
 
 export interface ReadPage {
@@ -76,6 +102,22 @@ function epochOf(snapshot: string): { epochBase: string; xmaxLow: string } {
   return { epochBase: ((xmax / EPOCH) * EPOCH).toString(), xmaxLow: (xmax % EPOCH).toString() };
 }
 
+/**
+ * Orders two cursor values (timestamps as PostgreSQL prints them, or ISO), to the
+ * microsecond; 'infinity' and '-infinity' sort last and first.
+ */
+export function compareCursor(a: string, b: string): number {
+  const key = (text: string): [number, number] => {
+    if (text === 'infinity') return [Infinity, 0];
+    if (text === '-infinity') return [-Infinity, 0];
+    const fraction = /\.(\d+)/.exec(text)?.[1] ?? '';
+    return [cursorTime(text), Number(fraction.slice(3, 6).padEnd(3, '0'))];
+  };
+  const [am, au] = key(a);
+  const [bm, bu] = key(b);
+  return am !== bm ? (am < bm ? -1 : 1) : au - bu;
+}
+
 /** Text order of timestamps in UTC and of ids under COLLATE "C" is their SQL order. */
 function keyAtOrAfter(cursor: string, id: string, otherCursor: string, otherId: string): boolean {
   return cursor > otherCursor || (cursor === otherCursor && id >= otherId);
@@ -110,12 +152,12 @@ export class IncrementalReader {
    * page before the page's checkpoint is saved: a crash re-delivers at most the pages whose
    * handling had not finished (at-least-once towards sinks, which are idempotent).
    */
-  async poll(handle: (rows: Record<string, unknown>[]) => Promise<void>): Promise<PollResult> {
+  async poll(handle: (rows: Record<string, unknown>[]) => Promise<void>, signal?: AbortSignal): Promise<PollResult> {
     const client = await this.connect();
     try {
       const { snapshot, now: dbNow } = await beginRead(client);
       const start = this.store.load(this.spec.id) ?? (await this.initialCheckpoint(client, snapshot, dbNow));
-      const result = await this.readPages(client, start, snapshot, handle);
+      const result = await this.readPages(client, start, snapshot, handle, signal);
       return await this.complete(client, start, snapshot, result);
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
@@ -125,17 +167,28 @@ export class IncrementalReader {
     }
   }
 
-  /** Poll complete: every row visible in `snapshot` above the watermark has been handled. */
-  private async complete(client: PoolClient, start: Checkpoint, snapshot: string, result: { rows: number; pages: number }): Promise<PollResult> {
+  /**
+   * Poll complete: every row visible in `snapshot` above the watermark has been handled, the
+   * lowest of them at `result.emittedMin` (or a lower bound of it; null when none).
+   */
+  private async complete(client: PoolClient, start: Checkpoint, snapshot: string, result: { rows: number; pages: number; emittedMin: string | null }): Promise<PollResult> {
     const advanced = await client.query<{ watermark: string }>(
       `SELECT greatest($1::timestamptz, now() - make_interval(secs => $2::double precision / 1000))::text AS watermark`,
       [start.watermark, this.spec.maxCommitDelayMs],
     );
     await client.query('COMMIT');
+    const watermark = advanced.rows[0]!.watermark;
+    // An interrupted poll handed over rows above the start watermark that this one does not
+    // see again: count them as handed over at the lowest point they could have.
+    const emittedMin = start.inProgress !== null ? (start.watermark ?? result.emittedMin) : result.emittedMin;
+    const history = this.sweeps()
+      ? afterPoll(start.history, { fromWatermark: start.watermark, toWatermark: watermark, snapshot, emittedMin }, compareCursor)
+      : undefined;
     const done: Checkpoint = {
       version: 1,
       extra: start.extra,
-      watermark: advanced.rows[0]!.watermark,
+      ...(history ? { history } : {}),
+      watermark,
       snapshot,
       inProgress: null,
       rowsEmitted: start.rowsEmitted + result.rows,
@@ -161,14 +214,20 @@ export class IncrementalReader {
     return checkpoint;
   }
 
+  private sweeps(): boolean {
+    return (this.spec.sweepWindowMs ?? 0) > 0;
+  }
+
   private async readPages(
     client: PoolClient,
     start: Checkpoint,
     snapshot: string,
     handle: (rows: Record<string, unknown>[]) => Promise<void>,
-  ): Promise<{ rows: number; pages: number }> {
+    signal: AbortSignal | undefined,
+  ): Promise<{ rows: number; pages: number; emittedMin: string | null }> {
     const { epochBase, xmaxLow } = epochOf(snapshot);
     let page: { cursor: string; id: string } | null = null;
+    let emittedMin: string | null = null;
     let rowsTotal = 0;
     let pages = 0;
     let emitted = start.rowsEmitted;
@@ -178,16 +237,20 @@ export class IncrementalReader {
       const { rows } = await client.query(sql, params);
       if (rows.length === 0) break;
       await handle(rows);
+      // Pages are in cursor order: the first row of the first page is the lowest.
+      emittedMin ??= String(rows[0]!.__cursor);
       const last = rows[rows.length - 1]!;
       page = { cursor: String(last.__cursor), id: String(last.__id) };
       rowsTotal += rows.length;
       emitted += rows.length;
       pages += 1;
       if (rows.length < this.spec.batchSize) break;
-      // Record progress inside the poll. A checkpoint left by an earlier, interrupted poll
-      // stays in force until this poll has passed the point that one reached.
+      // Record progress inside the poll (at once when stopping). A checkpoint left by an
+      // earlier, interrupted poll stays in force until this poll has passed the point that
+      // one reached.
       const previous = start.inProgress;
-      const due = Date.now() - lastSave >= (this.spec.progressSaveIntervalMs ?? DEFAULT_PROGRESS_SAVE_INTERVAL_MS);
+      const stopping = signal?.aborted === true;
+      const due = stopping || Date.now() - lastSave >= (this.spec.progressSaveIntervalMs ?? DEFAULT_PROGRESS_SAVE_INTERVAL_MS);
       if (due && (previous === null || keyAtOrAfter(page.cursor, page.id, previous.afterCursor, previous.afterId))) {
         lastSave = Date.now();
         this.save({
@@ -197,8 +260,105 @@ export class IncrementalReader {
           updatedAt: new Date().toISOString(),
         });
       }
+      if (stopping) throw new PollAborted();
     }
-    return { rows: rowsTotal, pages };
+    return { rows: rowsTotal, pages, emittedMin };
+  }
+
+  /**
+   * Whether the straggler sweep is due: sweepInterval has passed since the last one (by this
+   * machine's clock), or the history has grown to MAX_RANGES ranges.
+   */
+  sweepDue(now = Date.now()): boolean {
+    if (!this.sweeps()) return false;
+    const history = this.store.load(this.spec.id)?.history;
+    if (history === undefined || history.ranges.length === 0) return false;
+    if (history.lastSweepAt === null || history.ranges.length >= MAX_RANGES) return true;
+    return now - Date.parse(history.lastSweepAt) >= (this.spec.sweepIntervalMs ?? 0);
+  }
+
+  /**
+   * The straggler sweep: one REPEATABLE READ transaction reads the rows below the watermark
+   * and inside the sweep window (plus the band that left the window since the last sweep)
+   * whose transaction the history says no poll could see, and hands them over page by page,
+   * like a poll. Its checkpoint then records that everything there was read with its
+   * snapshot. A crash before that repeats the sweep (at least once, like a page).
+   */
+  async sweep(handle: (rows: Record<string, unknown>[]) => Promise<void>): Promise<SweepResult> {
+    const result: SweepResult = { rows: 0, beyondWindow: 0, maxDelayMs: 0 };
+    const client = await this.connect();
+    try {
+      const { snapshot, now: dbNow } = await beginRead(client);
+      const start = this.store.load(this.spec.id);
+      const history = start?.history;
+      if (start === undefined || history === undefined || history.ranges.length === 0 || start.watermark === null) {
+        await client.query('COMMIT');
+        return result;
+      }
+      const windowMs = this.spec.sweepWindowMs ?? 0;
+      const { rows: bounds } = await client.query<{ window_start: string; lower: string }>(
+        `SELECT ($1::timestamptz - make_interval(secs => $2::double precision / 1000))::text AS window_start,
+           greatest($3::timestamptz, $1::timestamptz - make_interval(secs => ($2::double precision + $4::double precision) / 1000))::text AS lower`,
+        [dbNow, windowMs, history.from, this.spec.sweepIntervalMs ?? 0],
+      );
+      const { window_start: windowStart, lower } = bounds[0]!;
+      const now = cursorTime(dbNow);
+      let page: { cursor: string; id: string } | null = null;
+      for (;;) {
+        const { sql, params } = this.sweepQuery(history, { lower, upper: start.watermark }, epochOf(snapshot), page);
+        const { rows } = await client.query(sql, params);
+        if (rows.length === 0) break;
+        await handle(rows);
+        for (const row of rows) {
+          const cursor = String(row.__cursor);
+          result.maxDelayMs = Math.max(result.maxDelayMs, now - cursorTime(cursor));
+          if (compareCursor(cursor, windowStart) < 0) result.beyondWindow += 1;
+        }
+        result.rows += rows.length;
+        const last = rows[rows.length - 1]!;
+        page = { cursor: String(last.__cursor), id: String(last.__id) };
+        if (rows.length < this.spec.batchSize) break;
+      }
+      await client.query('COMMIT');
+      this.save({
+        ...start,
+        history: afterSweep(history, { from: windowStart, snapshot, at: new Date().toISOString() }),
+        rowsEmitted: start.rowsEmitted + result.rows,
+        updatedAt: new Date().toISOString(),
+      });
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  /**
+   * The SQL of one sweep page: rows in [lower, upper) whose transaction is not visible in the
+   * snapshot of the history range their timestamp falls in, after the previous page.
+   */
+  sweepQuery(
+    history: ReadHistory,
+    bounds: { lower: string; upper: string },
+    epoch: { epochBase: string; xmaxLow: string },
+    page: { cursor: string; id: string } | null,
+  ): { sql: string; params: unknown[] } {
+    const { cursorColumn: cursor } = this.spec;
+    const { params, param } = paramList();
+    const xid = this.xidExpression(epoch, param);
+    const handedOver = history.ranges
+      .map((r) => `WHEN t.${cursor} < ${param(r.upTo)}::timestamptz THEN txid_visible_in_snapshot(${xid}, ${param(r.snapshot)}::txid_snapshot)`)
+      .join(' ');
+    const where = [
+      `t.${cursor} >= ${param(bounds.lower)}::timestamptz`,
+      `t.${cursor} < ${param(bounds.upper)}::timestamptz`,
+      // No ELSE: a row above the last range is not the sweep's (NULL excludes it).
+      `NOT (CASE ${handedOver} END)`,
+    ];
+    if (this.spec.filter) where.push(this.spec.filter(param));
+    return this.pagedSelect(where, page, param, params);
   }
 
   /**
@@ -210,13 +370,13 @@ export class IncrementalReader {
     epoch: { epochBase: string; xmaxLow: string },
     page: { cursor: string; id: string } | null,
   ): { sql: string; params: unknown[] } {
+    const { params, param } = paramList();
+    return this.pagedSelect(this.newRowsWhere(start, epoch, param), page, param, params);
+  }
+
+  /** SELECT of one keyset page under `where`, after `page` in (cursor, id) order. */
+  private pagedSelect(where: string[], page: { cursor: string; id: string } | null, param: (value: unknown) => string, params: unknown[]): { sql: string; params: unknown[] } {
     const { table, cursorColumn: cursor, selectList, batchSize } = this.spec;
-    const params: unknown[] = [];
-    const param = (value: unknown): string => {
-      params.push(value);
-      return `$${params.length}`;
-    };
-    const where = this.newRowsWhere(start, epoch, param);
     const id = this.idText();
     if (page !== null) {
       // The plain >= lets the planner start the index scan at the page boundary.
@@ -226,6 +386,11 @@ export class IncrementalReader {
     const sql = `SELECT ${selectList}, t.${cursor}::text AS "__cursor", ${id} AS "__id" FROM ${table} t` +
       `${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY t.${cursor}, ${id} LIMIT ${batchSize}`;
     return { sql, params };
+  }
+
+  /** xmin is 32 bits; this widens it to the 64-bit txid the snapshot functions take. */
+  private xidExpression(epoch: { epochBase: string; xmaxLow: string }, param: (value: unknown) => string): string {
+    return `(t.xmin::text::bigint + ${param(epoch.epochBase)}::bigint - CASE WHEN t.xmin::text::bigint >= ${param(epoch.xmaxLow)}::bigint THEN 4294967296 ELSE 0 END)`;
   }
 
   private idText(): string {
@@ -240,10 +405,8 @@ export class IncrementalReader {
   private newRowsWhere(start: Checkpoint, epoch: { epochBase: string; xmaxLow: string }, param: (value: unknown) => string): string[] {
     const { cursorColumn: cursor } = this.spec;
     const id = this.idText();
-    // xmin is 32 bits; widen it to the 64-bit txid the snapshot functions take.
     let xidExpr: string | undefined;
-    const xid = (): string =>
-      (xidExpr ??= `(t.xmin::text::bigint + ${param(epoch.epochBase)}::bigint - CASE WHEN t.xmin::text::bigint >= ${param(epoch.xmaxLow)}::bigint THEN 4294967296 ELSE 0 END)`);
+    const xid = (): string => (xidExpr ??= this.xidExpression(epoch, param));
     const where: string[] = [];
     if (start.watermark !== null) where.push(`t.${cursor} >= ${param(start.watermark)}::timestamptz`);
     const done: string[] = [];
@@ -350,7 +513,8 @@ export class IncrementalReader {
         }
         await finishes[finishes.length - 1];
       }
-      const result = await this.complete(client, start, snapshot, { rows: rowsTotal, pages: chunks });
+      // The plan's low is a lower bound of every row the chunks handed over.
+      const result = await this.complete(client, start, snapshot, { rows: rowsTotal, pages: chunks, emittedMin: rowsTotal > 0 ? low : null });
       client.release();
       return result;
     } catch (error) {
@@ -406,6 +570,18 @@ export interface ReadChunk {
 export function cursorTime(text: string): number {
   const iso = text.replace(' ', 'T').replace(/\+00$/, 'Z');
   return Date.parse(/(Z|[+-]\d\d(:?\d\d)?)$/.test(iso) ? iso : `${iso}Z`);
+}
+
+/** Bind parameters of one statement: `param(value)` adds a value and returns its placeholder. */
+function paramList(): { params: unknown[]; param: (value: unknown) => string } {
+  const params: unknown[] = [];
+  return {
+    params,
+    param: (value) => {
+      params.push(value);
+      return `$${params.length}`;
+    },
+  };
 }
 
 /** A value as a SQL literal: strings and numbers quoted, arrays as a text[] literal. */

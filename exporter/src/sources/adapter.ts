@@ -78,6 +78,17 @@ export interface SourceAdapter {
   build(source: SourceConfig & { name: string }): { streams: IncrementalStream[]; snapshots: SnapshotQuery[] };
 }
 
+/** The reader settings every incremental stream of a source takes from its configuration. */
+export function readerSettings(source: SourceConfig): Pick<IncrementalStreamSpec, 'maxCommitDelayMs' | 'batchSize' | 'startFrom' | 'sweepWindowMs' | 'sweepIntervalMs'> {
+  return {
+    maxCommitDelayMs: source.maxCommitDelay,
+    batchSize: source.batchSize,
+    startFrom: source.startFrom,
+    sweepWindowMs: source.sweepWindow,
+    sweepIntervalMs: source.sweepInterval,
+  };
+}
+
 /** Physical names for one source: reference table/column names mapped through the config. */
 export class SourceNames {
   readonly source: SourceConfig & { name: string };

@@ -10,6 +10,7 @@ import {
   messageText,
   nonNegativeOrNull,
   optionalString,
+  readerSettings,
   requiredTimestamp,
   tokenCount,
 } from './adapter.ts';
@@ -235,9 +236,7 @@ export const claudeNexusProxy: SourceAdapter = {
           source.requestTypes.length > 0 && names.column('request_type') !== null
             ? (param) => `t.${names.column('request_type')} = ANY(${param(source.requestTypes)}::text[])`
             : undefined,
-        maxCommitDelayMs: source.maxCommitDelay,
-        batchSize: source.batchSize,
-        startFrom: source.startFrom,
+        ...readerSettings(source),
       },
       rowId: (row) => String(row.request_id),
       map: mapRow,

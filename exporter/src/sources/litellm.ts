@@ -5,7 +5,7 @@
 // bodies (LiteLLM stores them only when store_prompts_in_spend_logs is on).
 import type { CanonicalEvent, RequestEvent } from '../model/events.ts';
 import type { IncrementalStream, MapContext, SourceAdapter } from './adapter.ts';
-import { SourceNames, jsonValue, nonNegativeOrNull, optionalString, requiredTimestamp, tokenCount, toIso } from './adapter.ts';
+import { SourceNames, jsonValue, nonNegativeOrNull, optionalString, readerSettings, requiredTimestamp, tokenCount, toIso } from './adapter.ts';
 import { RowRejected } from '../quality/row-quality.ts';
 
 const SOURCE = 'litellm' as const;
@@ -147,7 +147,7 @@ export const litellm: SourceAdapter = {
   forbiddenColumns: { LiteLLM_SpendLogs: ['api_key', 'messages', 'response'], LiteLLM_ErrorLogs: ['request_kwargs'] },
   build(source) {
     const names = new SourceNames(source);
-    const common = { maxCommitDelayMs: source.maxCommitDelay, batchSize: source.batchSize, startFrom: source.startFrom };
+    const common = readerSettings(source);
     const spend: IncrementalStream = {
       kind: 'incremental',
       table: 'LiteLLM_SpendLogs',

@@ -5,7 +5,7 @@
 // Never selected: clients' provider keys and LiveKit url/key/secret, transcripts' embeddings.
 import type { AgentSnapshot, CanonicalEvent, ConversationSnapshot, ConversationStats, MessageEvent, UsageResource, UsageSnapshot } from '../model/events.ts';
 import type { IncrementalStream, MapContext, SnapshotQuery, SourceAdapter } from './adapter.ts';
-import { SourceNames, contentText, optionalString, requiredTimestamp, toIso } from './adapter.ts';
+import { SourceNames, contentText, optionalString, readerSettings, requiredTimestamp, toIso } from './adapter.ts';
 import { RowRejected } from '../quality/row-quality.ts';
 
 const SOURCE = 'sidekick-forge' as const;
@@ -86,9 +86,7 @@ function transcriptStream(source: Parameters<SourceAdapter['build']>[0], names: 
       cursorColumn: names.required('created_at'),
       idColumn: id,
       selectList,
-      maxCommitDelayMs: source.maxCommitDelay,
-      batchSize: source.batchSize,
-      startFrom: source.startFrom,
+      ...readerSettings(source),
     },
     rowId: (row) => String(row.id),
     map(row, ctx): CanonicalEvent[] {

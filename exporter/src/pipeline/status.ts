@@ -1,0 +1,52 @@
+// What the runner knows about every stream and sink, as /metrics, /readyz and the logs show
+// it. Plain data with no imports, so the metrics registry can read it without depending on
+// the pipeline that fills it in.
+
+export interface StreamStatus {
+  id: string;
+  source: string;
+  sourceType: string;
+  table: string;
+  kind: 'incremental' | 'snapshot';
+  rowsRead: number;
+  eventsEmitted: number;
+  rowsRejected: number;
+  polls: number;
+  lastPollStartedAt: number | null;
+  lastSuccessAt: number | null;
+  /** Start of the last successful poll: everything committed before it has been read. */
+  lastSuccessStartedAt: number | null;
+  lastPollDurationMs: number | null;
+  /** Checkpoint watermark (incremental streams). */
+  watermarkAt: number | null;
+  lastError: string | null;
+  /** The stream's guarantees, from its configuration (incremental streams; 0 = no sweep). */
+  maxCommitDelayMs: number | null;
+  sweepWindowMs: number | null;
+  /** Rows the straggler sweep delivered (they committed later than maxCommitDelay). */
+  rowsLate: number;
+  /** Of those, rows already older than the sweep window when it found them. */
+  rowsBeyondSweepWindow: number;
+  /** Largest time from a late row's timestamp to the sweep that found it, since start. */
+  lateMaxDelayMs: number;
+}
+
+export interface SinkStatus {
+  sink: string;
+  /** false after a failed write, until the next write succeeds. */
+  up: boolean;
+  failures: number;
+  eventsWritten: number;
+}
+
+export function newStreamStatus(
+  stream: Pick<StreamStatus, 'id' | 'source' | 'sourceType' | 'table' | 'kind'> & Partial<Pick<StreamStatus, 'maxCommitDelayMs' | 'sweepWindowMs'>>,
+): StreamStatus {
+  return {
+    maxCommitDelayMs: null, sweepWindowMs: null,
+    ...stream,
+    rowsRead: 0, eventsEmitted: 0, rowsRejected: 0, polls: 0,
+    lastPollStartedAt: null, lastSuccessAt: null, lastSuccessStartedAt: null, lastPollDurationMs: null, watermarkAt: null,
+    lastError: null, rowsLate: 0, rowsBeyondSweepWindow: 0, lateMaxDelayMs: 0,
+  };
+}

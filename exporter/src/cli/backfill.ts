@@ -1,6 +1,6 @@
 // `tokenwatch backfill`: read everything committed up to now, then exit.
 import { SingleBar, Presets } from 'cli-progress';
-import { loadOrExit, type CommonOptions } from './program.ts';
+import { loadOrExit, type CommonOptions } from './load-or-exit.ts';
 import { openRuntime } from './runtime.ts';
 
 export async function backfillCommand(options: CommonOptions & { progress: boolean }): Promise<void> {

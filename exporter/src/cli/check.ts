@@ -2,7 +2,7 @@
 // source and report on one screen what tokenwatch needs: tables, columns, SELECT permission,
 // an index for the incremental scan. Exit 1 when something needs fixing.
 import type pg from 'pg';
-import { loadOrExit, type CommonOptions } from './program.ts';
+import { loadOrExit, type CommonOptions } from './load-or-exit.ts';
 import { resolveDatabase } from './runtime.ts';
 import { redactSecrets } from '../config/load.ts';
 import { createPool } from '../db/postgres.ts';

@@ -1,38 +1,13 @@
 // tokenwatch command line. Every command validates the configuration first and exits with
 // code 2 on a bad configuration, before connecting to anything.
 import { Command, Option } from 'commander';
-import { ConfigError, ENVIRONMENT_VARIABLES, loadConfig, type LoadedConfig } from '../config/load.ts';
-import { createLogger, type Logger } from '../log.ts';
+import { ENVIRONMENT_VARIABLES } from '../config/load.ts';
+import type { CommonOptions } from './load-or-exit.ts';
 import { runCommand } from './run.ts';
 import { backfillCommand } from './backfill.ts';
 import { checkCommand } from './check.ts';
 import { exportConversationsCommand, migrateCommand, queryCommand, reportUsageCommand, REPORT_DIMENSIONS, type OutputFormat } from './store-commands.ts';
 import { VERSION } from '../version.ts';
-
-export const EXIT_CONFIG = 2;
-
-export interface CommonOptions {
-  config?: string;
-  logLevel?: string;
-  logFormat?: string;
-}
-
-export function loadOrExit(options: CommonOptions): { loaded: LoadedConfig; logger: Logger } {
-  let loaded: LoadedConfig;
-  try {
-    loaded = loadConfig({ file: options.config });
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`tokenwatch: ${error.message}\n`);
-      process.exit(EXIT_CONFIG);
-    }
-    throw error;
-  }
-  if (options.logLevel) loaded.config.log.level = options.logLevel as LoadedConfig['config']['log']['level'];
-  if (options.logFormat) loaded.config.log.format = options.logFormat as LoadedConfig['config']['log']['format'];
-  const logger = createLogger({ level: loaded.config.log.level, format: loaded.config.log.format });
-  return { loaded, logger };
-}
 
 const environmentHelp = `\nEnvironment:\n${Object.entries(ENVIRONMENT_VARIABLES)
   .map(([name, text]) => `  ${name.padEnd(26)} ${text}`)

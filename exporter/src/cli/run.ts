@@ -1,52 +1,95 @@
-// `tokenwatch run`: the long-running job.
-import { loadOrExit, type CommonOptions } from './program.ts';
-import { openRuntime } from './runtime.ts';
-import { listen, metricsApp, readiness } from '../http/server.ts';
+// `tokenwatch run`: the long-running job. The HTTP address is bound first, so a port in use
+// ends the process before any source is read; sources that are down at start are waited for
+// (their streams show as down on /metrics and /readyz) rather than ending it.
+import { loadOrExit, type CommonOptions } from './load-or-exit.ts';
+import { openRuntime, type Runtime } from './runtime.ts';
+import { ListenError, listen, metricsApp, readiness, type HttpServer } from '../http/server.ts';
 import { startOtlpPush } from '../metrics/otel.ts';
 import { VERSION } from '../version.ts';
 import { errorText } from '../log.ts';
 
 const DEMO_TRAFFIC_INTERVAL_MS = 5000;
+/** A stop that takes longer than this (a hung sink or database) ends the process anyway, with code 1. */
+const SHUTDOWN_DEADLINE_MS = 30_000;
 
 export async function runCommand(options: CommonOptions & { demoTraffic: boolean }): Promise<void> {
   const { loaded, logger } = loadOrExit(options);
-  const runtime = await openRuntime(loaded, logger);
-  const store = runtime.store;
-  const query = store && store.embedded ? (sql: string, params: Record<string, unknown>) => store.query<Record<string, unknown>>(sql, params) : undefined;
-  const http = await listen(metricsApp(runtime.collect, () => readiness(runtime.pipeline), query), loaded.config.server.listenAddress);
+  let runtime: Runtime | undefined;
+  const app = metricsApp(
+    () => runtime?.collect() ?? [],
+    () => (runtime ? readiness(runtime.pipeline) : { ready: false, streams: [] }),
+    async (sql, params) => {
+      const store = runtime?.store;
+      if (!store?.embedded) throw new Error('no embedded event store in this process');
+      return store.query<Record<string, unknown>>(sql, params);
+    },
+  );
+  let http: HttpServer;
+  try {
+    http = await listen(app, loaded.config.server.listenAddress);
+  } catch (error) {
+    if (!(error instanceof ListenError)) throw error;
+    logger.error({ address: loaded.config.server.listenAddress, code: error.code }, error.message);
+    process.stderr.write(`tokenwatch: ${error.message}\n`);
+    process.exit(1);
+  }
   logger.info({ address: http.address, endpoints: ['/metrics', '/healthz', '/readyz'] }, 'serving HTTP');
+
+  let stopping = false;
+  let opened: Promise<Runtime> | undefined;
+  let progress: NodeJS.Timeout | undefined;
+  let traffic: NodeJS.Timeout | undefined;
+  let otlp: ReturnType<typeof startOtlpPush> | undefined;
+  const stop = async (signal: string, code = 0): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    setTimeout(() => {
+      logger.error({ afterMs: SHUTDOWN_DEADLINE_MS }, 'shutdown did not finish in time; exiting');
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS).unref();
+    clearInterval(progress);
+    clearInterval(traffic);
+    const current = await opened?.catch(() => undefined);
+    await otlp?.shutdown();
+    // In-flight polls stop after their current page and save their checkpoint.
+    await current?.close();
+    await http.close();
+    const statuses = current?.pipeline.statuses() ?? [];
+    logger.info({ signal, rowsRead: statuses.reduce((n, s) => n + s.rowsRead, 0) }, 'stopped');
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+
+  opened = openRuntime(loaded, logger, {
+    waitForSources: true,
+    onFatal: (error) => {
+      logger.error({ error: errorText(error) }, 'cannot run');
+      process.stderr.write(`tokenwatch: ${errorText(error)}\n`);
+      void stop('fatal', 1);
+    },
+  });
+  runtime = await opened;
+  if (stopping) return;
   runtime.pipeline.start();
   runtime.probes.start(loaded.config.probes.interval, loaded.config.probes.timeout);
-  const otlp = loaded.config.otlp.enabled ? startOtlpPush(runtime.collect, { intervalMs: loaded.config.otlp.interval, version: VERSION }) : undefined;
+  otlp = loaded.config.otlp.enabled ? startOtlpPush(runtime.collect, { intervalMs: loaded.config.otlp.interval, version: VERSION }) : undefined;
   if (otlp) logger.info({ intervalMs: loaded.config.otlp.interval }, 'pushing metrics over OTLP (OTEL_EXPORTER_OTLP_* variables)');
 
-  let traffic: NodeJS.Timeout | undefined;
-  if (runtime.embedded && options.demoTraffic) {
+  const embedded = runtime.embedded;
+  if (embedded && options.demoTraffic) {
     traffic = setInterval(() => {
-      runtime.embedded!.addTraffic().catch((error: unknown) => logger.warn({ error: errorText(error) }, 'demo traffic insert failed'));
+      embedded.addTraffic().catch((error: unknown) => logger.warn({ error: errorText(error) }, 'demo traffic insert failed'));
     }, DEMO_TRAFFIC_INTERVAL_MS);
     logger.info({ everyMs: DEMO_TRAFFIC_INTERVAL_MS }, 'embedded demo: inserting a few sample rows every few seconds (--no-demo-traffic to stop)');
   }
-  const progress = setInterval(() => {
-    const statuses = runtime.pipeline.statuses();
+  const pipeline = runtime.pipeline;
+  progress = setInterval(() => {
+    const statuses = pipeline.statuses();
     logger.info(
       { rowsRead: statuses.reduce((n, s) => n + s.rowsRead, 0), eventsEmitted: statuses.reduce((n, s) => n + s.eventsEmitted, 0), failing: statuses.filter((s) => s.lastError).map((s) => s.id) },
       'progress',
     );
   }, 30_000);
-
-  let stopping = false;
-  const stop = async (signal: string): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    clearInterval(progress);
-    if (traffic) clearInterval(traffic);
-    await http.close();
-    await otlp?.shutdown();
-    await runtime.close();
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
 }

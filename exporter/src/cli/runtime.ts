@@ -113,9 +113,16 @@ export async function openEventStore(config: Config, logger: Logger, options: { 
   return store;
 }
 
-export async function openRuntime(loaded: LoadedConfig, logger: Logger, extraSinks: Sink[] = []): Promise<Runtime> {
+export interface RuntimeOptions {
+  /** `run`: start even when a source cannot be reached yet, and keep trying (Pipeline's waitForSources). */
+  waitForSources?: boolean;
+  /** Called when the pipeline can no longer run (see PipelineOptions.onFatal). */
+  onFatal?: (error: Error) => void;
+}
+
+export async function openRuntime(loaded: LoadedConfig, logger: Logger, options: RuntimeOptions = {}): Promise<Runtime> {
   const embedded = await resolveDatabase(loaded, logger);
-  const sinks: Sink[] = [...extraSinks];
+  const sinks: Sink[] = [];
   if (loaded.config.sinks.jsonl) sinks.push(new JsonlSink(loaded.config.sinks.jsonl));
   let store: EventStore | undefined;
   try {
@@ -131,6 +138,8 @@ export async function openRuntime(loaded: LoadedConfig, logger: Logger, extraSin
       store: new FileCheckpointStore(loaded.config.stateDir),
       autoSources: loaded.autoSources,
       metrics,
+      waitForSources: options.waitForSources,
+      onFatal: options.onFatal,
     });
     const probes = new ProbeRunner(probesFor(loaded.config));
     return {

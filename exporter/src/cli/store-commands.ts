@@ -1,7 +1,7 @@
 // Commands on the ClickHouse event store: migrate, query, export conversations, report usage.
 // With the embedded store, only one process can open it; while `tokenwatch run` holds it,
 // these commands send their read-only query to the running instance over loopback instead.
-import { loadOrExit, type CommonOptions } from './program.ts';
+import { loadOrExit, type CommonOptions } from './load-or-exit.ts';
 import { openEventStore } from './runtime.ts';
 import { StoreLocked, type EventStore } from '../store/clickhouse.ts';
 import type { Config } from '../config/schema.ts';

@@ -1,7 +1,7 @@
 // The HTTP server: /metrics for Prometheus, /healthz (the process is alive) and /readyz
 // (every source stream has completed a poll and none is failing).
 import express from 'express';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { Pipeline } from '../pipeline/pipeline.ts';
 import type { Family } from '../metrics/families.ts';
 import { PROMETHEUS_CONTENT_TYPE, encodeForScrape, prometheusText } from '../metrics/prometheus-text.ts';
@@ -70,13 +70,37 @@ export function metricsApp(collect: () => Family[], ready: () => { ready: boolea
   return app;
 }
 
+/** The address could not be bound (in use, not permitted, not local). */
+export class ListenError extends Error {
+  readonly code: string | undefined;
+  constructor(address: string, cause: NodeJS.ErrnoException) {
+    const why: Record<string, string> = {
+      EADDRINUSE: 'the address is already in use by another process',
+      EACCES: 'permission denied (ports below 1024 need privileges)',
+      EADDRNOTAVAIL: 'the host is not an address of this machine',
+    };
+    super(`cannot listen on ${address}: ${why[cause.code ?? ''] ?? cause.message} (${cause.code ?? 'error'})`, { cause });
+    this.code = cause.code;
+  }
+}
+
+/**
+ * Binds the address and serves `app` on it; rejects with ListenError when the address cannot
+ * be bound. (Not express's app.listen: in express 5 its callback also receives the bind
+ * error, so a port in use looked like success.)
+ */
 export async function listen(app: express.Express, listenAddress: string): Promise<HttpServer> {
   const separator = listenAddress.lastIndexOf(':');
   const host = listenAddress.slice(0, separator) || '0.0.0.0';
   const port = Number(listenAddress.slice(separator + 1));
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(port, host, () => resolve(s));
-    s.once('error', reject);
+  const server = createServer(app);
+  await new Promise<void>((resolve, reject) => {
+    const failed = (error: NodeJS.ErrnoException) => reject(new ListenError(listenAddress, error));
+    server.once('error', failed);
+    server.listen(port, host, () => {
+      server.off('error', failed);
+      resolve();
+    });
   });
   const bound = server.address();
   const address = typeof bound === 'object' && bound ? `${bound.address}:${bound.port}` : listenAddress;
@@ -84,7 +108,10 @@ export async function listen(app: express.Express, listenAddress: string): Promi
     server,
     address,
     async close() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // Scrapers keep connections alive: close them rather than wait for their idle timeout.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
     },
   };
 }

@@ -239,6 +239,10 @@ export class Pipeline {
       return;
     }
     this.pending.splice(this.pending.indexOf(pending), 1);
+    if (this.stopped) {
+      await this.sources.pop()?.pool.end();
+      return;
+    }
     this.options.logger.info({ source: pending.config.name, afterAttempts: pending.failures + 1 }, 'source connected');
     this.dropSkippedSources();
     if (this.started) this.startSource(this.sources[this.sources.length - 1]!);

@@ -15,6 +15,11 @@ export interface PgCluster {
   dataDir: string;
   /** Superuser URL of the given database. */
   url(database?: string): string;
+  /** Stops the server the way an operator does (`pg_ctl stop -m fast`), keeping its data. */
+  stopServer(): Promise<void>;
+  /** Starts it again on the same port and data. */
+  startServer(): Promise<void>;
+  /** Stops the server and removes its data. */
   stop(): Promise<void>;
 }
 
@@ -35,7 +40,7 @@ function findBinDir(): string {
   throw new Error('PostgreSQL server binaries (initdb, pg_ctl) not found: install the postgresql package (apt-get install -y postgresql) or set PG_BIN_DIR');
 }
 
-export async function startPgCluster(options: { settings?: Record<string, string> } = {}): Promise<PgCluster> {
+export async function startPgCluster(options: { settings?: Record<string, string>; port?: number } = {}): Promise<PgCluster> {
   const bin = findBinDir();
   const asRoot = userInfo().uid === 0;
   const dataDir = mkdtempSync(join(tmpdir(), 'tokenwatch-pg-'));
@@ -48,7 +53,7 @@ export async function startPgCluster(options: { settings?: Record<string, string
   }
   const as = (command: string, args: string[]): [string, string[]] =>
     asRoot ? ['runuser', ['-u', 'postgres', '--', join(bin, command), ...args]] : [join(bin, command), args];
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   await run(...as('initdb', ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-sync']));
   const settings: Record<string, string> = {
     listen_addresses: "'127.0.0.1'",
@@ -66,11 +71,18 @@ export async function startPgCluster(options: { settings?: Record<string, string
     Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n',
   );
   if (asRoot) execFileSync('chown', ['postgres:postgres', join(dataDir, 'postgresql.auto.conf')]);
-  await run(...as('pg_ctl', ['-D', dataDir, '-l', join(dataDir, 'server.log'), '-w', '-t', '60', 'start']));
+  const startServer = async () => {
+    await run(...as('pg_ctl', ['-D', dataDir, '-l', join(dataDir, 'server.log'), '-w', '-t', '60', 'start']));
+  };
+  await startServer();
   return {
     port,
     dataDir,
     url: (database = 'postgres') => `postgres://postgres@127.0.0.1:${port}/${database}`,
+    async stopServer() {
+      await run(...as('pg_ctl', ['-D', dataDir, '-m', 'fast', '-w', 'stop']));
+    },
+    startServer,
     async stop() {
       await run(...as('pg_ctl', ['-D', dataDir, '-m', 'immediate', '-w', 'stop'])).catch(() => undefined);
       rmSync(dataDir, { recursive: true, force: true });

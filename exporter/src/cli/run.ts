@@ -14,12 +14,19 @@ const SHUTDOWN_DEADLINE_MS = 30_000;
 
 export async function runCommand(options: CommonOptions & { demoTraffic: boolean }): Promise<void> {
   const { loaded, logger } = loadOrExit(options);
-  let runtime: Runtime | undefined;
+  // What is running, filled in as it starts: the HTTP server answers before the runtime exists.
+  const running: {
+    opened?: Promise<Runtime>;
+    runtime?: Runtime;
+    progress?: NodeJS.Timeout;
+    traffic?: NodeJS.Timeout;
+    otlp?: ReturnType<typeof startOtlpPush>;
+  } = {};
   const app = metricsApp(
-    () => runtime?.collect() ?? [],
-    () => (runtime ? readiness(runtime.pipeline) : { ready: false, streams: [] }),
+    () => running.runtime?.collect() ?? [],
+    () => (running.runtime ? readiness(running.runtime.pipeline) : { ready: false, streams: [] }),
     async (sql, params) => {
-      const store = runtime?.store;
+      const store = running.runtime?.store;
       if (!store?.embedded) throw new Error('no embedded event store in this process');
       return store.query<Record<string, unknown>>(sql, params);
     },
@@ -36,10 +43,6 @@ export async function runCommand(options: CommonOptions & { demoTraffic: boolean
   logger.info({ address: http.address, endpoints: ['/metrics', '/healthz', '/readyz'] }, 'serving HTTP');
 
   let stopping = false;
-  let opened: Promise<Runtime> | undefined;
-  let progress: NodeJS.Timeout | undefined;
-  let traffic: NodeJS.Timeout | undefined;
-  let otlp: ReturnType<typeof startOtlpPush> | undefined;
   const stop = async (signal: string, code = 0): Promise<void> => {
     if (stopping) return;
     stopping = true;
@@ -48,10 +51,10 @@ export async function runCommand(options: CommonOptions & { demoTraffic: boolean
       logger.error({ afterMs: SHUTDOWN_DEADLINE_MS }, 'shutdown did not finish in time; exiting');
       process.exit(1);
     }, SHUTDOWN_DEADLINE_MS).unref();
-    clearInterval(progress);
-    clearInterval(traffic);
-    const current = await opened?.catch(() => undefined);
-    await otlp?.shutdown();
+    clearInterval(running.progress);
+    clearInterval(running.traffic);
+    const current = await running.opened?.catch(() => undefined);
+    await running.otlp?.shutdown();
     // In-flight polls stop after their current page and save their checkpoint.
     await current?.close();
     await http.close();
@@ -62,7 +65,7 @@ export async function runCommand(options: CommonOptions & { demoTraffic: boolean
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
 
-  opened = openRuntime(loaded, logger, {
+  running.opened = openRuntime(loaded, logger, {
     waitForSources: true,
     onFatal: (error) => {
       logger.error({ error: errorText(error) }, 'cannot run');
@@ -70,22 +73,22 @@ export async function runCommand(options: CommonOptions & { demoTraffic: boolean
       void stop('fatal', 1);
     },
   });
-  runtime = await opened;
+  const runtime = (running.runtime = await running.opened);
   if (stopping) return;
   runtime.pipeline.start();
   runtime.probes.start(loaded.config.probes.interval, loaded.config.probes.timeout);
-  otlp = loaded.config.otlp.enabled ? startOtlpPush(runtime.collect, { intervalMs: loaded.config.otlp.interval, version: VERSION }) : undefined;
-  if (otlp) logger.info({ intervalMs: loaded.config.otlp.interval }, 'pushing metrics over OTLP (OTEL_EXPORTER_OTLP_* variables)');
+  running.otlp = loaded.config.otlp.enabled ? startOtlpPush(runtime.collect, { intervalMs: loaded.config.otlp.interval, version: VERSION }) : undefined;
+  if (running.otlp) logger.info({ intervalMs: loaded.config.otlp.interval }, 'pushing metrics over OTLP (OTEL_EXPORTER_OTLP_* variables)');
 
   const embedded = runtime.embedded;
   if (embedded && options.demoTraffic) {
-    traffic = setInterval(() => {
+    running.traffic = setInterval(() => {
       embedded.addTraffic().catch((error: unknown) => logger.warn({ error: errorText(error) }, 'demo traffic insert failed'));
     }, DEMO_TRAFFIC_INTERVAL_MS);
     logger.info({ everyMs: DEMO_TRAFFIC_INTERVAL_MS }, 'embedded demo: inserting a few sample rows every few seconds (--no-demo-traffic to stop)');
   }
   const pipeline = runtime.pipeline;
-  progress = setInterval(() => {
+  running.progress = setInterval(() => {
     const statuses = pipeline.statuses();
     logger.info(
       { rowsRead: statuses.reduce((n, s) => n + s.rowsRead, 0), eventsEmitted: statuses.reduce((n, s) => n + s.eventsEmitted, 0), failing: statuses.filter((s) => s.lastError).map((s) => s.id) },

@@ -1,0 +1,88 @@
+// kill -9 of `tokenwatch run` at 20 random moments while a writer inserts rows: afterwards
+// ClickHouse holds every source row exactly once, the rollups agree, and the totals in
+// Prometheus (which scraped every run) equal SQL with no counter reset.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../testing/databases.ts';
+import { freePortOnLoopback } from '../embedded/ports.ts';
+import { random } from '../embedded/seed.ts';
+import { startPrometheus, type PrometheusServer } from '../testing/prometheus.ts';
+import { startTokenwatch, waitUntil } from '../testing/tokenwatch-process.ts';
+import { startWriter } from '../testing/writer.ts';
+import { sumSamples } from '../testing/metrics-text.ts';
+import { testConfig } from '../testing/fixtures.ts';
+import { openStore } from '../store/clickhouse.ts';
+
+const KILLS = 20;
+
+describe('kill -9 of run while rows arrive', () => {
+  let db: TestDatabase;
+  let prometheus: PrometheusServer;
+  let dir: string;
+  beforeAll(async () => {
+    db = await createTestDatabase({ schemas: ['claude-nexus-proxy'] });
+    // A history to read first, so some kills land in the middle of the first long read.
+    await db.pool.query(`INSERT INTO api_requests (request_id, domain, timestamp, model, request_type, response_status, input_tokens, output_tokens)
+      SELECT gen_random_uuid(), 'tenant-' || (i % 5) || '.example.com', now() - make_interval(secs => i * 2), 'claude-opus-4-1-20250805', 'inference',
+        CASE WHEN i % 23 = 0 THEN 500 ELSE 200 END, i % 800, i % 333
+      FROM generate_series(1, 30000) AS i`);
+    dir = mkdtempSync(join(tmpdir(), 'tw-run-kill9-'));
+  });
+  afterAll(async () => {
+    await prometheus?.stop();
+    await db?.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it(`loses and duplicates nothing across ${KILLS} kills`, async () => {
+    const port = await freePortOnLoopback();
+    const address = `127.0.0.1:${port}`;
+    prometheus = await startPrometheus([{ job: 'tokenwatch', targets: [address] }]);
+    const configFile = join(dir, 'tokenwatch.yaml');
+    writeFileSync(configFile, 'sources:\n  - type: claude-nexus-proxy\n    pollInterval: 300ms\n    batchSize: 1000\n');
+    const env = { DATABASE_URL: db.url, TOKENWATCH_STATE_DIR: join(dir, 'state'), TOKENWATCH_CONFIG: configFile, TOKENWATCH_LOG_LEVEL: 'warn' };
+    const writer = startWriter(db.url, { rowsPerInsert: 4, everyMs: 50 });
+    const rnd = random(912);
+    const delays: number[] = [];
+    for (let i = 0; i < KILLS; i++) {
+      const tw = startTokenwatch(['run'], env, address);
+      const delay = Math.round(500 + rnd() * 3000);
+      delays.push(delay);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      tw.child.kill('SIGKILL');
+      expect((await tw.exited).signal).toBe('SIGKILL');
+    }
+    await writer.stop();
+    const { rows } = await db.pool.query<{ n: number; output: string }>("SELECT count(*)::int AS n, sum(output_tokens)::text AS output FROM api_requests WHERE request_type = 'inference'");
+    const total = rows[0]!.n;
+
+    const tw = startTokenwatch(['run'], env, address);
+    await waitUntil(async () => sumSamples((await tw.get('/metrics')).text, 'tokenwatch_requests_total') === total, 'the last run to count every row', 120_000, 250);
+    const metrics = (await tw.get('/metrics')).text;
+    expect(sumSamples(metrics, 'tokenwatch_tokens_total', 'type="output"')).toBe(Number(rows[0]!.output));
+    // Prometheus saw every run: its total equals SQL and no counter ever went back.
+    await waitUntil(async () => (await prometheus.query('sum(tokenwatch_requests_total)'))[0]?.value === total, 'Prometheus to scrape the final total', 20_000, 500);
+    const resets = await prometheus.query('sum(resets(tokenwatch_requests_total[1h]))');
+    expect(resets[0]?.value ?? 0).toBe(0);
+    tw.child.kill('SIGTERM');
+    expect((await tw.exited).code).toBe(0);
+
+    const store = await openStore(testConfig(db.url, { stateDir: join(dir, 'state') }));
+    try {
+      const [ch] = await store.query<Record<string, number>>(`SELECT
+          (SELECT count() FROM tokenwatch.requests) AS physical,
+          (SELECT uniqExact(request_id) FROM tokenwatch.requests) AS distinct_ids,
+          (SELECT sum(requests) FROM tokenwatch.requests_daily) AS rollup`);
+      const lost = total - Number(ch!.distinct_ids);
+      const duplicated = Number(ch!.physical) - Number(ch!.distinct_ids);
+      console.log(`kill -9 x${KILLS} (after ${delays.join(', ')} ms): ${total} source rows, ${lost} lost, ${duplicated} duplicated, rollup ${ch!.rollup}`);
+      expect(lost).toBe(0);
+      expect(duplicated).toBe(0);
+      expect(Number(ch!.rollup)).toBe(total);
+    } finally {
+      await store.close();
+    }
+  });
+});

@@ -16,7 +16,8 @@ import { BulkLoader, SLOTS, type BulkTransport } from '../store/bulk-load.ts';
 import { copyToFile } from '../db/copy-to-file.ts';
 import { quoteIdent } from '../reader/sql.ts';
 import type { CheckpointStore } from '../reader/checkpoint-store.ts';
-import { RowQuality, RowRejected } from '../quality/row-quality.ts';
+import { RowQuality } from '../quality/row-quality.ts';
+import { mapRowChecked } from '../quality/map-row.ts';
 import type { Sink } from '../sinks/sink.ts';
 import type { MetricsRegistry, SavedMetrics } from '../metrics/registry.ts';
 import { newStreamStatus, type SinkStatus, type StreamStatus } from './status.ts';
@@ -315,14 +316,13 @@ export class Pipeline {
     const ctx = this.mapContext(stream.spec.id, () => stream.rowId(current));
     for (const row of rows) {
       current = row;
-      try {
-        const mapped = stream.map(row, ctx);
-        events.push(...(keepRequest(row) ? mapped : mapped.filter((e) => e.kind !== 'request')));
-      } catch (error) {
-        if (!(error instanceof RowRejected)) throw error;
+      const outcome = mapRowChecked(() => stream.map(row, ctx));
+      if (outcome.rejected) {
         status.rowsRejected += 1;
-        this.quality.record(stream.spec.id, 'rejected', error.reason, error.message, stream.rowId(row));
+        this.quality.record(stream.spec.id, 'rejected', outcome.rejected.reason, outcome.rejected.message, stream.rowId(row));
+        continue;
       }
+      events.push(...(keepRequest(row) ? outcome.events : outcome.events.filter((e) => e.kind !== 'request')));
     }
     return events;
   }
@@ -423,7 +423,17 @@ export class Pipeline {
       const { rows } = await client.query(query.sql, query.params);
       await client.query('COMMIT');
       const ctx = this.mapContext(query.id, () => '');
-      const events = query.map(rows, ctx, new Date(this.now()).toISOString());
+      const observedAt = new Date(this.now()).toISOString();
+      const events: CanonicalEvent[] = [];
+      for (const row of rows) {
+        const outcome = mapRowChecked(() => query.mapRow(row, ctx, observedAt));
+        if (outcome.rejected) {
+          status.rowsRejected += 1;
+          this.quality.record(query.id, 'rejected', outcome.rejected.reason, outcome.rejected.message, '');
+        } else {
+          events.push(...outcome.events);
+        }
+      }
       await this.emit(events);
       this.options.metrics?.recordSnapshot(query.id, events);
       status.rowsRead += rows.length;

@@ -66,7 +66,8 @@ export interface SnapshotQuery {
   table: string;
   sql: string;
   params: unknown[];
-  map(rows: Record<string, unknown>[], ctx: MapContext, observedAt: string): CanonicalEvent[];
+  /** Maps one row of a read to its events; throws RowRejected to skip it (the other rows still count). */
+  mapRow(row: Record<string, unknown>, ctx: MapContext, observedAt: string): CanonicalEvent[];
 }
 
 export interface SourceAdapter {
@@ -126,16 +127,40 @@ export class SourceNames {
 
 // ---- value helpers shared by the adapters ------------------------------------------------
 
+/**
+ * A value as text, or null when empty. JSON objects (from json/jsonb columns) become their
+ * JSON text rather than "[object Object]" (or a TypeError for an object with its own
+ * `toString` key).
+ */
 export function optionalString(value: unknown): string | null {
   if (value === null || value === undefined) return null;
-  const text = String(value);
+  const text = value instanceof Date ? toIso(value) ?? '' : typeof value === 'object' ? JSON.stringify(value) : String(value);
   return text.length > 0 ? text : null;
 }
 
+const YEAR_1 = Date.parse('0001-01-01T00:00:00.000Z');
+const YEAR_9999_END = Date.parse('9999-12-31T23:59:59.999Z');
+
+/** ISO time of a timestamp value, or null when it is not one or lies outside years 1 to 9999 (ISO's four-digit years). */
 export function toIso(value: unknown): string | null {
   if (value === null || value === undefined) return null;
-  const date = value instanceof Date ? value : new Date(String(value));
-  return Number.isNaN(date.getTime()) ? null : date.toISOString();
+  const date = value instanceof Date ? value : typeof value === 'string' || typeof value === 'number' ? new Date(value) : new Date(NaN);
+  const time = date.getTime();
+  return Number.isNaN(time) || time < YEAR_1 || time > YEAR_9999_END ? null : date.toISOString();
+}
+
+/** An integer within the safe range, or null (NULL, not a number, a fraction, too large). */
+export function optionalInteger(value: unknown, range: { min?: number; max?: number } = {}): number | null {
+  if (value === null || value === undefined || typeof value === 'boolean' || typeof value === 'object') return null;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n)) return null;
+  if (n < (range.min ?? Number.MIN_SAFE_INTEGER) || n > (range.max ?? Number.MAX_SAFE_INTEGER)) return null;
+  return n;
+}
+
+/** An HTTP status code (100 to 999), or null. */
+export function httpStatusOf(value: unknown): number | null {
+  return optionalInteger(value, { min: 100, max: 999 });
 }
 
 /** A required timestamp: missing or further in the future than allowed rejects the row. */
@@ -154,17 +179,24 @@ export function tokenCount(value: unknown, field: string, ctx: MapContext): numb
     ctx.repaired('null_tokens', `${field} is NULL, counted as 0`);
     return 0;
   }
-  const n = Number(value);
-  if (!Number.isFinite(n)) throw new RowRejected('invalid_event', `${field} is not a number: ${String(value)}`);
+  const n = typeof value === 'object' || typeof value === 'boolean' ? NaN : Number(value);
+  if (!Number.isFinite(n)) throw new RowRejected('invalid_event', `${field} is not a number: ${optionalString(value)?.slice(0, 100)}`);
   if (n < 0) throw new RowRejected('negative_tokens', `${field} is negative: ${n}`);
+  if (n > Number.MAX_SAFE_INTEGER) throw new RowRejected('invalid_event', `${field} is too large to be a token count: ${n}`);
   return Math.trunc(n);
 }
 
-/** Counts that default to 0 without being an anomaly (tool calls, optional durations). */
+/** Measurements that may be absent without being an anomaly (durations, counts): a finite number ≥ 0, or null. */
 export function nonNegativeOrNull(value: unknown): number | null {
-  if (value === null || value === undefined) return null;
+  if (value === null || value === undefined || typeof value === 'object' || typeof value === 'boolean') return null;
   const n = Number(value);
   return Number.isFinite(n) && n >= 0 ? n : null;
+}
+
+/** A count that may be absent: a safe integer ≥ 0 (fractions truncated), or null. */
+export function nonNegativeIntegerOrNull(value: unknown): number | null {
+  const n = nonNegativeOrNull(value);
+  return n === null || n > Number.MAX_SAFE_INTEGER ? null : Math.trunc(n);
 }
 
 /**

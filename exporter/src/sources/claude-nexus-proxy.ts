@@ -7,7 +7,9 @@ import type { BulkSpec, IncrementalStream, MapContext, SnapshotQuery, SourceAdap
 import {
   SourceNames,
   contentText,
+  httpStatusOf,
   messageText,
+  nonNegativeIntegerOrNull,
   nonNegativeOrNull,
   optionalString,
   readerSettings,
@@ -44,7 +46,7 @@ function mapRow(row: Record<string, unknown>, ctx: MapContext): CanonicalEvent[]
   const model = optionalString(row.model) ?? 'unknown';
   const cost = ctx.pricing.cost(model, usage);
   if (cost === undefined) ctx.repaired('unknown_model', `no price for model "${model}"; cost left empty`);
-  const status = row.response_status === null || row.response_status === undefined ? null : Number(row.response_status);
+  const status = httpStatusOf(row.response_status);
   const durationMs = nonNegativeOrNull(row.duration_ms);
   const conversationId = optionalString(row.conversation_id);
   const request: RequestEvent = {
@@ -68,7 +70,7 @@ function mapRow(row: Record<string, unknown>, ctx: MapContext): CanonicalEvent[]
     costUsd: cost ?? null,
     durationMs,
     timeToFirstTokenMs: nonNegativeOrNull(row.first_token_ms),
-    toolCalls: nonNegativeOrNull(row.tool_call_count) ?? 0,
+    toolCalls: nonNegativeIntegerOrNull(row.tool_call_count) ?? 0,
     streaming: row.response_streaming === true,
     rateLimitStatus: optionalString(row.ratelimit_status),
     startedAt,
@@ -86,7 +88,7 @@ function mapRow(row: Record<string, unknown>, ctx: MapContext): CanonicalEvent[]
  */
 function messages(row: Record<string, unknown>, request: RequestEvent, conversationId: string, ctx: MapContext): MessageEvent[] {
   const out: MessageEvent[] = [];
-  const count = nonNegativeOrNull(row.message_count);
+  const count = nonNegativeIntegerOrNull(row.message_count);
   const last = row.last_message as { role?: unknown; content?: unknown } | null;
   const base = {
     kind: 'message' as const,
@@ -255,11 +257,14 @@ export const claudeNexusProxy: SourceAdapter = {
         WHERE t.${names.required('timestamp')} > now() - interval '${ACCOUNT_WINDOW_SECONDS} seconds' AND t.${account} IS NOT NULL
         GROUP BY 1`,
       params: [],
-      map(rows, _ctx, observedAt): CanonicalEvent[] {
-        return rows.map((row): AccountWindow => ({
-          kind: 'account_window', source: SOURCE, account: String(row.account),
-          outputTokens: Math.max(0, Number(row.output_tokens)), windowSeconds: ACCOUNT_WINDOW_SECONDS, observedAt,
-        }));
+      mapRow(row, _ctx, observedAt): CanonicalEvent[] {
+        const account = optionalString(row.account);
+        if (account === null) throw new RowRejected('missing_field', 'account_id is empty');
+        const window: AccountWindow = {
+          kind: 'account_window', source: SOURCE, account,
+          outputTokens: nonNegativeIntegerOrNull(row.output_tokens) ?? 0, windowSeconds: ACCOUNT_WINDOW_SECONDS, observedAt,
+        };
+        return [window];
       },
     }];
     return { streams: [stream], snapshots };

@@ -5,13 +5,13 @@
 // bodies (LiteLLM stores them only when store_prompts_in_spend_logs is on).
 import type { CanonicalEvent, RequestEvent } from '../model/events.ts';
 import type { IncrementalStream, MapContext, SourceAdapter } from './adapter.ts';
-import { SourceNames, jsonValue, nonNegativeOrNull, optionalString, readerSettings, requiredTimestamp, tokenCount, toIso } from './adapter.ts';
+import { SourceNames, httpStatusOf, jsonValue, nonNegativeIntegerOrNull, nonNegativeOrNull, optionalString, readerSettings, requiredTimestamp, tokenCount, toIso } from './adapter.ts';
 import { RowRejected } from '../quality/row-quality.ts';
 
 const SOURCE = 'litellm' as const;
 
-/** LiteLLM's custom_llm_provider to OpenTelemetry's gen_ai.provider.name. */
-const PROVIDERS: Record<string, string> = {
+/** LiteLLM's custom_llm_provider to OpenTelemetry's gen_ai.provider.name (a Map: row values must not reach Object.prototype). */
+const PROVIDERS = new Map(Object.entries({
   openai: 'openai',
   text_completion_openai: 'openai',
   azure: 'azure.ai.openai',
@@ -29,7 +29,7 @@ const PROVIDERS: Record<string, string> = {
   xai: 'x_ai',
   perplexity: 'perplexity',
   watsonx: 'ibm.watsonx.ai',
-};
+}));
 
 /** LiteLLM's call_type to gen_ai.operation.name. */
 function operationOf(callType: string | null): string {
@@ -52,8 +52,7 @@ function numberAt(object: unknown, ...path: string[]): number {
     if (!value || typeof value !== 'object') return 0;
     value = (value as Record<string, unknown>)[key];
   }
-  const n = Number(value);
-  return Number.isFinite(n) && n > 0 ? n : 0;
+  return nonNegativeIntegerOrNull(value) ?? 0;
 }
 
 function mapSpendLog(row: Record<string, unknown>, ctx: MapContext): CanonicalEvent[] {
@@ -64,7 +63,7 @@ function mapSpendLog(row: Record<string, unknown>, ctx: MapContext): CanonicalEv
   const firstToken = toIso(row.completionStartTime);
   const metadata = jsonValue(row.metadata, 'metadata', ctx) as Record<string, unknown> | null;
   const usage = metadata?.usage_object;
-  const spend = Number(row.spend ?? 0);
+  const spend = row.spend === null || row.spend === undefined ? 0 : (nonNegativeOrNull(row.spend) ?? -1);
   const status = optionalString(row.status);
   const failed = status !== null && status !== 'success';
   const errorInfo = (metadata?.error_information ?? null) as { error_class?: unknown; error_code?: unknown } | null;
@@ -82,15 +81,15 @@ function mapSpendLog(row: Record<string, unknown>, ctx: MapContext): CanonicalEv
     account: optionalString(row.api_base),
     user: optionalString(row.end_user) ?? optionalString(row.user),
     model,
-    provider: PROVIDERS[optionalString(row.custom_llm_provider) ?? ''] ?? optionalString(row.custom_llm_provider) ?? 'unknown',
+    provider: PROVIDERS.get(optionalString(row.custom_llm_provider) ?? '') ?? optionalString(row.custom_llm_provider) ?? 'unknown',
     operation: operationOf(optionalString(row.call_type)),
-    httpStatus: failed ? Number(errorInfo?.error_code) || null : 200,
+    httpStatus: failed ? httpStatusOf(errorInfo?.error_code) : 200,
     errorType: failed ? (optionalString(errorInfo?.error_class) ?? 'failure') : null,
     inputTokens: tokenCount(row.prompt_tokens, 'prompt_tokens', ctx),
     outputTokens: tokenCount(row.completion_tokens, 'completion_tokens', ctx),
     cacheReadTokens: numberAt(usage, 'cache_read_input_tokens') || numberAt(usage, 'prompt_tokens_details', 'cached_tokens'),
     cacheWriteTokens: numberAt(usage, 'cache_creation_input_tokens'),
-    costUsd: Number.isFinite(spend) && spend >= 0 ? spend : null,
+    costUsd: spend >= 0 ? spend : null,
     durationMs: nonNegativeOrNull(row.request_duration_ms) ?? durationBetween(startedAt, endedAt),
     timeToFirstTokenMs: durationBetween(startedAt, firstToken),
     toolCalls: 0,
@@ -107,7 +106,7 @@ function mapErrorLog(row: Record<string, unknown>, ctx: MapContext): CanonicalEv
   if (requestId === null) throw new RowRejected('missing_field', 'request_id is missing');
   const startedAt = requiredTimestamp(row.startTime, 'startTime', ctx);
   const endedAt = toIso(row.endTime);
-  const status = Number(optionalString(row.status_code));
+  const status = httpStatusOf(optionalString(row.status_code));
   const event: RequestEvent = {
     kind: 'request',
     source: SOURCE,
@@ -123,7 +122,7 @@ function mapErrorLog(row: Record<string, unknown>, ctx: MapContext): CanonicalEv
     model: optionalString(row.model_group) ?? optionalString(row.litellm_model_name) ?? 'unknown',
     provider: 'unknown',
     operation: 'chat',
-    httpStatus: Number.isInteger(status) && status > 0 ? status : null,
+    httpStatus: status,
     errorType: optionalString(row.exception_type) ?? 'error',
     inputTokens: 0,
     outputTokens: 0,

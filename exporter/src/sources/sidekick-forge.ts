@@ -5,7 +5,7 @@
 // Never selected: clients' provider keys and LiveKit url/key/secret, transcripts' embeddings.
 import type { AgentSnapshot, CanonicalEvent, ConversationSnapshot, ConversationStats, MessageEvent, UsageResource, UsageSnapshot } from '../model/events.ts';
 import type { IncrementalStream, MapContext, SnapshotQuery, SourceAdapter } from './adapter.ts';
-import { SourceNames, contentText, optionalString, readerSettings, requiredTimestamp, toIso } from './adapter.ts';
+import { SourceNames, contentText, nonNegativeIntegerOrNull, nonNegativeOrNull, optionalInteger, optionalString, readerSettings, requiredTimestamp, toIso } from './adapter.ts';
 import { RowRejected } from '../quality/row-quality.ts';
 
 const SOURCE = 'sidekick-forge' as const;
@@ -101,7 +101,7 @@ function transcriptStream(source: Parameters<SourceAdapter['build']>[0], names: 
         conversationId,
         role: optionalString(row.role) ?? 'unknown',
         content: contentText(row.content ?? row.transcript, ctx),
-        sequence: row.sequence === null || row.sequence === undefined ? null : Number(row.sequence),
+        sequence: optionalInteger(row.sequence),
         channel: optionalString(row.source),
         agent: optionalString(row.agent_slug) ?? optionalString(row.agent_id),
         user: optionalString(row.user_id),
@@ -130,29 +130,29 @@ function usageSnapshot(source: Parameters<SourceAdapter['build']>[0], names: Sou
     table: 'agent_usage',
     sql,
     params: [],
-    map(rows, _ctx: MapContext, observedAt): CanonicalEvent[] {
-      const out: UsageSnapshot[] = [];
-      for (const row of rows) {
-        const tenant = optionalString(row.client_slug) ?? optionalString(row.client_name) ?? optionalString(row.usage_client_id) ?? 'default';
-        for (const r of RESOURCES) {
-          // A row's own limit wins; 0 or NULL there falls back to the client's tier quota.
-          const own = r.limit === null ? 0 : Number(row[r.limit] ?? 0);
-          const tier = r.tierLimit === null ? 0 : Number(row[r.tierLimit] ?? 0);
-          out.push({
-            kind: 'usage',
-            source: SOURCE,
-            tenant,
-            client: tenant,
-            agent: optionalString(row.agent_slug) ?? String(row.agent_id),
-            resource: r.resource,
-            used: Math.max(0, Number(row[r.used] ?? 0)),
-            limit: Math.max(0, own > 0 ? own : tier),
-            periodStart: String(row.period_start),
-            observedAt,
-          });
-        }
-      }
-      return out;
+    mapRow(row, _ctx: MapContext, observedAt): CanonicalEvent[] {
+      const tenant = optionalString(row.client_slug) ?? optionalString(row.client_name) ?? optionalString(row.usage_client_id) ?? 'default';
+      const agent = optionalString(row.agent_slug) ?? optionalString(row.agent_id);
+      if (agent === null) throw new RowRejected('missing_field', 'agent_id is missing');
+      const periodStart = optionalString(row.period_start);
+      if (periodStart === null) throw new RowRejected('missing_field', 'period_start is missing');
+      return RESOURCES.map((r): UsageSnapshot => {
+        // A row's own limit wins; 0 or NULL there falls back to the client's tier quota.
+        const own = r.limit === null ? 0 : (nonNegativeOrNull(row[r.limit]) ?? 0);
+        const tier = r.tierLimit === null ? 0 : (nonNegativeOrNull(row[r.tierLimit]) ?? 0);
+        return {
+          kind: 'usage',
+          source: SOURCE,
+          tenant,
+          client: tenant,
+          agent,
+          resource: r.resource,
+          used: nonNegativeOrNull(row[r.used]) ?? 0,
+          limit: own > 0 ? own : tier,
+          periodStart,
+          observedAt,
+        };
+      });
     },
   };
 }
@@ -182,25 +182,28 @@ function agentSnapshot(source: Parameters<SourceAdapter['build']>[0], names: Sou
     table: 'agents',
     sql,
     params: [],
-    map(rows, _ctx, observedAt): CanonicalEvent[] {
-      return rows.map((row): AgentSnapshot => {
-        const enabled = row.enabled !== false;
-        const activeConversations = Number(row.active_conversations ?? 0);
-        return {
-          kind: 'agent',
-          source: SOURCE,
-          tenant: tenantOf(row),
-          agentId: String(row.agent_id),
-          agent: optionalString(row.agent_slug) ?? String(row.agent_id),
-          enabled,
-          status: !enabled ? 'offline' : activeConversations > 0 ? 'online' : 'idle',
-          activeConversations,
-          lastActivityAt: toIso(row.last_activity),
-          model: optionalString(row.model),
-          configChangedAt: toIso(row.agent_updated_at) !== null && toIso(row.agent_updated_at) !== toIso(row.agent_created_at) ? toIso(row.agent_updated_at) : null,
-          observedAt,
-        };
-      });
+    mapRow(row, _ctx, observedAt): CanonicalEvent[] {
+      const agentId = optionalString(row.agent_id);
+      if (agentId === null) throw new RowRejected('missing_field', 'agents.id is missing');
+      const enabled = row.enabled !== false;
+      const activeConversations = nonNegativeIntegerOrNull(row.active_conversations) ?? 0;
+      const created = toIso(row.agent_created_at);
+      const updated = toIso(row.agent_updated_at);
+      const agent: AgentSnapshot = {
+        kind: 'agent',
+        source: SOURCE,
+        tenant: tenantOf(row),
+        agentId,
+        agent: optionalString(row.agent_slug) ?? agentId,
+        enabled,
+        status: !enabled ? 'offline' : activeConversations > 0 ? 'online' : 'idle',
+        activeConversations,
+        lastActivityAt: toIso(row.last_activity),
+        model: optionalString(row.model),
+        configChangedAt: updated !== null && updated !== created ? updated : null,
+        observedAt,
+      };
+      return [agent];
     },
   };
 }
@@ -220,26 +223,26 @@ function conversationSnapshot(source: Parameters<SourceAdapter['build']>[0], nam
     table: 'conversations',
     sql,
     params: [],
-    map(rows, _ctx, observedAt): CanonicalEvent[] {
-      return rows.map((row): ConversationSnapshot => {
-        const startedAt = toIso(row.created_at) ?? observedAt;
-        const lastActivityAt = toIso(row.last_interaction_at) ?? toIso(row.updated_at) ?? startedAt;
-        const duration = row.duration === null || row.duration === undefined ? null : Math.max(0, Number(row.duration));
-        return {
-          kind: 'conversation',
-          source: SOURCE,
-          tenant: tenantOf(row),
-          conversationId: String(row.conversation_id),
-          agent: optionalString(row.agent_slug) ?? optionalString(row.agent_id),
-          user: optionalString(row.user_id),
-          channel: optionalString(row.channel) ?? 'unknown',
-          status: optionalString(row.status) ?? 'active',
-          startedAt,
-          lastActivityAt,
-          durationSeconds: duration,
-          observedAt,
-        };
-      });
+    mapRow(row, _ctx, observedAt): CanonicalEvent[] {
+      const conversationId = optionalString(row.conversation_id);
+      if (conversationId === null) throw new RowRejected('missing_field', 'conversations.id is missing');
+      const startedAt = toIso(row.created_at) ?? observedAt;
+      const lastActivityAt = toIso(row.last_interaction_at) ?? toIso(row.updated_at) ?? startedAt;
+      const conversation: ConversationSnapshot = {
+        kind: 'conversation',
+        source: SOURCE,
+        tenant: tenantOf(row),
+        conversationId,
+        agent: optionalString(row.agent_slug) ?? optionalString(row.agent_id),
+        user: optionalString(row.user_id),
+        channel: optionalString(row.channel) ?? 'unknown',
+        status: optionalString(row.status) ?? 'active',
+        startedAt,
+        lastActivityAt,
+        durationSeconds: nonNegativeOrNull(row.duration),
+        observedAt,
+      };
+      return [conversation];
     },
   };
 }
@@ -259,11 +262,12 @@ function conversationStats(source: Parameters<SourceAdapter['build']>[0], names:
     table: 'conversations',
     sql,
     params: [],
-    map(rows, _ctx, observedAt): CanonicalEvent[] {
-      return rows.map((row): ConversationStats => ({
-        kind: 'conversation_stats', source: SOURCE, tenant: String(row.tenant), channel: String(row.channel),
-        status: String(row.status), conversations: Number(row.conversations), observedAt,
-      }));
+    mapRow(row, _ctx, observedAt): CanonicalEvent[] {
+      const stats: ConversationStats = {
+        kind: 'conversation_stats', source: SOURCE, tenant: optionalString(row.tenant) ?? 'default', channel: optionalString(row.channel) ?? 'unknown',
+        status: optionalString(row.status) ?? 'active', conversations: nonNegativeIntegerOrNull(row.conversations) ?? 0, observedAt,
+      };
+      return [stats];
     },
   };
 }

@@ -221,6 +221,11 @@ export const METRICS = {
     help: 'Updates folded into label value "other" because a label or series cap was reached.',
     labels: ['metric', 'label'], source: 'cardinality guard',
   },
+  labelValuesShortened: {
+    name: 'tokenwatch_metric_label_values_shortened_total', type: 'counter', unit: '{update}',
+    help: 'Updates whose label value was made safe: control characters replaced, or longer than 256 characters and shortened to a prefix and a hash.',
+    labels: ['metric', 'label'], source: 'cardinality guard',
+  },
 } as const satisfies Record<string, MetricDef>;
 
 export type MetricKey = keyof typeof METRICS;

@@ -122,8 +122,11 @@ describe('Prometheus ground truth', () => {
     expect(documented).toEqual(catalog);
     const names = new Set([...exposed.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]));
     for (const name of names) expect(catalog, name).toContain(name);
-    // Everything shows up but the overflow counter, the bad-row counter (no bad rows here), sinks and probes (none configured).
-    const expectedAbsent = ['tokenwatch_sink_up', 'tokenwatch_sink_write_failures_total', 'tokenwatch_metric_series_overflow_total', 'tokenwatch_source_rows_invalid_total', 'tokenwatch_probe_up', 'tokenwatch_probe_duration_seconds'];
+    // Everything shows up but the overflow and shortened-label counters, the bad-row counter (no bad rows here), sinks and probes (none configured).
+    const expectedAbsent = [
+      'tokenwatch_sink_up', 'tokenwatch_sink_write_failures_total', 'tokenwatch_metric_series_overflow_total', 'tokenwatch_metric_label_values_shortened_total',
+      'tokenwatch_source_rows_invalid_total', 'tokenwatch_probe_up', 'tokenwatch_probe_duration_seconds',
+    ];
     expect(catalog.filter((n) => !names.has(n)).sort()).toEqual(expectedAbsent.sort());
   });
 });

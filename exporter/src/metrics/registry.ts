@@ -11,7 +11,7 @@
 // Gauges from tables updated in place are replaced wholesale on every snapshot read.
 import { METRICS, type MetricDef, type MetricKey } from './catalog.ts';
 import { Family, mergeInto, observeBucketedInto, observeInto, type BucketedObservations, type SavedSeries, type Series } from './families.ts';
-import { CardinalityGuard, DEFAULT_LIMITS, type CardinalityLimits } from './cardinality.ts';
+import { CardinalityGuard, DEFAULT_LIMITS, safeLabelValues, type CardinalityLimits } from './cardinality.ts';
 import type { CanonicalEvent, RequestEvent } from '../model/events.ts';
 import type { SinkStatus, StreamStatus } from '../pipeline/status.ts';
 import type { QualityCount } from '../quality/row-quality.ts';
@@ -188,18 +188,22 @@ export class MetricsRegistry {
     return delta;
   }
 
-  private series(entry: StreamMetrics, key: MetricKey, values: string[]): CachedSeries {
+  private series(entry: StreamMetrics, key: MetricKey, unsafeValues: string[]): CachedSeries {
+    const def = METRICS[key] as MetricDef;
+    // Made safe before keying: a value holding the key's separator cannot alias another series.
+    const changed: number[] = [];
+    const values = safeLabelValues(unsafeValues, changed);
     const cacheKey = `${key}\u0002${values.join('\u0001')}`;
     let cached = entry.cache.get(cacheKey);
-    const def = METRICS[key] as MetricDef;
-    if (cached) {
-      for (const label of cached.folded) this.guard.fold(def.name, label);
-    } else {
+    if (!cached) {
       const folded: string[] = [];
       const admitted = this.guard.admit(def.name, def.labels, values, folded);
       cached = { stream: entry.families.get(key)!.get(admitted), total: this.totals.get(key)!.get(admitted), folded };
       entry.cache.set(cacheKey, cached);
+    } else {
+      for (const label of cached.folded) this.guard.fold(def.name, label);
     }
+    for (const i of changed) this.guard.shorten(def.name, def.labels[i]!);
     return cached;
   }
 
@@ -359,7 +363,7 @@ export class MetricsRegistry {
     }
     const self = newFamilies([
       'activeTenants', 'rowsRead', 'rowsInvalid', 'sourceUp', 'lastSuccess', 'ingestLag', 'pollDuration', 'checkpointWatermark',
-      'rowsLate', 'rowsBeyondSweepWindow', 'lateMaxDelay', 'maxCommitDelay', 'sweepWindow', 'sinkUp', 'sinkFailures', 'probeUp', 'probeDuration', 'seriesOverflow',
+      'rowsLate', 'rowsBeyondSweepWindow', 'lateMaxDelay', 'maxCommitDelay', 'sweepWindow', 'sinkUp', 'sinkFailures', 'probeUp', 'probeDuration', 'seriesOverflow', 'labelValuesShortened',
     ]);
     const now = this.now();
     for (const [source, tenants] of this.tenantsSeen) {
@@ -398,6 +402,7 @@ export class MetricsRegistry {
       self.get('probeDuration')!.set([p.name, p.kind], p.durationSeconds);
     }
     for (const [key, count] of this.guard.overflow) self.get('seriesOverflow')!.set(key.split('\u0001'), count);
+    for (const [key, count] of this.guard.shortened) self.get('labelValuesShortened')!.set(key.split('\u0001'), count);
     for (const [key, family] of self) out.set(key, family);
     return (Object.keys(METRICS) as MetricKey[]).map((k) => out.get(k)).filter((f): f is Family => f !== undefined && f.series.size > 0);
   }

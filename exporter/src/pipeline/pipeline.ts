@@ -314,12 +314,22 @@ export class Pipeline {
     const events: CanonicalEvent[] = [];
     let current: Record<string, unknown> = {};
     const ctx = this.mapContext(stream.spec.id, () => stream.rowId(current));
+    // Copies of a row (same id; the reader returns them side by side, in timestamp and id
+    // order) are delivered once.
+    const ids = new Set<string>();
     for (const row of rows) {
       current = row;
+      const id = stream.rowId(row);
+      if (ids.has(id)) {
+        status.rowsRejected += 1;
+        this.quality.record(stream.spec.id, 'rejected', 'duplicate_id', `another row of this page has the same ${stream.spec.idColumn}`, id);
+        continue;
+      }
+      ids.add(id);
       const outcome = mapRowChecked(() => stream.map(row, ctx));
       if (outcome.rejected) {
         status.rowsRejected += 1;
-        this.quality.record(stream.spec.id, 'rejected', outcome.rejected.reason, outcome.rejected.message, stream.rowId(row));
+        this.quality.record(stream.spec.id, 'rejected', outcome.rejected.reason, outcome.rejected.message, id);
         continue;
       }
       events.push(...(keepRequest(row) ? outcome.events : outcome.events.filter((e) => e.kind !== 'request')));
@@ -481,6 +491,18 @@ export class Pipeline {
     const { rows } = await source.pool.query<{ encoding: string }>("SELECT current_setting('server_encoding') AS encoding");
     if (rows[0]?.encoding !== 'UTF8') {
       this.options.logger.info({ stream: entry.stream.spec.id, encoding: rows[0]?.encoding }, 'bulk backfill needs a UTF8 database: reading row by row');
+      return undefined;
+    }
+    // Chunks are mapped and counted in ClickHouse, which cannot see two copies of a row:
+    // only an id the database keeps unique makes that safe (the proxy's primary key).
+    const { table, idColumn } = entry.stream.spec;
+    const unique = await source.pool.query<{ unique: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+         WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indnatts = 1 AND i.indpred IS NULL AND a.attname = $2) AS unique`,
+      [table, idColumn.slice(1, -1).replace(/""/g, '"')],
+    );
+    if (unique.rows[0]?.unique !== true) {
+      this.options.logger.info({ stream: entry.stream.spec.id }, `bulk backfill needs a unique index on ${idColumn}: reading row by row`);
       return undefined;
     }
     return sinks[0];

@@ -17,6 +17,8 @@ import { redactSecrets } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { openStore, StoreUnavailable, type EventStore } from '../store/clickhouse.ts';
 import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
+import { ProcessMetrics } from '../metrics/process-metrics.ts';
+import { VERSION } from '../version.ts';
 
 export interface Runtime {
   pipeline: Pipeline;
@@ -142,15 +144,17 @@ export async function openRuntime(loaded: LoadedConfig, logger: Logger, options:
       onFatal: options.onFatal,
     });
     const probes = new ProbeRunner(probesFor(loaded.config));
+    const processMetrics = new ProcessMetrics();
     return {
       pipeline,
       embedded,
       metrics,
       probes,
       store,
-      collect: () => metrics.collect(pipeline.statuses(), pipeline.quality.snapshot(), probes.snapshot(), pipeline.sinks()),
+      collect: () => metrics.collect(pipeline.statuses(), pipeline.quality.snapshot(), probes.snapshot(), pipeline.sinks(), { ...processMetrics.sample(), version: VERSION }),
       async close() {
         probes.stop();
+        processMetrics.stop();
         await pipeline.close();
         // Every write finished and was checkpointed: the next start has nothing to repair
         // (unless a repair this process owed was never done).

@@ -226,6 +226,31 @@ export const METRICS = {
     help: 'Updates whose label value was made safe: control characters replaced, or longer than 256 characters and shortened to a prefix and a hash.',
     labels: ['metric', 'label'], source: 'cardinality guard',
   },
+  buildInfo: {
+    name: 'tokenwatch_build_info', type: 'gauge', unit: '1',
+    help: 'Always 1; the version of tokenwatch and of Node.js it runs on.',
+    labels: ['version', 'nodejs_version'], source: 'process',
+  },
+  processCpu: {
+    name: 'process_cpu_seconds_total', type: 'counter', unit: 's',
+    help: 'User and system CPU time of the tokenwatch process (the embedded ClickHouse engine included).',
+    labels: [], source: 'process',
+  },
+  processResident: {
+    name: 'process_resident_memory_bytes', type: 'gauge', unit: 'By',
+    help: 'Resident memory of the tokenwatch process.',
+    labels: [], source: 'process',
+  },
+  processStart: {
+    name: 'process_start_time_seconds', type: 'gauge', unit: 's',
+    help: 'Start time of the tokenwatch process, Unix time.',
+    labels: [], source: 'process',
+  },
+  eventLoopDelay: {
+    name: 'nodejs_eventloop_lag_p99_seconds', type: 'gauge', unit: 's',
+    help: 'p99 of the Node.js event loop delay over the last 30 s window (a stalled loop delays scrapes and polls).',
+    labels: [], source: 'process',
+  },
 } as const satisfies Record<string, MetricDef>;
 
 export type MetricKey = keyof typeof METRICS;

@@ -13,6 +13,8 @@ import { listen, metricsApp, type HttpServer } from '../http/server.ts';
 import { freePortOnLoopback } from '../embedded/ports.ts';
 import { eventually, startPrometheus, type PrometheusServer } from '../testing/prometheus.ts';
 import { prometheusText } from './prometheus-text.ts';
+import { ProcessMetrics } from './process-metrics.ts';
+import { VERSION } from '../version.ts';
 
 describe('Prometheus ground truth', () => {
   let db: TestDatabase;
@@ -27,7 +29,8 @@ describe('Prometheus ground truth', () => {
     const metrics = new MetricsRegistry();
     pipeline = await Pipeline.open({ config: testConfig(db.url), logger: silentLogger(), sinks: [], store: new MemoryCheckpointStore(), autoSources: false, metrics });
     await pipeline.backfill();
-    const collect = () => metrics.collect(pipeline.statuses(), pipeline.quality.snapshot(), []);
+    const processMetrics = new ProcessMetrics();
+    const collect = () => metrics.collect(pipeline.statuses(), pipeline.quality.snapshot(), [], [], { ...processMetrics.sample(), version: VERSION });
     exposed = prometheusText(collect());
     const port = await freePortOnLoopback();
     http = await listen(metricsApp(collect, () => ({ ready: true })), `127.0.0.1:${port}`);
@@ -122,8 +125,9 @@ describe('Prometheus ground truth', () => {
     expect(documented).toEqual(catalog);
     const names = new Set([...exposed.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]));
     for (const name of names) expect(catalog, name).toContain(name);
-    // Everything shows up but the overflow and shortened-label counters, the bad-row counter (no bad rows here), sinks and probes (none configured).
-    const expectedAbsent = [
+    // Everything shows up but the overflow and shortened-label counters, the bad-row counter (no bad rows here), sinks and probes (none
+    // configured), and the event-loop delay (its first 30 s window has not ended).
+    const expectedAbsent = ['nodejs_eventloop_lag_p99_seconds',
       'tokenwatch_sink_up', 'tokenwatch_sink_write_failures_total', 'tokenwatch_metric_series_overflow_total', 'tokenwatch_metric_label_values_shortened_total',
       'tokenwatch_source_rows_invalid_total', 'tokenwatch_probe_up', 'tokenwatch_probe_duration_seconds',
     ];

@@ -15,6 +15,7 @@ import { CardinalityGuard, DEFAULT_LIMITS, safeLabelValues, type CardinalityLimi
 import type { CanonicalEvent, RequestEvent } from '../model/events.ts';
 import type { SinkStatus, StreamStatus } from '../pipeline/status.ts';
 import type { QualityCount } from '../quality/row-quality.ts';
+import type { ProcessSample } from './process-metrics.ts';
 
 export type SavedMetrics = Partial<Record<MetricKey, SavedSeries[]>>;
 
@@ -350,7 +351,7 @@ export class MetricsRegistry {
    * of the same metric from several snapshot queries are merged; self-metrics are computed
    * from the pipeline's state now.
    */
-  collect(statuses: readonly StreamStatus[], quality: readonly QualityCount[], probes: readonly ProbeResult[], sinks: readonly SinkStatus[] = []): Family[] {
+  collect(statuses: readonly StreamStatus[], quality: readonly QualityCount[], probes: readonly ProbeResult[], sinks: readonly SinkStatus[] = [], processSample?: ProcessSample & { version: string }): Family[] {
     const out = new Map<MetricKey, Family>();
     for (const [key, family] of this.totals) out.set(key, family);
     for (const gauges of this.snapshotGauges.values()) {
@@ -364,6 +365,7 @@ export class MetricsRegistry {
     const self = newFamilies([
       'activeTenants', 'rowsRead', 'rowsInvalid', 'sourceUp', 'lastSuccess', 'ingestLag', 'pollDuration', 'checkpointWatermark',
       'rowsLate', 'rowsBeyondSweepWindow', 'lateMaxDelay', 'maxCommitDelay', 'sweepWindow', 'sinkUp', 'sinkFailures', 'probeUp', 'probeDuration', 'seriesOverflow', 'labelValuesShortened',
+      'buildInfo', 'processCpu', 'processResident', 'processStart', 'eventLoopDelay',
     ]);
     const now = this.now();
     for (const [source, tenants] of this.tenantsSeen) {
@@ -403,6 +405,13 @@ export class MetricsRegistry {
     }
     for (const [key, count] of this.guard.overflow) self.get('seriesOverflow')!.set(key.split('\u0001'), count);
     for (const [key, count] of this.guard.shortened) self.get('labelValuesShortened')!.set(key.split('\u0001'), count);
+    if (processSample) {
+      self.get('buildInfo')!.set([processSample.version, process.versions.node], 1);
+      self.get('processCpu')!.set([], processSample.cpuSeconds);
+      self.get('processResident')!.set([], processSample.residentBytes);
+      self.get('processStart')!.set([], processSample.startTimeSeconds);
+      if (processSample.eventLoopDelayP99Seconds !== null) self.get('eventLoopDelay')!.set([], processSample.eventLoopDelayP99Seconds);
+    }
     for (const [key, family] of self) out.set(key, family);
     return (Object.keys(METRICS) as MetricKey[]).map((k) => out.get(k)).filter((f): f is Family => f !== undefined && f.series.size > 0);
   }

@@ -5,22 +5,28 @@ import { runMetricsBench } from './metrics-serving.ts';
 import { runBackfillBench } from './backfill-throughput.ts';
 import { runBackfillFloorBench } from './backfill-floor.ts';
 import { runBackfillCpuBench } from './backfill-cpu.ts';
+import { runLoadBench, runSoakBench } from './steady.ts';
+import { BenchReport } from './report.ts';
 
-const BENCHES: Record<string, () => Promise<void>> = {
-  metrics: runMetricsBench,
-  backfill: runBackfillBench,
-  'backfill-floor': runBackfillFloorBench,
-  'backfill-cpu': runBackfillCpuBench,
+const BENCHES: Record<string, (report: BenchReport) => Promise<void>> = {
+  metrics: () => runMetricsBench(),
+  backfill: () => runBackfillBench(),
+  load: runLoadBench,
+  soak: runSoakBench,
+  'backfill-floor': () => runBackfillFloorBench(),
+  'backfill-cpu': () => runBackfillCpuBench(),
 };
 
-const DEFAULT = ['metrics', 'backfill'];
+const DEFAULT = ['metrics', 'backfill', 'load', 'soak'];
 
 const wanted = process.argv.slice(2);
-for (const name of wanted.length > 0 ? wanted : DEFAULT) {
-  const bench = BENCHES[name];
-  if (!bench) {
+const names = wanted.length > 0 ? wanted : DEFAULT;
+for (const name of names) {
+  if (!BENCHES[name]) {
     console.error(`unknown benchmark ${name}; known: ${Object.keys(BENCHES).join(', ')}`);
     process.exit(2);
   }
-  await bench();
 }
+const report = new BenchReport();
+for (const name of names) await BENCHES[name]!(report);
+console.log(`\nresults written to ${report.write()} and bench/RESULTS.md`);

@@ -1,12 +1,17 @@
-// Structured logs (pino): JSON lines by default, one readable line per event with format=text.
+// Structured logs (pino) on stderr: JSON lines, or one readable line per event (format text;
+// format auto picks text on a terminal, JSON otherwise). stdout is left to commands' results.
 import { pino, type Logger } from 'pino';
 import { redactSecrets } from './config/load.ts';
 
 export type { Logger };
 
-export function createLogger(options: { level: string; format: 'json' | 'text'; destination?: NodeJS.WritableStream }): Logger {
+const LEVEL_COLOURS: Record<string, string> = { debug: '\x1b[90m', info: '\x1b[36m', warn: '\x1b[33m', error: '\x1b[31m', fatal: '\x1b[31m' };
+
+export function createLogger(options: { level: string; format: 'auto' | 'json' | 'text'; destination?: NodeJS.WritableStream }): Logger {
   const destination = options.destination ?? process.stderr;
-  if (options.format === 'json') {
+  const terminal = (destination as NodeJS.WriteStream).isTTY === true;
+  const format = options.format === 'auto' ? (terminal ? 'text' : 'json') : options.format;
+  if (format === 'json') {
     return pino({ level: options.level, base: { service: 'tokenwatch' }, formatters: { level: (label) => ({ level: label }) } }, destination as pino.DestinationStream);
   }
   const stream = {
@@ -15,7 +20,9 @@ export function createLogger(options: { level: string; format: 'json' | 'text'; 
       const fields = Object.entries(rest)
         .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
         .join(' ');
-      destination.write(`${new Date(time as number).toISOString()} ${String(level).toUpperCase().padEnd(5)} ${String(msg)}${fields ? ` ${fields}` : ''}\n`);
+      const label = String(level).toUpperCase().padEnd(5);
+      const shown = terminal ? `${LEVEL_COLOURS[String(level)] ?? ''}${label}\x1b[0m` : label;
+      destination.write(`${new Date(time as number).toISOString()} ${shown} ${String(msg)}${fields ? ` ${fields}` : ''}\n`);
     },
   };
   return pino({ level: options.level, base: { service: 'tokenwatch' }, formatters: { level: (label) => ({ level: label }) } }, stream);

@@ -120,32 +120,52 @@ async function checkStore(config: Config): Promise<{ title: string; lines: Line[
   }
 }
 
-export async function checkCommand(options: CommonOptions): Promise<void> {
+interface CheckReport {
+  configuration: string;
+  stateDir: string;
+  listenAddress: string;
+  sections: { title: string; lines: { status: 'ok' | 'warn' | 'skip' | 'fail'; text: string }[] }[];
+  problems: number;
+}
+
+function status(line: Line, skipped: boolean): CheckReport['sections'][number]['lines'][number]['status'] {
+  return line.ok === true ? 'ok' : line.ok === 'warn' ? 'warn' : skipped ? 'skip' : 'fail';
+}
+
+export async function checkCommand(options: CommonOptions & { json?: boolean }): Promise<void> {
   const { loaded, logger } = loadOrExit(options);
-  const out = process.stdout;
-  out.write(`configuration: ${loaded.file ?? '(no file: defaults and environment)'} is valid\n`);
-  out.write(`state directory: ${loaded.config.stateDir}\nHTTP: ${loaded.config.server.listenAddress}\n`);
+  const report: CheckReport = {
+    configuration: `${loaded.file ?? '(no file: defaults and environment)'} is valid`,
+    stateDir: loaded.config.stateDir,
+    listenAddress: loaded.config.server.listenAddress,
+    sections: [],
+    problems: 0,
+  };
   const embedded = await resolveDatabase(loaded, logger);
-  let problems = 0;
   try {
     for (const source of loaded.config.sources as (SourceConfig & { name: string })[]) {
-      out.write(`\nsource ${source.name} (${source.type}) ${embedded ? '[embedded demo database]' : redactSecrets(source.databaseUrl ?? '')}\n`);
       const lines = await checkSource(source);
-      const missingTables = lines.some((l) => l.ok === false && l.text.includes('not found'));
-      for (const line of lines) {
-        const mark = line.ok === true ? 'ok  ' : line.ok === 'warn' ? 'warn' : loaded.autoSources && missingTables ? 'skip' : 'FAIL';
-        out.write(`  ${mark} ${line.text}\n`);
-      }
       // With sources chosen automatically, a source whose tables are absent is skipped, not a problem.
-      if (!(loaded.autoSources && missingTables)) problems += lines.filter((l) => l.ok === false).length;
+      const skipped = loaded.autoSources && lines.some((l) => l.ok === false && l.text.includes('not found'));
+      report.sections.push({
+        title: `source ${source.name} (${source.type}) ${embedded ? '[embedded demo database]' : redactSecrets(source.databaseUrl ?? '')}`,
+        lines: lines.map((l) => ({ status: status(l, skipped), text: l.text })),
+      });
     }
     const store = await checkStore(loaded.config);
-    out.write(`\nevent store ${store.title}\n`);
-    for (const line of store.lines) out.write(`  ${line.ok === true ? 'ok  ' : line.ok === 'warn' ? 'warn' : 'FAIL'} ${line.text}\n`);
-    problems += store.lines.filter((l) => l.ok === false).length;
+    report.sections.push({ title: `event store ${store.title}`, lines: store.lines.map((l) => ({ status: status(l, false), text: l.text })) });
   } finally {
     await embedded?.close();
   }
-  out.write(problems === 0 ? '\nall checks passed\n' : `\n${problems} problem(s) found\n`);
-  process.exitCode = problems === 0 ? 0 : 1;
+  report.problems = report.sections.reduce((n, s) => n + s.lines.filter((l) => l.status === 'fail').length, 0);
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  } else {
+    const mark = { ok: 'ok  ', warn: 'warn', skip: 'skip', fail: 'FAIL' } as const;
+    let text = `configuration: ${report.configuration}\nstate directory: ${report.stateDir}\nHTTP: ${report.listenAddress}\n`;
+    for (const section of report.sections) text += `\n${section.title}\n${section.lines.map((l) => `  ${mark[l.status]} ${l.text}\n`).join('')}`;
+    text += report.problems === 0 ? '\nall checks passed\n' : `\n${report.problems} problem(s) found\n`;
+    process.stdout.write(text);
+  }
+  process.exitCode = report.problems === 0 ? 0 : 1;
 }

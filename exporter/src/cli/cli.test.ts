@@ -39,12 +39,31 @@ describe('tokenwatch CLI', () => {
   it('has --help on every command', () => {
     const top = tokenwatch(['--help']);
     expect(top.code).toBe(0);
-    for (const command of ['run', 'backfill', 'check', 'migrate', 'query', 'export conversations', 'report usage']) {
+    for (const command of ['run', 'backfill', 'check', 'simulate', 'migrate', 'query', 'export conversations', 'report usage']) {
       expect(top.stdout).toContain(command.split(' ')[0]);
       const help = tokenwatch([...command.split(' '), '--help']);
       expect(help.code, command).toBe(0);
       expect(help.stdout).toContain('--config <file>');
       expect(help.stdout).toContain('DATABASE_URL');
+      expect(help.stdout, command).toMatch(new RegExp(`Examples:\\n  \\$ (DATABASE_URL=\\S+ )?tokenwatch ${command}`));
+    }
+    expect(tokenwatch(['--version']).stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('simulate writes a history into a database of its own, creating the tables, and reports what it wrote', async () => {
+    const target = await createTestDatabase();
+    try {
+      const result = tokenwatch(['simulate', '--history', '3h', '--rate', '0.5', '--no-live', '--json'], { DATABASE_URL: target.url });
+      expect(result.code, result.stderr).toBe(0);
+      const summary = JSON.parse(result.stdout) as { rows: Record<string, number> };
+      const { rows } = await target.pool.query<Record<string, number>>(`SELECT (SELECT count(*) FROM api_requests)::int AS api_requests,
+        (SELECT count(*) FROM "LiteLLM_SpendLogs")::int AS "LiteLLM_SpendLogs", (SELECT count(*) FROM conversation_transcripts)::int AS conversation_transcripts`);
+      expect(summary.rows).toMatchObject(rows[0]!);
+      expect(rows[0]!.api_requests).toBeGreaterThan(1000);
+      // stdout holds the summary alone; progress and log lines go to stderr.
+      expect(result.stdout.trim().split('\n')).toHaveLength(1);
+    } finally {
+      await target.drop();
     }
   });
 

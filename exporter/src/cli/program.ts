@@ -1,11 +1,13 @@
 // tokenwatch command line. Every command validates the configuration first and exits with
-// code 2 on a bad configuration, before connecting to anything.
+// code 2 on a bad configuration, before connecting to anything. Every command's --help ends
+// with an example.
 import { Command, Option } from 'commander';
 import { ENVIRONMENT_VARIABLES } from '../config/load.ts';
 import type { CommonOptions } from './load-or-exit.ts';
 import { runCommand } from './run.ts';
 import { backfillCommand } from './backfill.ts';
 import { checkCommand } from './check.ts';
+import { simulateCommand, type SimulateOptions } from './simulate.ts';
 import { exportConversationsCommand, migrateCommand, queryCommand, reportUsageCommand, REPORT_DIMENSIONS, type OutputFormat } from './store-commands.ts';
 import { VERSION } from '../version.ts';
 
@@ -13,52 +15,81 @@ const environmentHelp = `\nEnvironment:\n${Object.entries(ENVIRONMENT_VARIABLES)
   .map(([name, text]) => `  ${name.padEnd(26)} ${text}`)
   .join('\n')}\n`;
 
-function withCommonOptions(command: Command): Command {
-  return command
+/**
+ * The options every command takes. `results`: the command prints a result on stdout, so its
+ * informational log lines are off unless --log-level asks for them (they go to stderr).
+ */
+function command(parent: Command, name: string, examples: string[], options: { results?: boolean } = {}): Command {
+  return parent
+    .command(name)
     .option('-c, --config <file>', 'YAML configuration file (default: $TOKENWATCH_CONFIG; none: defaults and environment)')
-    .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']))
-    .addOption(new Option('--log-format <format>', 'log format').choices(['json', 'text']))
-    .addHelpText('after', environmentHelp);
+    .addOption(new Option('--log-level <level>', `log level${options.results ? ' (default: warn, so that stdout and stderr hold only the result and problems)' : ''}`).choices(['debug', 'info', 'warn', 'error']))
+    .addOption(new Option('--log-format <format>', 'log format (default: text on a terminal, json otherwise)').choices(['json', 'text']))
+    .hook('preAction', (cmd) => {
+      if (options.results && cmd.getOptionValue('logLevel') === undefined) cmd.setOptionValue('logLevel', 'warn');
+    })
+    .addHelpText('after', `\nExamples:\n${examples.map((e) => `  $ ${e}`).join('\n')}\n${environmentHelp}`);
 }
 
 export function buildProgram(): Command {
   const program = new Command('tokenwatch')
     .description('Reads the PostgreSQL tables of LLM proxies and agent platforms (Claude Nexus Proxy, Sidekick Forge, LiteLLM)\nand turns them into Prometheus metrics and events. With no DATABASE_URL it runs on an embedded demo database.')
     .version(VERSION)
-    .showHelpAfterError();
-  withCommonOptions(program.command('run'))
+    .showHelpAfterError()
+    .addHelpText('after', '\nExamples:\n  $ tokenwatch run                      # the embedded demo: metrics on http://localhost:9464/metrics\n  $ DATABASE_URL=postgres://tokenwatch_ro@db:5432/proxy tokenwatch check\n  $ tokenwatch <command> --help\n');
+  command(program, 'run', ['tokenwatch run', 'DATABASE_URL=postgres://tokenwatch_ro:secret@db.internal:5432/proxy tokenwatch run --log-format json'])
     .description('Poll the sources continuously, export events and serve /metrics, /healthz and /readyz (the default job).')
-    .option('--no-demo-traffic', 'with the embedded demo database: do not insert new sample rows every few seconds')
+    .option('--no-demo-traffic', 'with the embedded demo database: no simulated live traffic')
     .action(async (options: CommonOptions & { demoTraffic: boolean }) => runCommand(options));
-  withCommonOptions(program.command('backfill'))
+  command(program, 'backfill', ['tokenwatch backfill', 'tokenwatch backfill --no-progress --json > backfill-summary.json'])
     .description('Read everything committed up to now, then exit. Resumes from the checkpoints, so it is safe to repeat.')
-    .option('--no-progress', 'no progress bar (also off when stderr is not a terminal)')
-    .action(async (options: CommonOptions & { progress: boolean }) => backfillCommand(options));
-  withCommonOptions(program.command('check'))
-    .description('Validate the configuration, connect to every source and the event store, and report tables, columns, permissions, indexes and pending migrations on one screen.')
-    .action(async (options: CommonOptions) => checkCommand(options));
-  withCommonOptions(program.command('migrate'))
+    .option('--no-progress', 'no progress bar (progress is then logged every 10 s, as when stderr is not a terminal)')
+    .option('--json', 'print the summary (rows per stream, bad rows) as JSON on stdout')
+    .action(async (options: CommonOptions & { progress: boolean; json?: boolean }) => backfillCommand(options));
+  command(program, 'check', ['DATABASE_URL=postgres://tokenwatch_ro@db:5432/proxy tokenwatch check', 'tokenwatch check --json | jq .problems'], { results: true })
+    .description('Validate the configuration, connect to every source and the event store, and report tables, columns, permissions, indexes and pending migrations on one screen. Exit 1 when something needs fixing.')
+    .option('--json', 'print the report as JSON')
+    .action(async (options: CommonOptions & { json?: boolean }) => checkCommand(options));
+  command(program, 'simulate', [
+    'tokenwatch simulate --history 30d --rate 0.2 --no-live        # a month of history, then exit',
+    'DATABASE_URL=postgres://postgres@localhost:5432/demo tokenwatch simulate --rate 5 --for 10m',
+  ])
+    .description('Write realistic traffic into the source tables of the three schemas (creating them where missing): a history of past days, then live traffic\nuntil stopped. Into DATABASE_URL, else the embedded demo database (not while `run` uses it). For demos and load tests, never production.')
+    .option('--history <duration>', 'write this much history first, e.g. 30d or 12h (default: none)')
+    .option('--rate <requests/s>', 'Claude Nexus Proxy requests per second, averaged over a week (LiteLLM and Sidekick Forge scale with it)', '1')
+    .option('--seed <n>', 'the same seed gives the same tenants, clients and traffic', '1')
+    .option('--for <duration>', 'stop the live traffic after this long (default: until Ctrl-C)')
+    .option('--no-live', 'exit after the history')
+    .option('--sources <types>', `comma-separated: ${['claude-nexus-proxy', 'sidekick-forge', 'litellm'].join(', ')} (default: all)`)
+    .option('--ready-file <path>', 'write this file once the tables and history are in place (a container health check)')
+    .option('--no-progress', 'no progress bar')
+    .option('--json', 'print the summary as JSON on stdout')
+    .action(async (options: SimulateOptions) => simulateCommand(options));
+  command(program, 'migrate', ['tokenwatch migrate', 'CLICKHOUSE_URL=http://tokenwatch:secret@clickhouse:8123 tokenwatch migrate'])
     .description('Apply the ClickHouse migrations (also done on start unless clickhouse.migrateOnStart is false). Safe to repeat.')
     .action(async (options: CommonOptions) => migrateCommand(options));
-  withCommonOptions(program.command('query').argument('<sql>', 'one read-only statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN)'))
+  command(program, 'query', ['tokenwatch query "SELECT tenant, count() AS requests FROM tokenwatch.requests FINAL GROUP BY tenant"', 'tokenwatch query --format csv "SELECT * FROM tokenwatch.requests_daily" > daily.csv'], { results: true })
+    .argument('<sql>', 'one read-only statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN)')
     .description('Run ad-hoc SQL on the event store (embedded or server) and print the result.')
     .addOption(new Option('-f, --format <format>', 'output format').choices(['table', 'csv', 'json']).default('table'))
-    .action(async (sql: string, options: CommonOptions & { format: OutputFormat }) => queryCommand(sql, options));
+    .option('--json', 'the same as --format json')
+    .action(async (sql: string, options: CommonOptions & { format: OutputFormat; json?: boolean }) => queryCommand(sql, { ...options, format: options.json ? 'json' : options.format }));
   const exportCommand = program.command('export').description('Export stored events.');
-  withCommonOptions(exportCommand.command('conversations'))
+  command(exportCommand, 'conversations', ['tokenwatch export conversations --tenant acme.example.com --from 2026-11-01 > acme.csv', 'tokenwatch export conversations --json --from 2026-11-01T00:00:00Z'], { results: true })
     .description('Export conversation messages, one row per message, ordered by conversation and time.')
     .option('--tenant <tenant>', 'only this tenant (domain, client or team)')
     .option('--from <time>', 'from this time (inclusive), e.g. 2026-11-01 or 2026-11-01T12:00:00Z')
     .option('--to <time>', 'up to this time (exclusive)')
     .addOption(new Option('-f, --format <format>', 'output format').choices(['csv', 'json']).default('csv'))
-    .action(async (options: CommonOptions & { tenant?: string; from?: string; to?: string; format: 'csv' | 'json' }) => exportConversationsCommand(options));
+    .option('--json', 'the same as --format json')
+    .action(async (options: CommonOptions & { tenant?: string; from?: string; to?: string; format: 'csv' | 'json'; json?: boolean }) => exportConversationsCommand({ ...options, format: options.json ? 'json' : options.format }));
   const reportCommand = program.command('report').description('Reports for cost allocation and billing.');
-  withCommonOptions(reportCommand.command('usage'))
+  command(reportCommand, 'usage', ['tokenwatch report usage --month 2026-11 --by tenant --format table', 'tokenwatch report usage --month 2026-11 --by tenant,model --json'], { results: true })
     .description('Requests, tokens and cost of one month, grouped for cost allocation; totals equal the source tables.')
     .requiredOption('--month <YYYY-MM>', 'the calendar month (UTC)')
     .option('--by <dimensions>', `comma-separated: ${REPORT_DIMENSIONS.join(', ')}`, 'tenant,model')
     .addOption(new Option('-f, --format <format>', 'output format').choices(['csv', 'json', 'table']).default('csv'))
-    .action(async (options: CommonOptions & { month: string; by: string; format: 'csv' | 'json' | 'table' }) => reportUsageCommand(options));
+    .option('--json', 'the same as --format json')
+    .action(async (options: CommonOptions & { month: string; by: string; format: 'csv' | 'json' | 'table'; json?: boolean }) => reportUsageCommand({ ...options, format: options.json ? 'json' : options.format }));
   return program;
 }
-

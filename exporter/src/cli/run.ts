@@ -7,8 +7,9 @@ import { ListenError, listen, metricsApp, readiness, type HttpServer } from '../
 import { startOtlpPush } from '../metrics/otel.ts';
 import { VERSION } from '../version.ts';
 import { errorText } from '../log.ts';
+import { DEMO_LIVE_RATE } from '../embedded/pglite-server.ts';
+import { redactSecrets } from '../config/load.ts';
 
-const DEMO_TRAFFIC_INTERVAL_MS = 5000;
 /** A stop that takes longer than this (a hung sink or database) ends the process anyway, with code 1. */
 const SHUTDOWN_DEADLINE_MS = 30_000;
 
@@ -19,7 +20,6 @@ export async function runCommand(options: CommonOptions & { demoTraffic: boolean
     opened?: Promise<Runtime>;
     runtime?: Runtime;
     progress?: NodeJS.Timeout;
-    traffic?: NodeJS.Timeout;
     otlp?: ReturnType<typeof startOtlpPush>;
   } = {};
   const app = metricsApp(
@@ -52,7 +52,6 @@ export async function runCommand(options: CommonOptions & { demoTraffic: boolean
       process.exit(1);
     }, SHUTDOWN_DEADLINE_MS).unref();
     clearInterval(running.progress);
-    clearInterval(running.traffic);
     const current = await running.opened?.catch(() => undefined);
     await running.otlp?.shutdown();
     // In-flight polls stop after their current page and save their checkpoint.
@@ -82,11 +81,10 @@ export async function runCommand(options: CommonOptions & { demoTraffic: boolean
 
   const embedded = runtime.embedded;
   if (embedded && options.demoTraffic) {
-    running.traffic = setInterval(() => {
-      embedded.addTraffic().catch((error: unknown) => logger.warn({ error: errorText(error) }, 'demo traffic insert failed'));
-    }, DEMO_TRAFFIC_INTERVAL_MS);
-    logger.info({ everyMs: DEMO_TRAFFIC_INTERVAL_MS }, 'embedded demo: inserting a few sample rows every few seconds (--no-demo-traffic to stop)');
+    embedded.startTraffic(DEMO_LIVE_RATE, (error) => logger.warn({ error: errorText(error) }, 'demo traffic insert failed'));
+    logger.info({ requestsPerSecond: DEMO_LIVE_RATE }, 'embedded demo: simulated live traffic into all three schemas (--no-demo-traffic to stop)');
   }
+  process.stderr.write(banner({ address: http.address, embedded: embedded !== undefined, databaseUrl: loaded.config.sources[0]?.databaseUrl, terminal: process.stderr.isTTY === true }));
   const pipeline = runtime.pipeline;
   running.progress = setInterval(() => {
     const statuses = pipeline.statuses();
@@ -95,4 +93,31 @@ export async function runCommand(options: CommonOptions & { demoTraffic: boolean
       'progress',
     );
   }, 30_000);
+}
+
+/**
+ * What a new user needs once, at start, on a terminal: where the metrics are, how to query
+ * the events, where the dashboards are and how to bring up Grafana. Nothing when stderr is not
+ * a terminal (the 'serving HTTP' log line has the address).
+ */
+export function banner(options: { address: string; embedded: boolean; databaseUrl: string | undefined; terminal: boolean }): string {
+  if (!options.terminal) return '';
+  const address = options.address.replace(/^(0\.0\.0\.0|::|\[::\])(?=:)/, 'localhost');
+  // Run through npm (npm start) the CLI is `npm run tokenwatch --`; installed, it is `tokenwatch`.
+  const cli = process.env.npm_lifecycle_event ? 'npm run tokenwatch --' : 'tokenwatch';
+  const source = options.embedded
+    ? 'the embedded demo database (simulated Claude Nexus Proxy, Sidekick Forge and LiteLLM traffic)'
+    : redactSecrets(options.databaseUrl ?? '');
+  const bold = (text: string) => `\x1b[1m${text}\x1b[0m`;
+  return [
+    '',
+    `${bold(`tokenwatch ${VERSION}`)} is reading ${source}`,
+    `  Metrics     http://${address}/metrics   (health: /healthz, /readyz)`,
+    `  Events      ${cli} query "SELECT tenant, count() AS requests, sum(cost_usd) AS cost FROM tokenwatch.requests FINAL GROUP BY tenant"`,
+    `  Reports     ${cli} report usage --month ${new Date().toISOString().slice(0, 7)} --by tenant --format table`,
+    '  Dashboards  provisioning/grafana/dashboards/ (generated from dashboards/); with Docker: docker compose up -d, then http://localhost:3000',
+    '  Stop        Ctrl-C (the next start resumes where this one stopped)',
+    '',
+    '',
+  ].join('\n');
 }

@@ -83,7 +83,7 @@ export async function resolveDatabase(loaded: LoadedConfig, logger: Logger): Pro
   logger.info(
     { dataDir: embedded.dataDir, created: embedded.created },
     embedded.created
-      ? 'no DATABASE_URL: created the embedded demo database with sample rows of all three source schemas'
+      ? 'no DATABASE_URL: created the embedded demo database with a day of simulated traffic of all three source schemas'
       : 'no DATABASE_URL: using the embedded demo database',
   );
   for (const source of loaded.config.sources) source.databaseUrl = embedded.url;

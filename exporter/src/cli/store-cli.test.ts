@@ -55,7 +55,9 @@ describe('store commands', () => {
   });
 
   it('export conversations writes every stored message of the tenant, as CSV or JSON', () => {
-    const count = tokenwatch(['query', "SELECT count() AS n FROM tokenwatch.messages FINAL WHERE tenant = 'acme.example.com'", '--format', 'json']);
+    const count = tokenwatch(['query', "SELECT count() AS n FROM tokenwatch.messages FINAL WHERE tenant = 'acme.example.com'", '--json']);
+    // Only the result: no log line on stdout or stderr at the default level.
+    expect(count.stderr).toBe('');
     const expected = Number((JSON.parse(count.stdout) as { n: string }[])[0]!.n);
     expect(expected).toBeGreaterThan(100);
     const json = tokenwatch(['export', 'conversations', '--tenant', 'acme.example.com', '--format', 'json']);

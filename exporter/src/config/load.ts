@@ -15,7 +15,7 @@ export const ENVIRONMENT_VARIABLES = {
   TOKENWATCH_STATE_DIR: 'Directory for checkpoints and embedded stores (stateDir).',
   TOKENWATCH_LISTEN_ADDRESS: 'host:port of the HTTP server (server.listenAddress).',
   TOKENWATCH_LOG_LEVEL: 'debug, info, warn or error (log.level).',
-  TOKENWATCH_LOG_FORMAT: 'json or text (log.format).',
+  TOKENWATCH_LOG_FORMAT: 'json, text or auto (log.format; auto: text on a terminal, json otherwise).',
   OTEL_EXPORTER_OTLP_ENDPOINT: 'Push metrics over OTLP/HTTP to this collector (also OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, _HEADERS, …).',
   OTEL_METRIC_EXPORT_INTERVAL: 'Milliseconds between OTLP pushes (otlp.interval; default 60000).',
 } as const;

@@ -168,7 +168,8 @@ export const Config = z
     log: z
       .object({
         level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
-        format: z.enum(['json', 'text']).default('json'),
+        /** auto: readable text on a terminal, JSON lines otherwise (containers, files, log shippers). */
+        format: z.enum(['auto', 'json', 'text']).default('auto'),
       })
       .strict()
       .prefault({}),

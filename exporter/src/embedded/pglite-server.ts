@@ -1,60 +1,63 @@
 // The embedded demo database: PGlite (PostgreSQL compiled to WebAssembly) served over the
 // PostgreSQL wire protocol on a loopback port, so tokenwatch reads it through the same `pg`
 // code path as a real server. Created once in the state directory with the three source
-// schemas and a few thousand sample rows; a small traffic generator keeps adding rows so a
-// new user sees the pipeline move.
+// schemas and a day of simulated traffic (exporter/src/simulate/); live simulated traffic
+// keeps arriving while `run` runs, so a new user sees the pipeline move.
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import pg from 'pg';
-import { sourceDdl } from './ddl.ts';
-import { API_REQUEST_COLUMNS, SPEND_LOG_COLUMNS, apiRequestRows, insertRows, seedAll, spendLogRows } from './seed.ts';
 import { SourceName } from '../model/events.ts';
 import { freePortOnLoopback } from './ports.ts';
+import { Simulator } from '../simulate/simulator.ts';
+
+/** The demo: a day of history at this many Claude Nexus Proxy requests per second, then live traffic at DEMO_LIVE_RATE. */
+export const DEMO_HISTORY_DAYS = 1;
+export const DEMO_HISTORY_RATE = 0.15;
+export const DEMO_LIVE_RATE = 1;
+export const DEMO_SEED = 1;
 
 export interface EmbeddedDatabase {
   url: string;
   dataDir: string;
-  /** Inserts a few new rows, as live traffic would. */
-  addTraffic(): Promise<void>;
+  /** Starts live simulated traffic into the database (until close()). */
+  startTraffic(rate: number, onError: (error: unknown) => void): void;
   close(): Promise<void>;
 }
 
-export async function startEmbeddedDatabase(stateDir: string, options: { port?: number } = {}): Promise<EmbeddedDatabase & { created: boolean }> {
+export async function startEmbeddedDatabase(stateDir: string, options: { port?: number; populate?: boolean } = {}): Promise<EmbeddedDatabase & { created: boolean }> {
   const dataDir = join(stateDir, 'embedded-postgres');
   const created = !existsSync(join(dataDir, 'PG_VERSION'));
   mkdirSync(dataDir, { recursive: true });
   const db = await PGlite.create({ dataDir });
-  if (created) {
-    for (const schema of SourceName.options) await db.exec(sourceDdl(schema));
-    await seedAll({ query: (sql, params) => db.query(sql, params) });
+  if (created && options.populate !== false) {
+    // Straight into PGlite, before any client connects (DDL through exec: several statements).
+    const simulator = new Simulator({ query: (sql, params) => (params?.length ? db.query(sql, params) : db.exec(sql)) }, { seed: DEMO_SEED, rate: DEMO_HISTORY_RATE, sources: SourceName.options });
+    await simulator.setup();
+    await simulator.history(DEMO_HISTORY_DAYS);
   }
   const port = options.port ?? (await freePortOnLoopback());
   const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port, maxConnections: 16 });
   await server.start();
-  let batch = 0;
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  let traffic: { simulator: Simulator; pool: pg.Pool } | undefined;
   return {
     url,
     dataDir,
     created,
-    async addTraffic() {
+    startTraffic(rate, onError) {
       // Through a client connection, not db.query(): the socket server keeps each client's
       // transaction to itself, while db.query() would run inside whichever one is open.
-      batch += 1;
-      const seed = Date.now() % 1_000_000_000;
-      const client = new pg.Client({ connectionString: url });
-      await client.connect();
-      try {
-        await insertRows(client, 'api_requests', API_REQUEST_COLUMNS, apiRequestRows(5, { seed, spanMs: 60_000, idPrefix: `live-${seed}-${batch}-` }));
-        await insertRows(client, '"LiteLLM_SpendLogs"', SPEND_LOG_COLUMNS,
-          spendLogRows(3, { seed: seed + 1, spanMs: 60_000 }).map((row) => [`live-${seed}-${batch}-${String(row[0])}`, ...row.slice(1)]));
-      } finally {
-        await client.end();
-      }
+      const pool = new pg.Pool({ connectionString: url, max: 1 });
+      pool.on('error', () => undefined);
+      const simulator = new Simulator(pool, { seed: DEMO_SEED, trafficSeed: Date.now() % 1_000_000_007, rate, sources: SourceName.options, onError });
+      simulator.start();
+      traffic = { simulator, pool };
     },
     async close() {
+      await traffic?.simulator.stop();
+      await traffic?.pool.end();
       await server.stop();
       await db.close();
     },

@@ -28,14 +28,14 @@ export interface Incident {
 }
 
 /**
- * Incidents of the hour that holds `t`: one hour in 40 has an upstream overload of 5 to 20
+ * Incidents of the hour that holds `t`: one hour in 20 has an upstream overload of 5 to 20
  * minutes, one in 12 a tenant hitting its rate limit for 2 to 10 minutes.
  */
 export function incidentsAt(t: number, seed: number, tenants: number): Incident[] {
   const hourStart = Math.floor(t / HOUR) * HOUR;
   const rnd = seeded((seed * 2654435761) ^ (hourStart / HOUR));
   const out: Incident[] = [];
-  if (rnd() < 1 / 40) {
+  if (rnd() < 1 / 20) {
     const start = hourStart + rnd() * 40 * 60_000;
     out.push({ kind: 'overloaded', start, end: start + (5 + rnd() * 15) * 60_000, share: 0.15 + rnd() * 0.25 });
   }

@@ -16,7 +16,10 @@ export interface Queryable {
 }
 
 export interface SimulatorOptions {
+  /** Fixes the simulated world (tenants, clients, agents, keys) and, unless trafficSeed is given, the traffic too. */
   seed: number;
+  /** Seeds the traffic alone: a later process adding live traffic to the same world uses a new one. */
+  trafficSeed?: number;
   /** Claude Nexus Proxy requests per second, averaged over a week; LiteLLM and Sidekick Forge scale with it. */
   rate: number;
   sources: readonly SourceName[];
@@ -80,7 +83,7 @@ export class Simulator {
     this.db = db;
     this.options = options;
     this.world = buildWorld(options.seed);
-    this.rnd = seeded(options.seed ^ 0x5eed);
+    this.rnd = seeded(options.trafficSeed ?? options.seed ^ 0x5eed);
     this.now = options.now ?? Date.now;
   }
 
@@ -94,7 +97,11 @@ export class Simulator {
     await this.db.query(this.options.sources.map((s) => sourceDdl(s)).join(';\n'));
     if (this.has('sidekick-forge')) {
       const byTable = new Map<string, Record<string, unknown>[]>();
-      for (const { table, row } of sidekickSetup(this.world, this.now())) byTable.set(table, [...(byTable.get(table) ?? []), row]);
+      for (const { table, row } of sidekickSetup(this.world, this.now())) {
+        let list = byTable.get(table);
+        if (!list) byTable.set(table, (list = []));
+        list.push(row);
+      }
       for (const table of ['tier_quotas', 'clients', 'agents']) await insert(this.db, table, byTable.get(table) ?? []);
       await this.writeUsage();
     }
@@ -129,7 +136,11 @@ export class Simulator {
   private async writeRows(rows: PendingRow[]): Promise<void> {
     rows.sort((a, b) => a.at - b.at);
     const byTable = new Map<string, Record<string, unknown>[]>();
-    for (const r of rows) byTable.set(r.table, [...(byTable.get(r.table) ?? []), r.row]);
+    for (const r of rows) {
+      let list = byTable.get(r.table);
+      if (!list) byTable.set(r.table, (list = []));
+      list.push(r.row);
+    }
     // api_requests first: sub-task rows reference their parent, which ended before them.
     for (const [table, tableRows] of byTable) {
       await insert(this.db, table, tableRows);
@@ -176,7 +187,6 @@ export class Simulator {
 
   /** Live traffic from now on, until stop(): written every `tickMs` as responses end and turns happen. */
   start(tickMs = 250): void {
-    if (this.generatedUntil === 0) this.generatedUntil = this.now();
     this.timer = setInterval(() => {
       this.ticking = this.ticking.then(() => this.tick()).catch((error: unknown) => this.options.onError?.(error));
     }, tickMs);
@@ -185,7 +195,8 @@ export class Simulator {
   /** One live step: generate what started since the last one, write what is due. */
   async tick(): Promise<void> {
     const now = this.now();
-    const since = this.generatedUntil;
+    // The first step (with no history before it) starts the traffic now.
+    const since = this.generatedUntil || now;
     const { rows, conversations } = this.generate(since, now);
     this.generatedUntil = now;
     this.pending.push(...rows);

@@ -45,7 +45,7 @@ describe('traffic simulator', () => {
     const tenants = await q<{ n: number }>('SELECT count(*)::int AS n FROM api_requests GROUP BY domain ORDER BY 1 DESC');
     expect(tenants.length).toBeGreaterThanOrEqual(10);
     expect(tenants[0]!.n / tenants.at(-1)!.n).toBeGreaterThan(5);
-    const [shape] = await q<Record<string, number>>(`SELECT
+    const [shape] = await q<Record<"rate_limited" | "overloaded" | "subtasks" | "branches" | "models" | "longest" | "conversations" | "median_output" | "max_output" | "median_ms" | "p99_ms", number>>(`SELECT
         count(*) FILTER (WHERE response_status = 429)::int AS rate_limited, count(*) FILTER (WHERE response_status = 529)::int AS overloaded,
         count(*) FILTER (WHERE is_subtask)::int AS subtasks, count(*) FILTER (WHERE branch_id LIKE 'branch_%')::int AS branches,
         count(DISTINCT model)::int AS models, max(message_count)::int AS longest, count(DISTINCT conversation_id)::int AS conversations,
@@ -53,7 +53,7 @@ describe('traffic simulator', () => {
         percentile_disc(0.5) WITHIN GROUP (ORDER BY duration_ms)::int AS median_ms, percentile_disc(0.99) WITHIN GROUP (ORDER BY duration_ms)::int AS p99_ms
       FROM api_requests`);
     expect(shape).toMatchObject({ models: 4 });
-    for (const key of ['rate_limited', 'overloaded', 'subtasks', 'branches']) expect(shape![key], key).toBeGreaterThan(0);
+    for (const key of ['rate_limited', 'overloaded', 'subtasks', 'branches'] as const) expect(shape![key], key).toBeGreaterThan(0);
     expect(shape!.longest).toBeGreaterThan(8);
     expect(shape!.p99_ms / shape!.median_ms).toBeGreaterThan(4);
     expect(shape!.max_output / shape!.median_output).toBeGreaterThan(8);

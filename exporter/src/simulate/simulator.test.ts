@@ -74,7 +74,7 @@ describe('traffic simulator', () => {
       FROM agent_usage u JOIN clients c ON c.id = u.client_id JOIN tier_quotas t ON t.tier = c.tier
       WHERE u.period_start = date_trunc('month', '2026-11-20'::date)::date GROUP BY c.id`)).map((r) => r.share);
     for (const [low, high] of [[0, 0.8], [0.8, 0.9], [0.9, 1], [1, 10]]) expect(shares.some((s) => s >= low! && s < high!), `${low}-${high}`).toBe(true);
-    const [talk] = await q<Record<string, number>>(`SELECT count(DISTINCT channel)::int AS channels, count(*) FILTER (WHERE status = 'archived')::int AS ended,
+    const [talk] = await q<Record<"channels" | "ended" | "transcripts", number>>(`SELECT count(DISTINCT channel)::int AS channels, count(*) FILTER (WHERE status = 'archived')::int AS ended,
         (SELECT count(*)::int FROM conversation_transcripts) AS transcripts FROM conversations`);
     expect(talk!.channels).toBe(4);
     expect(talk!.transcripts).toBeGreaterThan(talk!.ended * 2);

@@ -1,7 +1,7 @@
 # tokenwatch container image: the compiled CLI on Node 24. The embedded ClickHouse engine
 # (optional package chdb, ~540 MB) is left out: in a container, point CLICKHOUSE_URL at a
 # ClickHouse server (docker-compose.yml does).
-FROM node:24-slim AS build
+FROM node:24.21.0-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY exporter ./exporter
@@ -11,7 +11,7 @@ COPY scripts ./scripts
 # npm install, not npm ci: the lock cannot list chdb's engine packages for other platforms.
 RUN npm install --no-audit --no-fund && npm prune --omit=dev --omit=optional
 
-FROM node:24-slim
+FROM node:24.21.0-slim
 WORKDIR /app
 ENV NODE_ENV=production TOKENWATCH_STATE_DIR=/var/lib/tokenwatch
 COPY --from=build /app/node_modules ./node_modules

@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['exporter/**/*.test.ts', 'dashboards/**/*.test.ts', 'clickhouse/**/*.test.ts'],
+    include: ['*.test.ts', 'exporter/**/*.test.ts', 'dashboards/**/*.test.ts', 'clickhouse/**/*.test.ts', 'collector/**/*.test.ts', 'scripts/**/*.test.ts'],
     globalSetup: ['exporter/src/testing/global-setup.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,

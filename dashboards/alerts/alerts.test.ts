@@ -65,6 +65,11 @@ describe('alerts', () => {
       const result = run('amtool', ['check-config', 'am.yml'], dir);
       expect(result.code, result.output).toBe(0);
     }
+    // The committed files, docker-compose's included.
+    for (const file of ['alertmanager.yml', 'alertmanager.compose.yml']) {
+      const result = run('amtool', ['check-config', file], new URL('../../provisioning/alertmanager/', import.meta.url).pathname);
+      expect(result.code, `${file}: ${result.output}`).toBe(0);
+    }
     const config = parse(alertmanagerConfig(defaults)) as { route: { routes: { receiver: string; matchers: string[] }[]; group_by: string[] }; inhibit_rules: unknown[] };
     expect(config.route.group_by).toEqual(['alertname', 'tenant']);
     expect(config.route.routes).toEqual([

@@ -1,10 +1,10 @@
 // End to end with real processes: PostgreSQL with the source schemas, the exporter, a real
 // Prometheus evaluating the generated rules, a real Alertmanager with the generated routes,
-// and webhook receivers in the test. An error burst pages the critical receiver with the
+// and the compose stack's webhook sink (scripts/webhook-sink.ts). An error burst pages the critical receiver with the
 // tenant; stopping it resolves the page; a quota crossing 80 % reaches the warning receiver
 // only. Evaluation and grouping are shortened for the test; the shipped files keep theirs.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
+import { startWebhookSink, type WebhookSink } from '../../scripts/webhook-sink.ts';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,9 +33,14 @@ describe('paging end to end', () => {
   let http: HttpServer;
   let prometheus: PrometheusServer;
   let alertmanager: ChildProcess;
-  let receiver: Server;
+  let receiver: WebhookSink;
   let dir: string;
-  const notifications: { path: string; body: Notification }[] = [];
+  // What the sink received, as (receiver path, notification).
+  const notifications = {
+    all: () => receiver.pages().map((p) => ({ path: `/${p.receiver}`, body: p.body as Notification })),
+    find: (match: (n: { path: string; body: Notification }) => boolean) => notifications.all().find(match),
+    filter: (match: (n: { path: string; body: Notification }) => boolean) => notifications.all().filter(match),
+  };
   let requestNumber = 0;
 
   const requestRows = (tenant: string, status: number, count: number) =>
@@ -54,17 +59,9 @@ describe('paging end to end', () => {
     await seedSidekickForge(db.pool, { conversations: 20 });
     await db.pool.query('UPDATE agent_usage SET voice_seconds_used = 0, text_messages_used = 0, embedding_chunks_used = 0');
 
-    // Webhook receivers standing in for the pager and the chat.
-    receiver = createServer((req, res) => {
-      let body = '';
-      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      req.on('end', () => {
-        notifications.push({ path: req.url ?? '', body: JSON.parse(body) as Notification });
-        res.end('ok');
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-    const hooks = `http://127.0.0.1:${(receiver.address() as { port: number }).port}`;
+    // The compose stack's webhook sink, standing in for the pager and the chat.
+    receiver = await startWebhookSink();
+    const hooks = receiver.url;
 
     // The exporter, polling fast.
     const metrics = new MetricsRegistry();
@@ -105,7 +102,7 @@ describe('paging end to end', () => {
     alertmanager?.kill('SIGTERM');
     await http?.close();
     await pipeline?.close();
-    receiver?.close();
+    await receiver?.close();
     await db?.drop();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -124,6 +121,9 @@ describe('paging end to end', () => {
       await insertRows(db.pool, 'api_requests', API_REQUEST_COLUMNS, requestRows('acme.example.com', 500, 150));
       await eventually(async () => received('/pager', 'TokenwatchErrorBudgetBurn', 'firing', { tenant: 'acme.example.com', severity: 'critical' }) !== undefined, 60_000, 'the page');
       const page = received('/pager', 'TokenwatchErrorBudgetBurn', 'firing', { tenant: 'acme.example.com' })!;
+      // What an operator of the compose stack reads: GET /pages/<receiver>.
+      const listed = (await (await fetch(`${receiver.url}/pages/pager`)).json()) as { receiver: string; body: Notification }[];
+      expect(listed.some((p) => p.receiver === 'pager' && p.body.alerts.some((a) => a.labels.alertname === 'TokenwatchErrorBudgetBurn'))).toBe(true);
       const alert = page.body.alerts.find((a) => a.labels.alertname === 'TokenwatchErrorBudgetBurn')!;
       expect(alert.labels).toMatchObject({ source: 'claude-nexus-proxy', tenant: 'acme.example.com', severity: 'critical', component: 'data' });
       expect(alert.annotations.summary).toMatch(/error budget/);

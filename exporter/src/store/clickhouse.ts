@@ -4,7 +4,7 @@
 // call on its session (they leak into later calls), so no call here passes per-query settings.
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import type { Config } from '../config/schema.ts';
 import { migrate, type CommandRunner } from './migrations.ts';
 
@@ -37,6 +37,9 @@ async function embeddedClient(path: string): Promise<ClickHouseClient> {
     throw new StoreUnavailable(`the embedded ClickHouse engine (npm package chdb) is not available: ${(error as Error).message}; install it or set CLICKHOUSE_URL`, { cause: error });
   }
   mkdirSync(path, { recursive: true });
+  // Asked first, so that the engine does not print its own "Cannot lock file" error.
+  const holder = processHolding(path);
+  if (holder !== undefined) throw new StoreLocked(`the embedded ClickHouse store in ${path} is in use by process ${holder} (probably a running tokenwatch)`);
   let connection: unknown;
   try {
     connection = createChdbConnection({ path });
@@ -44,6 +47,27 @@ async function embeddedClient(path: string): Promise<ClickHouseClient> {
     throw new StoreLocked(`cannot open the embedded ClickHouse store in ${path} (${(error as Error).message}): another tokenwatch process is probably using it`, { cause: error });
   }
   return createClient({ connection } as Parameters<typeof createClient>[0]);
+}
+
+/**
+ * The live process (other than this one) that has the embedded store at `path` open: the
+ * engine writes its PID into the `status` file it locks.
+ */
+function processHolding(path: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(/^PID: (\d+)/m.exec(readFileSync(join(path, 'status'), 'utf8'))?.[1]);
+  } catch {
+    return undefined;
+  }
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return undefined;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (error) {
+    // EPERM: alive, but another user's.
+    return (error as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
+  }
 }
 
 export async function openStore(config: Config): Promise<EventStore> {

@@ -6,11 +6,13 @@ import { runBackfillBench } from './backfill-throughput.ts';
 import { runBackfillFloorBench } from './backfill-floor.ts';
 import { runBackfillCpuBench } from './backfill-cpu.ts';
 import { runLoadBench, runSoakBench } from './steady.ts';
+import { runDbCostBench } from './db-cost.ts';
 import { BenchReport } from './report.ts';
 
 const BENCHES: Record<string, (report: BenchReport) => Promise<void>> = {
   metrics: () => runMetricsBench(),
   backfill: () => runBackfillBench(),
+  'db-cost': runDbCostBench,
   load: runLoadBench,
   soak: runSoakBench,
   'backfill-floor': () => runBackfillFloorBench(),

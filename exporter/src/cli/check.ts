@@ -8,7 +8,7 @@ import { redactSecrets } from '../config/load.ts';
 import { createPool } from '../db/postgres.ts';
 import { errorText } from '../log.ts';
 import { adapterFor } from '../sources/registry.ts';
-import { IncrementalReader, epochOf } from '../reader/incremental-reader.ts';
+import { IncrementalReader } from '../reader/incremental-reader.ts';
 import { MemoryCheckpointStore } from '../reader/checkpoint-store.ts';
 import type { Config, SourceConfig } from '../config/schema.ts';
 import { join } from 'node:path';
@@ -59,7 +59,7 @@ export async function checkSource(source: SourceConfig & { name: string }): Prom
       for (const stream of built.streams) {
         const reader = new IncrementalReader(stream.spec, new MemoryCheckpointStore(), async () => client);
         const steady = { version: 1 as const, watermark: new Date(Date.now() - stream.spec.maxCommitDelayMs).toISOString(), snapshot, inProgress: null, rowsEmitted: 0, updatedAt: '' };
-        const query = reader.pageQuery(steady, epochOf(snapshot), null);
+        const query = reader.pageQuery(steady, null);
         try {
           await client.query(`${query.sql.replace(/LIMIT \d+$/, 'LIMIT 0')}`, query.params);
           const { indexed } = await usesIndex(client, query.sql, query.params);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '../testing/databases.ts';
-import { IncrementalReader, chunkTarget, epochOf, type IncrementalStreamSpec } from './incremental-reader.ts';
+import { IncrementalReader, chunkTarget, type IncrementalStreamSpec } from './incremental-reader.ts';
 import { FileCheckpointStore, MemoryCheckpointStore, type CheckpointStore } from './checkpoint-store.ts';
 import { usesIndex } from '../cli/check.ts';
 import { random, uuidFrom } from '../embedded/seed.ts';
@@ -266,7 +266,7 @@ describe('IncrementalReader', () => {
     const { rows } = await db.pool.query<{ s: string; w: string }>("SELECT txid_current_snapshot()::text AS s, (now() - interval '15 minutes')::text AS w");
     const snapshot = rows[0]!.s;
     const steady = { version: 1 as const, watermark: rows[0]!.w, snapshot, inProgress: null, rowsEmitted: 0, updatedAt: '' };
-    const tail = r.pageQuery(steady, epochOf(snapshot), null);
+    const tail = r.pageQuery(steady, null);
     const tailPlan = await usesIndex(db.pool, tail.sql, tail.params);
     expect(tailPlan.plan).toMatch(/Index Scan using idx_api_requests_timestamp/);
     expect(tailPlan.indexed).toBe(true);
@@ -275,7 +275,7 @@ describe('IncrementalReader', () => {
     const { rows: mid } = await db.pool.query<{ c: string; id: string }>(
       `SELECT timestamp::text AS c, request_id::text AS id FROM api_requests ORDER BY timestamp, request_id::text COLLATE "C" OFFSET 50000 LIMIT 1`,
     );
-    const page = r.pageQuery(backfill, epochOf(snapshot), { cursor: mid[0]!.c, id: mid[0]!.id });
+    const page = r.pageQuery(backfill, { cursor: mid[0]!.c, id: mid[0]!.id });
     const pagePlan = await usesIndex(db.pool, page.sql, page.params);
     expect(pagePlan.plan).toMatch(/Index Scan using idx_api_requests_timestamp/);
     expect(pagePlan.indexed).toBe(true);

@@ -78,8 +78,6 @@ export interface PollResult {
   checkpoint: Checkpoint;
 }
 
-export { epochOf };
-
 export type PoolConnect = () => Promise<PoolClient>;
 
 /**
@@ -94,12 +92,23 @@ export interface CheckpointCompanion {
 
 const DEFAULT_PROGRESS_SAVE_INTERVAL_MS = 1000;
 
-const EPOCH = 4294967296n;
+const XID_SPACE = 4294967296n;
 
-/** The 64-bit "current epoch" base and the low 32 bits of a snapshot's xmax. */
-function epochOf(snapshot: string): { epochBase: string; xmaxLow: string } {
-  const xmax = BigInt(snapshot.split(':')[1]!);
-  return { epochBase: ((xmax / EPOCH) * EPOCH).toString(), xmaxLow: (xmax % EPOCH).toString() };
+/**
+ * SQL that is true when the transaction that inserted row `t` is visible in `snapshot` (a
+ * txid_current_snapshot() text "xmin:xmax:xip,…"): it committed before the snapshot was
+ * taken. Written with age(), which compares 32-bit transaction ids as integers (a 2^31 window,
+ * which VACUUM's wraparound protection guarantees), rather than widening xmin to 64 bits
+ * through text for txid_visible_in_snapshot(): the poll evaluates this for every row of its
+ * window, and the casts cost as much as visiting the row.
+ */
+export function visibleIn(snapshot: string, param: (value: unknown) => string): string {
+  const [, xmax, xip = ''] = snapshot.split(':');
+  const low = (x: string) => (BigInt(x) % XID_SPACE).toString();
+  const inProgress = xip === '' ? [] : xip.split(',').map(low);
+  // Not visible: started at or after xmax, or in progress when the snapshot was taken.
+  const newer = `age(t.xmin) <= age(${param(low(xmax!))}::xid)`;
+  return inProgress.length === 0 ? `NOT (${newer})` : `NOT (${newer} OR t.xmin = ANY(${param(inProgress)}::xid[]))`;
 }
 
 /**
@@ -225,7 +234,6 @@ export class IncrementalReader {
     handle: (rows: Record<string, unknown>[]) => Promise<void>,
     signal: AbortSignal | undefined,
   ): Promise<{ rows: number; pages: number; emittedMin: string | null }> {
-    const { epochBase, xmaxLow } = epochOf(snapshot);
     let page: { cursor: string; id: string } | null = null;
     let emittedMin: string | null = null;
     let rowsTotal = 0;
@@ -233,7 +241,7 @@ export class IncrementalReader {
     let emitted = start.rowsEmitted;
     let lastSave = 0;
     for (;;) {
-      const { sql, params } = this.pageQuery(start, { epochBase, xmaxLow }, page);
+      const { sql, params } = this.pageQuery(start, page);
       const { rows } = await client.query(sql, params);
       if (rows.length === 0) break;
       await handle(rows);
@@ -305,7 +313,7 @@ export class IncrementalReader {
       const now = cursorTime(dbNow);
       let page: { cursor: string; id: string } | null = null;
       for (;;) {
-        const { sql, params } = this.sweepQuery(history, { lower, upper: start.watermark }, epochOf(snapshot), page);
+        const { sql, params } = this.sweepQuery(history, { lower, upper: start.watermark }, page);
         const { rows } = await client.query(sql, params);
         if (rows.length === 0) break;
         await handle(rows);
@@ -342,14 +350,12 @@ export class IncrementalReader {
   sweepQuery(
     history: ReadHistory,
     bounds: { lower: string; upper: string },
-    epoch: { epochBase: string; xmaxLow: string },
     page: { cursor: string; id: string } | null,
   ): { sql: string; params: unknown[] } {
     const { cursorColumn: cursor } = this.spec;
     const { params, param } = paramList();
-    const xid = this.xidExpression(epoch, param);
     const handedOver = history.ranges
-      .map((r) => `WHEN t.${cursor} < ${param(r.upTo)}::timestamptz THEN txid_visible_in_snapshot(${xid}, ${param(r.snapshot)}::txid_snapshot)`)
+      .map((r) => `WHEN t.${cursor} < ${param(r.upTo)}::timestamptz THEN ${visibleIn(r.snapshot, param)}`)
       .join(' ');
     const where = [
       `t.${cursor} >= ${param(bounds.lower)}::timestamptz`,
@@ -365,13 +371,9 @@ export class IncrementalReader {
    * The SQL of one page: rows above the watermark, not already emitted, after the previous
    * page in keyset order. Public so that tests and `check` can EXPLAIN it.
    */
-  pageQuery(
-    start: Checkpoint,
-    epoch: { epochBase: string; xmaxLow: string },
-    page: { cursor: string; id: string } | null,
-  ): { sql: string; params: unknown[] } {
+  pageQuery(start: Checkpoint, page: { cursor: string; id: string } | null): { sql: string; params: unknown[] } {
     const { params, param } = paramList();
-    return this.pagedSelect(this.newRowsWhere(start, epoch, param), page, param, params);
+    return this.pagedSelect(this.newRowsWhere(start, param), page, param, params);
   }
 
   /** SELECT of one keyset page under `where`, after `page` in (cursor, id) order. */
@@ -388,11 +390,6 @@ export class IncrementalReader {
     return { sql, params };
   }
 
-  /** xmin is 32 bits; this widens it to the 64-bit txid the snapshot functions take. */
-  private xidExpression(epoch: { epochBase: string; xmaxLow: string }, param: (value: unknown) => string): string {
-    return `(t.xmin::text::bigint + ${param(epoch.epochBase)}::bigint - CASE WHEN t.xmin::text::bigint >= ${param(epoch.xmaxLow)}::bigint THEN 4294967296 ELSE 0 END)`;
-  }
-
   private idText(): string {
     return `t.${this.spec.idColumn}::text COLLATE "C"`;
   }
@@ -402,18 +399,16 @@ export class IncrementalReader {
    * emit: above the watermark, not emitted by the previous poll, not emitted by an interrupted
    * one, and the stream's own filter. `param(value)` renders a value into the SQL.
    */
-  private newRowsWhere(start: Checkpoint, epoch: { epochBase: string; xmaxLow: string }, param: (value: unknown) => string): string[] {
+  private newRowsWhere(start: Checkpoint, param: (value: unknown) => string): string[] {
     const { cursorColumn: cursor } = this.spec;
     const id = this.idText();
-    let xidExpr: string | undefined;
-    const xid = (): string => (xidExpr ??= this.xidExpression(epoch, param));
     const where: string[] = [];
     if (start.watermark !== null) where.push(`t.${cursor} >= ${param(start.watermark)}::timestamptz`);
     const done: string[] = [];
-    if (start.snapshot !== null) done.push(`txid_visible_in_snapshot(${xid()}, ${param(start.snapshot)}::txid_snapshot)`);
+    if (start.snapshot !== null) done.push(visibleIn(start.snapshot, param));
     if (start.inProgress !== null) {
       const p = start.inProgress;
-      done.push(`((t.${cursor}, ${id}) <= (${param(p.afterCursor)}, ${param(p.afterId)}) AND txid_visible_in_snapshot(${xid()}, ${param(p.snapshot)}::txid_snapshot))`);
+      done.push(`((t.${cursor}, ${id}) <= (${param(p.afterCursor)}, ${param(p.afterId)}) AND ${visibleIn(p.snapshot, param)})`);
     }
     if (done.length > 0) where.push(`NOT (${done.join(' OR ')})`);
     if (this.spec.filter) where.push(this.spec.filter(param));
@@ -454,7 +449,7 @@ export class IncrementalReader {
       const { snapshot, now: dbNow } = await beginRead(client);
       const start = this.store.load(this.spec.id) ?? (await this.initialCheckpoint(client, snapshot, dbNow));
       const inline = (value: unknown): string => inlineLiteral(client, value);
-      const where = this.newRowsWhere(start, epochOf(snapshot), inline);
+      const where = this.newRowsWhere(start, inline);
       const { table, cursorColumn: cursor } = this.spec;
       const plan = await client.query<{ low: string | null; high: string | null }>(
         `SELECT min(t.${cursor})::text AS low, max(t.${cursor})::text AS high

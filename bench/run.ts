@@ -7,11 +7,13 @@ import { runBackfillFloorBench } from './backfill-floor.ts';
 import { runBackfillCpuBench } from './backfill-cpu.ts';
 import { runLoadBench, runSoakBench } from './steady.ts';
 import { runDbCostBench } from './db-cost.ts';
+import { runFreshnessBench } from './freshness.ts';
 import { BenchReport } from './report.ts';
 
 const BENCHES: Record<string, (report: BenchReport) => Promise<void>> = {
-  metrics: () => runMetricsBench(),
+  metrics: runMetricsBench,
   backfill: () => runBackfillBench(),
+  freshness: runFreshnessBench,
   'db-cost': runDbCostBench,
   load: runLoadBench,
   soak: runSoakBench,

@@ -4,7 +4,7 @@ import express from 'express';
 import { createServer, type Server } from 'node:http';
 import type { Pipeline } from '../pipeline/pipeline.ts';
 import type { Family } from '../metrics/families.ts';
-import { PROMETHEUS_CONTENT_TYPE, encodeForScrape, prometheusText } from '../metrics/prometheus-text.ts';
+import { PROMETHEUS_CONTENT_TYPE, writeScrape } from '../metrics/prometheus-text.ts';
 import { isReadOnlyQuery } from '../store/read-only.ts';
 import { errorText } from '../log.ts';
 
@@ -52,10 +52,11 @@ export function metricsApp(collect: () => Family[], ready: () => { ready: boolea
     });
   }
   app.get('/metrics', async (req, res) => {
-    const { body, encoding } = await encodeForScrape(prometheusText(collect()), req.headers['accept-encoding']);
+    const gzipped = /\bgzip\b/.test(req.headers['accept-encoding'] ?? '');
     res.setHeader('Content-Type', PROMETHEUS_CONTENT_TYPE);
-    if (encoding) res.setHeader('Content-Encoding', encoding);
-    res.send(body);
+    if (gzipped) res.setHeader('Content-Encoding', 'gzip');
+    // Streamed in chunks, without an ETag: a scrape is never served from a cache.
+    await writeScrape(collect(), res, gzipped).catch(() => res.destroy());
   });
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });

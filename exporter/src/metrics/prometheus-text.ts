@@ -1,11 +1,11 @@
 // Prometheus text exposition (format 0.0.4) of metric families. Label sets are pre-rendered
-// per series (families.ts), so a scrape is one pass of string building; gzip when the
-// scraper asks for it.
-import { promisify } from 'node:util';
-import { gzip as gzipCallback, constants } from 'node:zlib';
+// per series (families.ts), so a scrape is one pass of string building, written out in
+// chunks; gzip when the scraper asks for it.
+import { once } from 'node:events';
+import type { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip, constants } from 'node:zlib';
 import type { Family } from './families.ts';
-
-const gzip = promisify(gzipCallback);
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -19,37 +19,53 @@ function escapeHelp(text: string): string {
   return text.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
 }
 
-export function prometheusText(families: readonly Family[]): string {
-  const parts: string[] = [];
+/** Series per chunk of prometheusChunks: small strings instead of one of tens of megabytes. */
+const SERIES_PER_CHUNK = 1000;
+
+/**
+ * The exposition text of `families`, in chunks of at most SERIES_PER_CHUNK series. A scrape
+ * writes them to the socket as they come: with 100,000 series the text is ~13 MB, and
+ * building it as one string cost more in garbage collection than in formatting.
+ */
+export function* prometheusChunks(families: readonly Family[]): Generator<string> {
   for (const family of families) {
     const { name, help, type, buckets } = family.def;
-    parts.push(`# HELP ${name} ${escapeHelp(help)}\n# TYPE ${name} ${type}\n`);
-    if (type !== 'histogram') {
-      let chunk = '';
-      for (const s of family.series.values()) chunk += `${name}${s.labelText} ${formatNumber(s.value)}\n`;
-      parts.push(chunk);
-      continue;
-    }
-    const le = buckets!.map((b) => `le="${formatNumber(b)}"}`);
-    let chunk = '';
+    let chunk = `# HELP ${name} ${escapeHelp(help)}\n# TYPE ${name} ${type}\n`;
+    let inChunk = 0;
+    const le = type === 'histogram' ? buckets!.map((b) => `le="${formatNumber(b)}"}`) : [];
     for (const s of family.series.values()) {
-      const open = s.labelText === '' ? '{' : `${s.labelText.slice(0, -1)},`;
-      let cumulative = 0;
-      for (let i = 0; i < le.length; i++) {
-        cumulative += s.counts![i]!;
-        chunk += `${name}_bucket${open}${le[i]} ${cumulative}\n`;
+      if (type !== 'histogram') {
+        chunk += `${name}${s.labelText} ${formatNumber(s.value)}\n`;
+      } else {
+        const open = s.labelText === '' ? '{' : `${s.labelText.slice(0, -1)},`;
+        let cumulative = 0;
+        for (let i = 0; i < le.length; i++) {
+          cumulative += s.counts![i]!;
+          chunk += `${name}_bucket${open}${le[i]} ${cumulative}\n`;
+        }
+        chunk += `${name}_bucket${open}le="+Inf"} ${s.count!}\n${name}_sum${s.labelText} ${formatNumber(s.sum!)}\n${name}_count${s.labelText} ${s.count!}\n`;
       }
-      chunk += `${name}_bucket${open}le="+Inf"} ${s.count!}\n${name}_sum${s.labelText} ${formatNumber(s.sum!)}\n${name}_count${s.labelText} ${s.count!}\n`;
+      if (++inChunk === SERIES_PER_CHUNK) {
+        yield chunk;
+        chunk = '';
+        inChunk = 0;
+      }
     }
-    parts.push(chunk);
+    if (chunk !== '') yield chunk;
   }
-  return parts.join('');
 }
 
-/** The response body for a scrape: gzip-compressed when `acceptEncoding` allows it. */
-export async function encodeForScrape(text: string, acceptEncoding: string | undefined): Promise<{ body: Buffer | string; encoding?: 'gzip' }> {
-  if (acceptEncoding && /\bgzip\b/.test(acceptEncoding)) {
-    return { body: await gzip(text, { level: constants.Z_BEST_SPEED }), encoding: 'gzip' };
+export function prometheusText(families: readonly Family[]): string {
+  return [...prometheusChunks(families)].join('');
+}
+
+/** Writes the exposition of `families` to `out` chunk by chunk, gzip-compressed when asked; resolves when all is written. */
+export async function writeScrape(families: readonly Family[], out: NodeJS.WritableStream, gzipped: boolean): Promise<void> {
+  const target = gzipped ? createGzip({ level: constants.Z_BEST_SPEED }) : out;
+  const done = gzipped ? pipeline(target as Transform, out) : Promise.resolve();
+  for (const chunk of prometheusChunks(families)) {
+    if (!target.write(chunk)) await once(target, 'drain');
   }
-  return { body: text };
+  await new Promise<void>((resolve) => target.end(resolve));
+  await done;
 }

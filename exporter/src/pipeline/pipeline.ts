@@ -657,12 +657,16 @@ export class Pipeline {
     let failures = 0;
     const tick = async (): Promise<void> => {
       if (this.stopped) return;
+      const startedAt = Date.now();
       const run = poll();
       this.inFlight.add(run);
-      let delay = intervalMs;
+      let delay: number;
       try {
         await run;
         failures = 0;
+        // A fixed rate: the next poll starts an interval after this one started (at once when it
+        // took longer), so a row waits at most an interval plus one poll.
+        delay = Math.max(0, startedAt + intervalMs - Date.now());
       } catch (error) {
         if (this.stopped) return;
         failures += 1;

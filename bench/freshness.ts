@@ -1,0 +1,79 @@
+// Benchmark: how fresh the numbers are. A writer process commits 500 rows/s into api_requests
+// the way Claude Nexus Proxy does (at each response's end) for 2 minutes (BENCH_FRESHNESS_SECONDS);
+// the latency from each commit to its rows counted on /metrics and to its rows visible in
+// ClickHouse, p50 / p95 / p99, at the default poll interval and at 1 s. /metrics and ClickHouse
+// (through the running process's loopback query endpoint) are read every 25 ms.
+// The baseline is the poll interval: a reader that polls every interval makes a commit wait
+// for the next poll, half an interval on average.
+import { liveSetup, startWriterProcess } from './harness.ts';
+import { percentile, type BenchReport } from './report.ts';
+import { sumSamples } from '../exporter/src/testing/metrics-text.ts';
+
+const SAMPLE_MS = 25;
+
+/** Milliseconds from each commit until `seen` first reached its cumulative row count. */
+function latencies(commits: { t: number; n: number }[], seen: { t: number; n: number }[]): number[] {
+  const out: number[] = [];
+  let j = 0;
+  for (const commit of commits) {
+    while (j < seen.length && (seen[j]!.n < commit.n || seen[j]!.t < commit.t)) j++;
+    if (j === seen.length) break;
+    out.push(seen[j]!.t - commit.t);
+  }
+  return out;
+}
+
+async function freshnessRun(pollInterval: string | undefined, seconds: number): Promise<{ metrics: number[]; clickhouse: number[] }> {
+  const yaml = `sources:\n  - type: claude-nexus-proxy\n${pollInterval ? `    pollInterval: ${pollInterval}\n` : ''}`;
+  const setup = await liveSetup({ yaml });
+  try {
+    const writer = startWriterProcess(setup.url, 500, seconds);
+    const metricsSeen: { t: number; n: number }[] = [];
+    const storeSeen: { t: number; n: number }[] = [];
+    let running = true;
+    const sampleMetrics = (async () => {
+      while (running) {
+        const text = (await setup.tokenwatch.get('/metrics')).text;
+        metricsSeen.push({ t: Date.now(), n: sumSamples(text, 'tokenwatch_requests_total') });
+        await new Promise((resolve) => setTimeout(resolve, SAMPLE_MS));
+      }
+    })();
+    const sampleStore = (async () => {
+      while (running) {
+        const response = await fetch(`http://${setup.address}/api/v1/query`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sql: 'SELECT count() AS n FROM tokenwatch.requests' }) });
+        const body = (await response.json()) as { rows: { n: number }[] };
+        storeSeen.push({ t: Date.now(), n: Number(body.rows[0]!.n) });
+        await new Promise((resolve) => setTimeout(resolve, SAMPLE_MS));
+      }
+    })();
+    await writer.done;
+    await new Promise((resolve) => setTimeout(resolve, 10_000));
+    running = false;
+    await Promise.all([sampleMetrics, sampleStore]);
+    // The first 10 s are the start-up (the first poll reads what arrived before it).
+    const commits = writer.commits.filter((c) => c.t - writer.commits[0]!.t > 10_000);
+    return { metrics: latencies(commits, metricsSeen), clickhouse: latencies(commits, storeSeen) };
+  } finally {
+    await setup.close();
+  }
+}
+
+export async function runFreshnessBench(report: BenchReport): Promise<void> {
+  const seconds = Number(process.env.BENCH_FRESHNESS_SECONDS ?? 120);
+  // 400 ms: what the p95 target takes with interval polling.
+  for (const [label, interval, intervalMs] of [['default poll interval (5 s)', undefined, 5000], ['poll interval 1 s', '1s', 1000], ['poll interval 400 ms', '400ms', 400]] as const) {
+    console.log(`\nfreshness: 500 rows/s for ${seconds} s, ${label}`);
+    const result = await freshnessRun(interval, seconds);
+    for (const [where, values] of [['/metrics', result.metrics], ['ClickHouse', result.clickhouse]] as const) {
+      for (const p of [50, 95, 99]) {
+        const value = percentile(values, p);
+        const target = intervalMs === 1000 && p !== 50 ? (p === 95 ? '< 500 ms' : '< 1000 ms') : undefined;
+        report.add({
+          bench: 'freshness', name: `p${p} commit to visible in ${where}, ${label} (${values.length} commits)`, value, unit: 'ms',
+          baseline: { name: 'poll interval', value: intervalMs }, ratio: value / intervalMs,
+          ...(target ? { target, met: value < (p === 95 ? 500 : 1000) } : {}),
+        });
+      }
+    }
+  }
+}

@@ -8,12 +8,14 @@ import { runBackfillCpuBench } from './backfill-cpu.ts';
 import { runLoadBench, runSoakBench } from './steady.ts';
 import { runDbCostBench } from './db-cost.ts';
 import { runFreshnessBench } from './freshness.ts';
+import { runAnalyticsBench } from './analytics.ts';
 import { BenchReport } from './report.ts';
 
 const BENCHES: Record<string, (report: BenchReport) => Promise<void>> = {
   metrics: runMetricsBench,
   backfill: () => runBackfillBench(),
   freshness: runFreshnessBench,
+  analytics: runAnalyticsBench,
   'db-cost': runDbCostBench,
   load: runLoadBench,
   soak: runSoakBench,

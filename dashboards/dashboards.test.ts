@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { MonitoringConfig } from './config.ts';
 import { dashboards } from './index.ts';
+import { expandMacros } from './lib/macros.ts';
 import { prometheusRules } from './alerts/render.ts';
 import { createTestDatabase, type TestDatabase } from '../exporter/src/testing/databases.ts';
 import { API_REQUEST_COLUMNS, apiRequestRows, insertRows, seedAll } from '../exporter/src/embedded/seed.ts';
@@ -198,15 +199,8 @@ describe('dashboards: every query runs on live data', () => {
 
   it('every ClickHouse target runs with Grafana macros expanded and returns rows', async () => {
     const [conversation] = await store.query<{ id: string }>("SELECT conversation_id AS id FROM tokenwatch.requests FINAL WHERE conversation_id != '' AND is_subtask LIMIT 1");
-    const from = new Date(Date.now() - 30 * 86_400_000).toISOString().replace('T', ' ').slice(0, 23);
-    const to = new Date(Date.now() + 60_000).toISOString().replace('T', ' ').slice(0, 23);
-    const expand = (sql: string, search = '') => sql
-      .replace(/\$__timeFilter\((\w+)\)/g, `$1 >= toDateTime64('${from}', 3) AND $1 <= toDateTime64('${to}', 3)`)
-      .replace(/\$__dateFilter\((\w+)\)/g, `$1 >= toDate('${from.slice(0, 10)}') AND $1 <= toDate('${to.slice(0, 10)}')`)
-      .replaceAll('$__fromTime', `toDateTime64('${from}', 3)`).replaceAll('$__toTime', `toDateTime64('${to}', 3)`)
-      .replace(/\$\{(tenant|model|client|agent|event_type):regex\}/g, '.*')
-      .replaceAll('${user:sqlstring}', "''").replaceAll('${search:sqlstring}', `'${search}'`)
-      .replaceAll('${conversation:sqlstring}', `'${conversation!.id}'`).replaceAll('${content_limit}', '2000');
+    const range = { from: new Date(Date.now() - 30 * 86_400_000), to: new Date(Date.now() + 60_000) };
+    const expand = (sql: string, search = '') => expandMacros(sql, { ...range, values: { user: '', search, conversation: conversation!.id, content_limit: '2000' } });
     let checked = 0;
     for (const { json } of built) {
       for (const p of panelsOf(json)) {

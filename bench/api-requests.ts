@@ -1,6 +1,6 @@
 // What the backfill benchmarks share: the seeded api_requests table and the raw baseline
 // (the same rows moved untransformed by ClickHouse's postgresql() table function).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -15,9 +15,9 @@ import { MetricsRegistry } from '../exporter/src/metrics/registry.ts';
 import type { EventStore } from '../exporter/src/store/clickhouse.ts';
 import { startPgCluster, type PgCluster } from '../exporter/src/testing/pg-cluster.ts';
 
-/** BENCH_ROWS (default 1,000,000) and BENCH_ROUNDS (default 5, after a warm-up round). */
+/** BENCH_ROWS (default 1,000,000) and BENCH_ROUNDS (default 3, after a warm-up round). */
 export function benchSize(): { rows: number; rounds: number } {
-  return { rows: Number(process.env.BENCH_ROWS ?? 1_000_000), rounds: Number(process.env.BENCH_ROUNDS ?? 5) };
+  return { rows: Number(process.env.BENCH_ROWS ?? 1_000_000), rounds: Number(process.env.BENCH_ROUNDS ?? 3) };
 }
 
 /** Runs `bench` against a throwaway PostgreSQL seeded with `rows` api_requests and a state directory. */
@@ -131,3 +131,52 @@ export async function twoCoreSpeedup(store: EventStore, other: EventStore): Prom
   return oneAfterTheOther / (performance.now() - started);
 }
 
+/**
+ * User plus system CPU seconds of the PostgreSQL processes, from /proc/PID/stat: each live one's
+ * own time, plus the time of children they have reaped (a backend that has exited, like the
+ * baseline's connection, counts in its postmaster's).
+ */
+function postgresCpuSeconds(): number {
+  const ticksPerSecond = 100; // USER_HZ: 100 on every Linux architecture Node supports
+  let ticks = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue; // the process ended
+    }
+    if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== 'postgres') continue;
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]); // utime, stime, cutime, cstime
+  }
+  return ticks / ticksPerSecond;
+}
+
+export interface CpuSample {
+  wall: number;
+  user: number;
+  system: number;
+  postgres: number;
+}
+
+/** Wall time and CPU (this process and PostgreSQL's) of `run`. */
+export async function sampleCpu(run: () => Promise<unknown>): Promise<CpuSample> {
+  const postgresBefore = postgresCpuSeconds();
+  const cpuBefore = process.cpuUsage();
+  const started = performance.now();
+  await run();
+  const wall = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  return { wall, user: cpu.user / 1e6, system: cpu.system / 1e6, postgres: postgresCpuSeconds() - postgresBefore };
+}
+
+export function cpuTotal(s: CpuSample): number {
+  return s.user + s.system + s.postgres;
+}
+
+export function describeCpu(s: CpuSample): string {
+  const total = cpuTotal(s);
+  return `wall ${s.wall.toFixed(2)} s, CPU ${total.toFixed(2)} s (process user ${s.user.toFixed(2)} + system ${s.system.toFixed(2)}, PostgreSQL ${s.postgres.toFixed(2)}), ${(total / s.wall).toFixed(2)} cores`;
+}

@@ -1,6 +1,7 @@
-// npm run bench [-- NAME...]: runs the benchmarks (metrics and backfill by default; the
-// backfill-floor and backfill-cpu diagnostics only when named) and prints their ratios
-// against baselines measured in the same run. Benchmarks, not tests: machines are noisy.
+// npm run bench [-- NAME...]: runs the benchmarks (all but the backfill-floor and backfill-cpu
+// diagnostics, which run only when named), writes bench/results/<date>.json and
+// bench/RESULTS.md, and prints every figure with its ratio against a baseline measured in the
+// same run. Benchmarks, not tests: machines are noisy.
 import { runMetricsBench } from './metrics-serving.ts';
 import { runBackfillBench } from './backfill-throughput.ts';
 import { runBackfillFloorBench } from './backfill-floor.ts';
@@ -13,7 +14,7 @@ import { BenchReport } from './report.ts';
 
 const BENCHES: Record<string, (report: BenchReport) => Promise<void>> = {
   metrics: runMetricsBench,
-  backfill: () => runBackfillBench(),
+  backfill: runBackfillBench,
   freshness: runFreshnessBench,
   analytics: runAnalyticsBench,
   'db-cost': runDbCostBench,
@@ -23,7 +24,7 @@ const BENCHES: Record<string, (report: BenchReport) => Promise<void>> = {
   'backfill-cpu': () => runBackfillCpuBench(),
 };
 
-const DEFAULT = ['metrics', 'backfill', 'load', 'soak'];
+const DEFAULT = ['metrics', 'freshness', 'db-cost', 'analytics', 'backfill', 'load', 'soak'];
 
 const wanted = process.argv.slice(2);
 const names = wanted.length > 0 ? wanted : DEFAULT;

@@ -11,7 +11,7 @@
 // hours for the sweep) hold the same rows whatever the table's size. A proxy that really ran
 // at 100 rows/s for a day would have 8.6M rows in the sweep's window: the sweep's cost per
 // million rows in its window is reported for that extrapolation.
-//   npm run bench -- db-cost      (BENCH_DB_SIZES=100000,1000000,5000000 BENCH_DB_SECONDS=60)
+//   npm run bench -- db-cost      (BENCH_DB_SIZES=100000,1000000,5000000 BENCH_DB_SECONDS=30)
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -104,7 +104,7 @@ async function oneSweep(cluster: PgCluster, admin: pg.Client, role: string): Pro
 
 export async function runDbCostBench(report: BenchReport): Promise<void> {
   const sizes = (process.env.BENCH_DB_SIZES ?? '100000,1000000,5000000').split(',').map(Number);
-  const seconds = Number(process.env.BENCH_DB_SECONDS ?? 60);
+  const seconds = Number(process.env.BENCH_DB_SECONDS ?? 30);
   console.log(`\ndatabase cost: tokenwatch against prometheus-sql-exporter, ${seconds} s each, 100 rows/s arriving, tables of ${sizes.join(', ')} rows`);
   const cluster = await startPgCluster({ settings: { shared_preload_libraries: "'pg_stat_statements'", 'pg_stat_statements.max': '1000' } });
   const admin = new pg.Client({ connectionString: cluster.url() });

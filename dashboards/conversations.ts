@@ -14,31 +14,26 @@ export function conversationList() {
     .withVariable(new TextBoxVariableBuilder('search').label('Search text'));
   const list = table({
     title: 'Conversations', description: 'Conversations with activity in the time range, newest first: messages, requests, tokens and cost. Click a conversation id to open its thread.', unit: 'short',
-    // The 500 conversations with the latest activity are chosen from messages first; only their
-    // requests are then summed (a bloom-filter index on requests.conversation_id finds them),
-    // rather than every conversation of the range being joined and sorted.
-    targets: [ch(`WITH m AS (
+    targets: [ch(`SELECT m.conversation_id AS conversation_id, m.first_tenant AS tenant, m.first_agent AS agent, m.first_user AS user, m.messages AS messages,
+  r.requests AS requests, r.tokens AS tokens, r.cost_usd AS cost_usd, arrayStringConcat(r.models, ', ') AS models, m.last_activity AS last_activity
+FROM (
   SELECT conversation_id, any(tenant) AS first_tenant, any(agent) AS first_agent, any(user) AS first_user, count() AS messages, max(created_at) AS last_activity
   FROM tokenwatch.messages FINAL
   WHERE $__timeFilter(created_at) AND match(tenant, '^(\${tenant:regex})$')
     AND (\${user:sqlstring} = '' OR user = \${user:sqlstring})
-    AND (\${search:sqlstring} = '' OR conversation_id IN (SELECT conversation_id FROM tokenwatch.messages WHERE $__timeFilter(created_at) AND positionCaseInsensitive(content, \${search:sqlstring}) > 0))
-    AND ('\${model:regex}' = '.*' OR conversation_id IN (SELECT conversation_id FROM tokenwatch.requests WHERE $__timeFilter(started_at) AND match(model, '^(\${model:regex})$')))
+    AND (\${search:sqlstring} = '' OR conversation_id IN (SELECT conversation_id FROM tokenwatch.messages WHERE positionCaseInsensitive(content, \${search:sqlstring}) > 0))
   GROUP BY conversation_id
-  ORDER BY last_activity DESC
-  LIMIT 500
-)
-SELECT m.conversation_id AS conversation_id, m.first_tenant AS tenant, m.first_agent AS agent, m.first_user AS user, m.messages AS messages,
-  r.requests AS requests, r.tokens AS tokens, r.cost_usd AS cost_usd, arrayStringConcat(r.models, ', ') AS models, m.last_activity AS last_activity
-FROM m
+) AS m
 LEFT JOIN (
   SELECT conversation_id, count() AS requests, sum(input_tokens + output_tokens + cache_read_tokens + cache_write_tokens) AS tokens,
     sum(cost_usd) AS cost_usd, groupUniqArray(model) AS models
   FROM tokenwatch.requests FINAL
-  WHERE conversation_id IN (SELECT conversation_id FROM m) AND $__timeFilter(started_at)
+  WHERE conversation_id != '' AND $__timeFilter(started_at)
   GROUP BY conversation_id
 ) AS r USING (conversation_id)
-ORDER BY last_activity DESC`)],
+WHERE '\${model:regex}' = '.*' OR arrayExists(x -> match(x, '^(\${model:regex})$'), r.models)
+ORDER BY last_activity DESC
+LIMIT 500`)],
   }).overrideByName('conversation_id', [{ id: 'links', value: [{ title: 'Open the thread', url: `/d/${THREAD_UID}?var-conversation=\${__value.raw}&\${__url_time_range}` }] }])
     .overrideByName('cost_usd', [{ id: 'unit', value: 'currencyUSD' }]);
   return layout(dashboard, [{ title: 'Conversations', panels: [place(list, 24, 18)] }]);

@@ -5,7 +5,9 @@ import type pg from 'pg';
 import { loadOrExit, type CommonOptions } from './load-or-exit.ts';
 import { resolveDatabase } from './runtime.ts';
 import { redactSecrets } from '../config/load.ts';
-import { createPool } from '../db/postgres.ts';
+import { createPool, plannerRowEstimate } from '../db/postgres.ts';
+import { tableGrants, grantsSql } from '../sources/grants.ts';
+import { qualifiedTable, quoteIdent } from '../reader/sql.ts';
 import { errorText } from '../log.ts';
 import { adapterFor } from '../sources/registry.ts';
 import { IncrementalReader } from '../reader/incremental-reader.ts';
@@ -32,19 +34,41 @@ export async function checkSource(source: SourceConfig & { name: string }): Prom
     const who = await pool.query<{ version: string; user: string }>('SELECT current_setting(\'server_version\') AS version, current_user AS user');
     lines.push({ ok: true, text: `connected as ${who.rows[0]!.user}, PostgreSQL ${who.rows[0]!.version}` });
     const tables = adapter.requiredTables.map((t) => source.tables[t] ?? t);
-    const { rows } = await pool.query<{ name: string; can_select: boolean; can_write: boolean; estimate: number }>(
-      `SELECT c.relname AS name, has_table_privilege(c.oid, 'SELECT') AS can_select,
-         has_table_privilege(c.oid, 'INSERT') OR has_table_privilege(c.oid, 'UPDATE') OR has_table_privilege(c.oid, 'DELETE') AS can_write,
-         c.reltuples::bigint AS estimate
+    const { rows } = await pool.query<{ name: string; readable: boolean; can_write: boolean }>(
+      `SELECT c.relname AS name, has_any_column_privilege(c.oid, 'SELECT') AS readable,
+         has_table_privilege(c.oid, 'INSERT') OR has_table_privilege(c.oid, 'UPDATE') OR has_table_privilege(c.oid, 'DELETE') AS can_write
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = ANY($2::text[])`,
       [source.schema, tables],
     );
     const found = new Map(rows.map((r) => [r.name, r]));
+    const grants = new Map(tableGrants(source).map((g) => [g.table, g]));
     for (const table of tables) {
       const row = found.get(table);
-      if (!row) lines.push({ ok: false, text: `table ${source.schema}.${table}: not found (rename it with tables: in the config)` });
-      else if (!row.can_select) lines.push({ ok: false, text: `table ${source.schema}.${table}: no SELECT permission (GRANT SELECT ON ${source.schema}.${table} TO <tokenwatch role>)` });
-      else lines.push({ ok: true, text: `table ${source.schema}.${table}: readable, ${Number(row.estimate) >= 0 ? `~${row.estimate} rows` : 'size not yet estimated (never analyzed)'}` });
+      const qualified = `${source.schema}.${table}`;
+      if (!row) {
+        lines.push({ ok: false, text: `table ${qualified}: not found (rename it with tables: in the config)` });
+        continue;
+      }
+      const grant = grants.get(table)!;
+      // Column by column: a least-privilege role has SELECT on some columns only.
+      const { rows: columns } = await pool.query<{ name: string; readable: boolean }>(
+        `SELECT a.attname AS name, has_column_privilege(a.attrelid, a.attnum, 'SELECT') AS readable FROM pg_attribute a
+         WHERE a.attrelid = $1::regclass AND a.attname = ANY($2::text[]) AND NOT a.attisdropped`,
+        [qualifiedTable(source.schema, table), [...grant.columns, ...grant.secrets]],
+      );
+      const readable = new Map(columns.map((c) => [c.name, c.readable]));
+      const missing = grant.columns.filter((c) => readable.get(c) === false);
+      const secrets = grant.secrets.filter((c) => readable.get(c) === true);
+      if (!row.readable || missing.length > 0) {
+        const need = row.readable ? missing : grant.columns;
+        lines.push({ ok: false, text: `table ${qualified}: no SELECT on column${need.length === 1 ? '' : 's'} ${need.join(', ')} (GRANT SELECT (${need.map(quoteIdent).join(', ')}) ON ${qualified} TO <tokenwatch role>; all grants: tokenwatch check --grants)` });
+      } else {
+        const estimate = await plannerRowEstimate(pool, qualifiedTable(source.schema, table));
+        lines.push({ ok: true, text: `table ${qualified}: readable, ~${estimate} rows` });
+      }
+      if (secrets.length > 0) {
+        lines.push({ ok: 'warn', text: `table ${qualified}: this role can also read the secret column${secrets.length === 1 ? '' : 's'} ${secrets.join(', ')}, which tokenwatch never reads; grant only the columns it needs (tokenwatch check --grants)` });
+      }
     }
     const writable = rows.filter((r) => r.can_write).map((r) => r.name);
     if (writable.length > 0) {
@@ -132,8 +156,13 @@ function status(line: Line, skipped: boolean): CheckReport['sections'][number]['
   return line.ok === true ? 'ok' : line.ok === 'warn' ? 'warn' : skipped ? 'skip' : 'fail';
 }
 
-export async function checkCommand(options: CommonOptions & { json?: boolean }): Promise<void> {
+export async function checkCommand(options: CommonOptions & { json?: boolean; grants?: boolean; role: string }): Promise<void> {
   const { loaded, logger } = loadOrExit(options);
+  if (options.grants) {
+    // Only the SQL, from the configuration: nothing is connected.
+    process.stdout.write(grantsSql(loaded.config.sources as (SourceConfig & { name: string })[], options.role));
+    return;
+  }
   const report: CheckReport = {
     configuration: `${loaded.file ?? '(no file: defaults and environment)'} is valid`,
     stateDir: loaded.config.stateDir,

@@ -46,10 +46,12 @@ export function buildProgram(): Command {
     .option('--no-progress', 'no progress bar (progress is then logged every 10 s, as when stderr is not a terminal)')
     .option('--json', 'print the summary (rows per stream, bad rows) as JSON on stdout')
     .action(async (options: CommonOptions & { progress: boolean; json?: boolean }) => backfillCommand(options));
-  command(program, 'check', ['DATABASE_URL=postgres://tokenwatch_ro@db:5432/proxy tokenwatch check', 'tokenwatch check --json | jq .problems'], { results: true })
-    .description('Validate the configuration, connect to every source and the event store, and report tables, columns, permissions, indexes and pending migrations on one screen. Exit 1 when something needs fixing.')
+  command(program, 'check', ['DATABASE_URL=postgres://tokenwatch_ro@db:5432/proxy tokenwatch check', 'tokenwatch check --json | jq .problems', 'TOKENWATCH_SOURCES=litellm tokenwatch check --grants --role tokenwatch_ro | psql "$ADMIN_DATABASE_URL"'], { results: true })
+    .description('Validate the configuration, connect to every source and the event store, and report tables, columns, permissions, indexes and pending migrations on one screen. Exit 1 when something needs fixing.\nWith --grants: print the SQL of a read-only role granted exactly the columns tokenwatch reads (connects to nothing).')
     .option('--json', 'print the report as JSON')
-    .action(async (options: CommonOptions & { json?: boolean }) => checkCommand(options));
+    .option('--grants', 'print the GRANT statements of a least-privilege role instead of checking')
+    .option('--role <name>', 'the role --grants creates', 'tokenwatch_ro')
+    .action(async (options: CommonOptions & { json?: boolean; grants?: boolean; role: string }) => checkCommand(options));
   command(program, 'simulate', [
     'tokenwatch simulate --history 30d --rate 0.2 --no-live        # a month of history, then exit',
     'DATABASE_URL=postgres://postgres@localhost:5432/demo tokenwatch simulate --rate 5 --for 10m',

@@ -40,7 +40,8 @@ export function createPool(connectionString: string, options: { max?: number; ap
  * `table` is a qualified, quoted name.
  */
 export async function plannerRowEstimate(client: Pick<pg.ClientBase, 'query'>, table: string): Promise<number> {
-  const { rows } = await client.query<{ 'QUERY PLAN': [{ Plan: { 'Plan Rows': number } }] }>(`EXPLAIN (FORMAT JSON) SELECT * FROM ${table}`);
+  // SELECT 1, not *: a role granted only some columns may plan it.
+  const { rows } = await client.query<{ 'QUERY PLAN': [{ Plan: { 'Plan Rows': number } }] }>(`EXPLAIN (FORMAT JSON) SELECT 1 FROM ${table}`);
   return Math.max(0, Math.round(rows[0]?.['QUERY PLAN'][0].Plan['Plan Rows'] ?? 0));
 }
 

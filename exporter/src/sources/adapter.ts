@@ -76,6 +76,13 @@ export interface SourceAdapter {
   requiredTables: readonly string[];
   /** Columns never selected, whatever the configuration says (secrets, embeddings). */
   forbiddenColumns: Readonly<Record<string, readonly string[]>>;
+  /**
+   * Every column the adapter reads, by reference table and column name: the column grants of
+   * a least-privilege role (`tokenwatch check --grants`). A test runs every adapter as a role
+   * granted exactly these, so a column read but not declared fails it. Tables read
+   * incrementally include the system column xmin (which transaction inserted the row).
+   */
+  reads: Readonly<Record<string, readonly string[]>>;
   build(source: SourceConfig & { name: string }): { streams: IncrementalStream[]; snapshots: SnapshotQuery[] };
 }
 

@@ -195,6 +195,15 @@ export const claudeNexusProxy: SourceAdapter = {
   type: SOURCE,
   requiredTables: ['api_requests'],
   forbiddenColumns: { api_requests: ['headers'] },
+  reads: {
+    api_requests: [
+      'xmin',
+      'request_id', 'domain', 'timestamp', 'model', 'request_type', 'response_status', 'response_streaming', 'input_tokens', 'output_tokens',
+      'cache_creation_input_tokens', 'cache_read_input_tokens', 'first_token_ms', 'duration_ms', 'error', 'tool_call_count', 'conversation_id',
+      'branch_id', 'message_count', 'parent_task_request_id', 'is_subtask', 'account_id', 'api_key_hash', 'parent_request_id',
+      'response_headers', 'response_body', 'body',
+    ],
+  },
   build(source) {
     const names = new SourceNames(source);
     const selectList = [

@@ -144,6 +144,14 @@ export const litellm: SourceAdapter = {
   type: SOURCE,
   requiredTables: ['LiteLLM_SpendLogs', 'LiteLLM_ErrorLogs'],
   forbiddenColumns: { LiteLLM_SpendLogs: ['api_key', 'messages', 'response'], LiteLLM_ErrorLogs: ['request_kwargs'] },
+  reads: {
+    LiteLLM_SpendLogs: [
+      'xmin',
+      'request_id', 'call_type', 'spend', 'prompt_tokens', 'completion_tokens', 'startTime', 'endTime', 'completionStartTime', 'request_duration_ms',
+      'model', 'model_group', 'custom_llm_provider', 'api_base', 'user', 'metadata', 'team_id', 'organization_id', 'end_user', 'session_id', 'status',
+    ],
+    LiteLLM_ErrorLogs: ['xmin', 'request_id', 'startTime', 'endTime', 'api_base', 'model_group', 'litellm_model_name', 'exception_type', 'status_code'],
+  },
   build(source) {
     const names = new SourceNames(source);
     const common = readerSettings(source);

@@ -275,6 +275,17 @@ function conversationStats(source: Parameters<SourceAdapter['build']>[0], names:
 export const sidekickForge: SourceAdapter = {
   type: SOURCE,
   requiredTables: ['agent_usage', 'tier_quotas', 'clients', 'agents', 'conversations', 'conversation_transcripts'],
+  reads: {
+    conversation_transcripts: ['xmin', 'id', 'conversation_id', 'agent_id', 'user_id', 'role', 'content', 'transcript', 'sequence', 'source', 'created_at'],
+    agents: ['id', 'client_id', 'slug', 'enabled', 'model', 'created_at', 'updated_at'],
+    clients: ['id', 'slug', 'name', 'tier'],
+    agent_usage: [
+      'client_id', 'agent_id', 'period_start', 'voice_seconds_used', 'voice_seconds_limit', 'text_messages_used', 'text_messages_limit',
+      'embedding_chunks_used', 'embedding_chunks_limit', 'llm_input_tokens', 'llm_output_tokens', 'llm_cached_input_tokens',
+    ],
+    tier_quotas: ['tier', 'voice_seconds_per_month', 'text_messages_per_month', 'embedding_chunks_per_month'],
+    conversations: ['id', 'agent_id', 'user_id', 'channel', 'status', 'created_at', 'updated_at', 'last_interaction_at', 'duration'],
+  },
   forbiddenColumns: {
     clients: ['openai_api_key', 'anthropic_api_key', 'groq_api_key', 'deepgram_api_key', 'elevenlabs_api_key', 'cartesia_api_key', 'livekit_url', 'livekit_api_key', 'livekit_api_secret'],
     conversation_transcripts: ['embeddings'],

@@ -1,6 +1,6 @@
 // Assembles the parts every command needs from a loaded configuration: the embedded demo
 // database when no database is configured, the checkpoint store, the sinks and the pipeline.
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoadedConfig } from '../config/load.ts';
 import type { Logger } from '../log.ts';
@@ -72,7 +72,10 @@ function probesFor(config: Config): Probe[] {
     probes.push(postgresProbe(host, source.databaseUrl));
   }
   if (config.clickhouse.url) probes.push(clickhouseProbe(new URL(config.clickhouse.url).host, config.clickhouse.url));
-  for (const probe of config.probes.http) probes.push(httpProbe(probe.name, probe.url, probe.kind));
+  for (const probe of config.probes.http) {
+    const token = probe.bearerTokenFile ? readFileSync(probe.bearerTokenFile, 'utf8').trim() : probe.bearerToken;
+    probes.push(httpProbe(probe.name, probe.url, probe.kind, token));
+  }
   return probes;
 }
 

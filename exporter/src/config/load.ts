@@ -18,7 +18,36 @@ export const ENVIRONMENT_VARIABLES = {
   TOKENWATCH_LOG_FORMAT: 'json, text or auto (log.format; auto: text on a terminal, json otherwise).',
   OTEL_EXPORTER_OTLP_ENDPOINT: 'Push metrics over OTLP/HTTP to this collector (also OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, _HEADERS, …).',
   OTEL_METRIC_EXPORT_INTERVAL: 'Milliseconds between OTLP pushes (otlp.interval; default 60000).',
+  DATABASE_URL_FILE: 'A file holding DATABASE_URL (Docker and Kubernetes secrets); also CLICKHOUSE_URL_FILE.',
 } as const;
+
+/** Variables that may hold a secret and so may come from a file named by <NAME>_FILE instead. */
+const SECRET_VARIABLES = ['DATABASE_URL', 'CLICKHOUSE_URL'] as const;
+
+/**
+ * The environment with every <NAME>_FILE of SECRET_VARIABLES read into <NAME> (the file's
+ * content, trailing newline removed), as Docker and Kubernetes secrets are mounted. Setting
+ * both, or naming a file that cannot be read, is a configuration error.
+ */
+function withSecretFiles(env: Env): Env {
+  const problems: string[] = [];
+  const out: Env = { ...env };
+  for (const name of SECRET_VARIABLES) {
+    const file = env[`${name}_FILE`];
+    if (file === undefined || file === '') continue;
+    if (env[name] !== undefined && env[name] !== '') {
+      problems.push(`${name} and ${name}_FILE are both set; set one of them`);
+      continue;
+    }
+    try {
+      out[name] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (error) {
+      problems.push(`${name}_FILE: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return out;
+}
 
 export class ConfigError extends Error {
   readonly problems: string[];
@@ -127,7 +156,7 @@ function applyEnvironment(raw: Record<string, unknown>, env: Env, problems: stri
  * the CLI turns that into exit code 2 before anything else happens.
  */
 export function loadConfig(options: { file?: string | undefined; env?: Env } = {}): LoadedConfig {
-  const env = options.env ?? process.env;
+  const env = withSecretFiles(options.env ?? process.env);
   const file = options.file ?? env.TOKENWATCH_CONFIG;
   const raw = file ? readFileConfig(file, env) : {};
   const problems: string[] = [];
@@ -159,9 +188,13 @@ export function loadConfig(options: { file?: string | undefined; env?: Env } = {
   return { config, file, embedded: withUrl === 0, autoSources };
 }
 
-/** Hides passwords in connection URLs and key=value strings before anything is printed. */
+/**
+ * Hides secrets before anything is printed: passwords in connection URLs, bearer tokens,
+ * and password, token, secret and API-key values in key=value text and query strings.
+ */
 export function redactSecrets(text: string): string {
   return text
     .replace(/([a-z][a-z0-9+.-]*:\/\/[^:/?#\s@"]*:)[^@/\s"]*@/gi, '$1****@')
-    .replace(/(password\s*[=:]\s*)("?)[^\s"&;]+/gi, '$1$2****');
+    .replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/g, '$1 ****')
+    .replace(/((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|auth)\w*["']?\s*[=:]\s*)("?)[^\s"&;,]+/gi, '$1$2****');
 }

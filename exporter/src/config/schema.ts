@@ -150,8 +150,13 @@ export const Config = z
                 name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be lower-case letters, digits, "-" or "_"'),
                 url: z.url({ protocol: /^https?$/ }),
                 kind: z.string().default('http'),
+                /** Sent as `Authorization: Bearer …`; never logged or exposed. */
+                bearerToken: z.string().min(1).optional(),
+                /** A file holding the bearer token (a mounted secret), read at start. */
+                bearerTokenFile: z.string().min(1).optional(),
               })
-              .strict(),
+              .strict()
+              .refine((p) => !(p.bearerToken && p.bearerTokenFile), { message: 'set bearerToken or bearerTokenFile, not both' }),
           )
           .default([]),
       })

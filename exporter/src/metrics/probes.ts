@@ -43,12 +43,13 @@ export function clickhouseProbe(name: string, url: string): Probe {
 }
 
 /** Up when the URL answers at all below HTTP 500 (a 401 from an API still means it is up). */
-export function httpProbe(name: string, url: string, kind: string): Probe {
+export function httpProbe(name: string, url: string, kind: string, bearerToken?: string): Probe {
+  const headers = bearerToken === undefined ? undefined : { authorization: `Bearer ${bearerToken}` };
   return {
     name,
     kind,
     async check(timeoutMs) {
-      const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
+      const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual', headers });
       await response.body?.cancel();
       if (response.status >= 500) throw new Error(`HTTP ${response.status}`);
     },

@@ -11,6 +11,19 @@ export interface CommonOptions {
   logFormat?: string;
 }
 
+/** Runs a step that validates more configuration (a file it names): ConfigError exits 2. */
+export function configOrExit<T>(step: () => T): T {
+  try {
+    return step();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`tokenwatch: ${error.message}\n`);
+      process.exit(EXIT_CONFIG);
+    }
+    throw error;
+  }
+}
+
 export function loadOrExit(options: CommonOptions): { loaded: LoadedConfig; logger: Logger } {
   let loaded: LoadedConfig;
   try {

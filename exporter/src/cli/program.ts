@@ -40,7 +40,8 @@ export function buildProgram(): Command {
   command(program, 'run', ['tokenwatch run', 'DATABASE_URL=postgres://tokenwatch_ro:secret@db.internal:5432/proxy tokenwatch run --log-format json'])
     .description('Poll the sources continuously, export events and serve /metrics, /healthz and /readyz (the default job).')
     .option('--no-demo-traffic', 'with the embedded demo database: no simulated live traffic')
-    .action(async (options: CommonOptions & { demoTraffic: boolean }) => runCommand(options));
+    .option('--web.config.file <file>', 'TLS and basic auth for the HTTP server: a Prometheus exporter-toolkit web configuration file (server.webConfigFile)')
+    .action(async (options: CommonOptions & { demoTraffic: boolean; 'web.config.file'?: string }) => runCommand({ ...options, webConfigFile: options['web.config.file'] }));
   command(program, 'backfill', ['tokenwatch backfill', 'tokenwatch backfill --no-progress --json > backfill-summary.json'])
     .description('Read everything committed up to now, then exit. Resumes from the checkpoints, so it is safe to repeat.')
     .option('--no-progress', 'no progress bar (progress is then logged every 10 s, as when stderr is not a terminal)')

@@ -1,7 +1,8 @@
 // `tokenwatch run`: the long-running job. The HTTP address is bound first, so a port in use
 // ends the process before any source is read; sources that are down at start are waited for
 // (their streams show as down on /metrics and /readyz) rather than ending it.
-import { loadOrExit, type CommonOptions } from './load-or-exit.ts';
+import { configOrExit, loadOrExit, type CommonOptions } from './load-or-exit.ts';
+import { loadWebConfig } from '../http/web-config.ts';
 import { openRuntime, type Runtime } from './runtime.ts';
 import { ListenError, listen, metricsApp, readiness, type HttpServer } from '../http/server.ts';
 import { startOtlpPush } from '../metrics/otel.ts';
@@ -13,8 +14,10 @@ import { redactSecrets } from '../config/load.ts';
 /** A stop that takes longer than this (a hung sink or database) ends the process anyway, with code 1. */
 const SHUTDOWN_DEADLINE_MS = 30_000;
 
-export async function runCommand(options: CommonOptions & { demoTraffic: boolean }): Promise<void> {
+export async function runCommand(options: CommonOptions & { demoTraffic: boolean; webConfigFile?: string }): Promise<void> {
   const { loaded, logger } = loadOrExit(options);
+  const webConfigFile = options.webConfigFile ?? loaded.config.server.webConfigFile;
+  const web = webConfigFile === undefined ? undefined : configOrExit(() => loadWebConfig(webConfigFile));
   // What is running, filled in as it starts: the HTTP server answers before the runtime exists.
   const running: {
     opened?: Promise<Runtime>;
@@ -30,17 +33,18 @@ export async function runCommand(options: CommonOptions & { demoTraffic: boolean
       if (!store?.embedded) throw new Error('no embedded event store in this process');
       return store.query<Record<string, unknown>>(sql, params);
     },
+    web,
   );
   let http: HttpServer;
   try {
-    http = await listen(app, loaded.config.server.listenAddress);
+    http = await listen(app, loaded.config.server.listenAddress, web?.tls);
   } catch (error) {
     if (!(error instanceof ListenError)) throw error;
     logger.error({ address: loaded.config.server.listenAddress, code: error.code }, error.message);
     process.stderr.write(`tokenwatch: ${error.message}\n`);
     process.exit(1);
   }
-  logger.info({ address: http.address, endpoints: ['/metrics', '/healthz', '/readyz'] }, 'serving HTTP');
+  logger.info({ address: http.address, endpoints: ['/metrics', '/healthz', '/readyz'], tls: web?.tls !== undefined, basicAuth: web?.users !== undefined }, 'serving HTTP');
 
   let stopping = false;
   const stop = async (signal: string, code = 0): Promise<void> => {
@@ -84,7 +88,7 @@ export async function runCommand(options: CommonOptions & { demoTraffic: boolean
     embedded.startTraffic(DEMO_LIVE_RATE, (error) => logger.warn({ error: errorText(error) }, 'demo traffic insert failed'));
     logger.info({ requestsPerSecond: DEMO_LIVE_RATE }, 'embedded demo: simulated live traffic into all three schemas (--no-demo-traffic to stop)');
   }
-  process.stderr.write(banner({ address: http.address, embedded: embedded !== undefined, databaseUrl: loaded.config.sources[0]?.databaseUrl, terminal: process.stderr.isTTY === true }));
+  process.stderr.write(banner({ address: http.address, tls: web?.tls !== undefined, embedded: embedded !== undefined, databaseUrl: loaded.config.sources[0]?.databaseUrl, terminal: process.stderr.isTTY === true }));
   const pipeline = runtime.pipeline;
   running.progress = setInterval(() => {
     const statuses = pipeline.statuses();
@@ -100,7 +104,7 @@ export async function runCommand(options: CommonOptions & { demoTraffic: boolean
  * the events, where the dashboards are and how to bring up Grafana. Nothing when stderr is not
  * a terminal (the 'serving HTTP' log line has the address).
  */
-export function banner(options: { address: string; embedded: boolean; databaseUrl: string | undefined; terminal: boolean }): string {
+export function banner(options: { address: string; tls: boolean; embedded: boolean; databaseUrl: string | undefined; terminal: boolean }): string {
   if (!options.terminal) return '';
   const address = options.address.replace(/^(0\.0\.0\.0|::|\[::\])(?=:)/, 'localhost');
   // Run through npm (npm start) the CLI is `npm run tokenwatch --`; installed, it is `tokenwatch`.
@@ -112,7 +116,7 @@ export function banner(options: { address: string; embedded: boolean; databaseUr
   return [
     '',
     `${bold(`tokenwatch ${VERSION}`)} is reading ${source}`,
-    `  Metrics     http://${address}/metrics   (health: /healthz, /readyz)`,
+    `  Metrics     ${options.tls ? 'https' : 'http'}://${address}/metrics   (health: /healthz, /readyz)`,
     `  Events      ${cli} query "SELECT tenant, count() AS requests, sum(cost_usd) AS cost FROM tokenwatch.requests FINAL GROUP BY tenant"`,
     `  Reports     ${cli} report usage --month ${new Date().toISOString().slice(0, 7)} --by tenant --format table`,
     '  Dashboards  provisioning/grafana/dashboards/ (generated from dashboards/); with Docker: docker compose up -d, then http://localhost:3000',

@@ -14,6 +14,7 @@ export const ENVIRONMENT_VARIABLES = {
   TOKENWATCH_SOURCES: 'Comma-separated source types to read when the file lists no sources, e.g. "litellm". Default: every type whose tables exist.',
   TOKENWATCH_STATE_DIR: 'Directory for checkpoints and embedded stores (stateDir).',
   TOKENWATCH_LISTEN_ADDRESS: 'host:port of the HTTP server (server.listenAddress).',
+  TOKENWATCH_WEB_CONFIG_FILE: 'TLS and basic auth for the HTTP server: a Prometheus web configuration file (server.webConfigFile, --web.config.file).',
   TOKENWATCH_LOG_LEVEL: 'debug, info, warn or error (log.level).',
   TOKENWATCH_LOG_FORMAT: 'json, text or auto (log.format; auto: text on a terminal, json otherwise).',
   OTEL_EXPORTER_OTLP_ENDPOINT: 'Push metrics over OTLP/HTTP to this collector (also OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, _HEADERS, …).',
@@ -135,6 +136,7 @@ function applyEnvironment(raw: Record<string, unknown>, env: Env, problems: stri
   if (env.TOKENWATCH_STATE_DIR) out.stateDir = env.TOKENWATCH_STATE_DIR;
   if (env.CLICKHOUSE_URL) nested('clickhouse').url = env.CLICKHOUSE_URL;
   if (env.TOKENWATCH_LISTEN_ADDRESS) nested('server').listenAddress = env.TOKENWATCH_LISTEN_ADDRESS;
+  if (env.TOKENWATCH_WEB_CONFIG_FILE) nested('server').webConfigFile = env.TOKENWATCH_WEB_CONFIG_FILE;
   if (env.TOKENWATCH_LOG_LEVEL) nested('log').level = env.TOKENWATCH_LOG_LEVEL;
   if (env.TOKENWATCH_LOG_FORMAT) nested('log').format = env.TOKENWATCH_LOG_FORMAT;
   if (env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT) nested('otlp').enabled = true;

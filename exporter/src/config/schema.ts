@@ -79,6 +79,8 @@ export const Config = z
           .string()
           .regex(/^[^:]*:\d{1,5}$/, 'must be host:port, e.g. "0.0.0.0:9464" or ":9464"')
           .default('0.0.0.0:9464'),
+        /** TLS and basic auth: a Prometheus exporter-toolkit web configuration file (--web.config.file). */
+        webConfigFile: z.string().min(1).optional(),
       })
       .strict()
       .prefault({}),

@@ -2,6 +2,8 @@
 // (every source stream has completed a poll and none is failing).
 import express from 'express';
 import { createServer, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import { basicAuth, type WebConfig } from './web-config.ts';
 import type { Pipeline } from '../pipeline/pipeline.ts';
 import type { Family } from '../metrics/families.ts';
 import { PROMETHEUS_CONTENT_TYPE, writeScrape } from '../metrics/prometheus-text.ts';
@@ -30,9 +32,17 @@ function isLoopback(address: string | undefined): boolean {
  * POST /api/v1/query for the CLI's read-only queries while this process holds the embedded
  * store: loopback clients only, one read-only statement only.
  */
-export function metricsApp(collect: () => Family[], ready: () => { ready: boolean }, query?: QueryFn): express.Express {
+export function metricsApp(collect: () => Family[], ready: () => { ready: boolean }, query?: QueryFn, web?: WebConfig): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  // Every path, health checks included, behind the web configuration's users (as exporters do).
+  if (web?.users) app.use(basicAuth(web.users));
+  if (web && Object.keys(web.headers).length > 0) {
+    app.use((_req, res, next) => {
+      for (const [name, value] of Object.entries(web.headers)) res.setHeader(name, value);
+      next();
+    });
+  }
   if (query) {
     app.post('/api/v1/query', express.json({ limit: '1mb' }), async (req, res) => {
       if (!isLoopback(req.socket.remoteAddress)) {
@@ -86,15 +96,15 @@ export class ListenError extends Error {
 }
 
 /**
- * Binds the address and serves `app` on it; rejects with ListenError when the address cannot
- * be bound. (Not express's app.listen: in express 5 its callback also receives the bind
+ * Binds the address and serves `app` on it (over TLS with `tls`); rejects with ListenError
+ * when the address cannot be bound. (Not express's app.listen: in express 5 its callback also receives the bind
  * error, so a port in use looked like success.)
  */
-export async function listen(app: express.Express, listenAddress: string): Promise<HttpServer> {
+export async function listen(app: express.Express, listenAddress: string, tls?: WebConfig['tls']): Promise<HttpServer> {
   const separator = listenAddress.lastIndexOf(':');
   const host = listenAddress.slice(0, separator) || '0.0.0.0';
   const port = Number(listenAddress.slice(separator + 1));
-  const server = createServer(app);
+  const server: Server = tls ? createTlsServer(tls, app) : createServer(app);
   await new Promise<void>((resolve, reject) => {
     const failed = (error: NodeJS.ErrnoException) => reject(new ListenError(listenAddress, error));
     server.once('error', failed);

@@ -15,7 +15,15 @@ export interface PrometheusServer {
   stop(): Promise<void>;
 }
 
-export async function startPrometheus(jobs: { job: string; targets: string[] }[], options: { extraConfig?: string; scrapeInterval?: string } = {}): Promise<PrometheusServer> {
+export interface ScrapeJob {
+  job: string;
+  targets: string[];
+  /** https, with the CA that signed the target's certificate. */
+  tlsCaFile?: string;
+  basicAuth?: { username: string; password: string };
+}
+
+export async function startPrometheus(jobs: ScrapeJob[], options: { extraConfig?: string; scrapeInterval?: string } = {}): Promise<PrometheusServer> {
   const dir = mkdtempSync(join(tmpdir(), 'tokenwatch-prom-'));
   const port = await freePortOnLoopback();
   const interval = options.scrapeInterval ?? '1s';
@@ -25,7 +33,13 @@ export async function startPrometheus(jobs: { job: string; targets: string[] }[]
     `  evaluation_interval: ${interval}`,
     options.extraConfig ?? '',
     'scrape_configs:',
-    ...jobs.flatMap((j) => [`  - job_name: ${j.job}`, '    static_configs:', `      - targets: [${j.targets.map((t) => `'${t}'`).join(', ')}]`]),
+    ...jobs.flatMap((j) => [
+      `  - job_name: ${j.job}`,
+      ...(j.tlsCaFile ? ['    scheme: https', '    tls_config:', `      ca_file: '${j.tlsCaFile}'`] : []),
+      ...(j.basicAuth ? ['    basic_auth:', `      username: '${j.basicAuth.username}'`, `      password: '${j.basicAuth.password}'`] : []),
+      '    static_configs:',
+      `      - targets: [${j.targets.map((t) => `'${t}'`).join(', ')}]`,
+    ]),
   ].join('\n');
   writeFileSync(join(dir, 'prometheus.yml'), config);
   const child: ChildProcess = spawn('prometheus', [

@@ -42,6 +42,7 @@ function endpoints(text: string): { host: string; port: number }[] {
 /** The ports a service listens on inside the network. */
 const LISTENS: Record<string, number[]> = {
   postgres: [5432], clickhouse: [8123, 9000], tokenwatch: [9464], 'otel-collector': [4318, 8889, 13133], prometheus: [9090], alertmanager: [9093], 'webhook-sink': [8080], grafana: [3000], simulator: [],
+  'prom-label-proxy': [9095], 'grafana-tenants': [],
 };
 
 describe('docker-compose.yml', () => {

@@ -1,6 +1,6 @@
 // npm run generate: renders provisioning/ and docs/runbooks.md from the TypeScript sources.
 // Output is committed; CI regenerates and fails on any difference (git diff --exit-code).
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { stringify } from 'yaml';
 import { configFromEnvironment, type MonitoringConfig } from './config.ts';
@@ -8,6 +8,7 @@ import { RULES_FILE, alertmanagerConfig, grafanaAlerting, prometheusRules, promt
 import { loadMigrations, render } from '../exporter/src/store/migrations.ts';
 import { dashboards } from './index.ts';
 import { ALERTMANAGER, CLICKHOUSE, PROMETHEUS } from './lib/grafana.ts';
+import { clickhouseTenantSql, clickhouseTenantUsersScript, grafanaTenantBundle, loadTenants } from './tenants.ts';
 
 export const PROMETHEUS_DATASOURCE_UID = PROMETHEUS.uid!;
 
@@ -83,9 +84,22 @@ export function generate(root: string, config: MonitoringConfig): string[] {
   rmSync(join(root, 'provisioning/grafana/dashboards'), { recursive: true, force: true });
   files.push(['provisioning/grafana/datasources/tokenwatch.yml', grafanaDatasources()]);
   files.push(['provisioning/grafana/dashboards/tokenwatch.yml', grafanaDashboardProvider()]);
+  const tenantDashboards: { folder: string; json: Record<string, unknown> }[] = [];
   for (const entry of dashboards(config)) {
     const dashboard = entry.build();
-    files.push([`provisioning/grafana/dashboards/tokenwatch/${entry.folder}/${dashboard.uid}.json`, `${JSON.stringify(dashboard, null, 2)}\n`]);
+    const path = `provisioning/grafana/dashboards/tokenwatch/${entry.folder}/${dashboard.uid}.json`;
+    files.push([path, `${JSON.stringify(dashboard, null, 2)}\n`]);
+    // Tenants see their traffic and agents, not tokenwatch's own health.
+    if (entry.folder !== 'tokenwatch') tenantDashboards.push({ folder: entry.folder, json: { path } });
+  }
+  // Tenant isolation (dashboards/tenants.ts): ClickHouse roles and row policies, the tenants'
+  // users, and each tenant's Grafana organisation (applied by scripts/grafana-tenants.ts).
+  rmSync(join(root, 'provisioning/grafana/tenants'), { recursive: true, force: true });
+  const tenants = loadTenants(join(root, process.env.TOKENWATCH_TENANTS_FILE ?? 'tenants.example.yaml'));
+  files.push(['provisioning/clickhouse/10-tenants.sql', clickhouseTenantSql(tenants)]);
+  files.push(['provisioning/clickhouse/20-tenant-users.sh', clickhouseTenantUsersScript(tenants)]);
+  for (const tenant of tenants.tenants) {
+    files.push([`provisioning/grafana/tenants/${tenant.id}.json`, `${JSON.stringify(grafanaTenantBundle(tenant, tenantDashboards), null, 2)}\n`]);
   }
   // Grafana-managed alerting files exist only when Grafana evaluates the alerts, so the same
   // alert never fires from both Prometheus and Grafana.
@@ -96,6 +110,7 @@ export function generate(root: string, config: MonitoringConfig): string[] {
     files.push(['provisioning/grafana/alerting/tokenwatch-notifications.yml', grafana.notifications]);
   }
   for (const [path, text] of files) write(root, path, text);
+  chmodSync(join(root, 'provisioning/clickhouse/20-tenant-users.sh'), 0o755);
   return files.map(([path]) => path);
 }
 

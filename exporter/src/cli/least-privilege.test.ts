@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../testing/databases.ts';
+import { createTestDatabase, dropTestRole, type TestDatabase } from '../testing/databases.ts';
 import { seedAll } from '../embedded/seed.ts';
 
 const MAIN = new URL('./main.ts', import.meta.url).pathname;
@@ -36,10 +36,7 @@ describe('least privilege', () => {
   });
   afterAll(async () => {
     await db.drop();
-    const admin = new pg.Client({ connectionString: db.url.replace(/\/[^/]+$/, '/postgres') });
-    await admin.connect();
-    await admin.query(`DROP ROLE IF EXISTS ${role}`);
-    await admin.end();
+    await dropTestRole(role);
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -9,9 +9,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../testing/databases.ts';
+import { createTestDatabase, dropTestRole, type TestDatabase } from '../testing/databases.ts';
 import { seedAll } from '../embedded/seed.ts';
 import { freePortOnLoopback } from '../embedded/ports.ts';
 import { startTokenwatch, waitUntil } from '../testing/tokenwatch-process.ts';
@@ -42,10 +41,7 @@ describe('secrets', () => {
   });
   afterAll(async () => {
     await db.drop();
-    const admin = new pg.Client({ connectionString: db.url.replace(/\/[^/]+$/, '/postgres') });
-    await admin.connect();
-    await admin.query(`DROP ROLE IF EXISTS ${role}`);
-    await admin.end();
+    await dropTestRole(role);
     rmSync(dir, { recursive: true, force: true });
   });
 

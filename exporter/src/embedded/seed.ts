@@ -1,22 +1,14 @@
 // Deterministic sample rows for the three source schemas: the embedded demo database and the
 // tests use them. A seeded generator, so the same seed gives the same rows everywhere.
 import { createHash } from 'node:crypto';
+import { seeded } from '../simulate/random.ts';
 
 export interface Queryable {
   query(sql: string, params?: unknown[]): Promise<unknown>;
 }
 
-/** mulberry32: small, fast, good enough for sample data. */
-export function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded generator the simulator uses (mulberry32). */
+export const random = seeded;
 
 /** A UUID derived from a string, so generated rows have stable ids. */
 export function uuidFrom(text: string): string {

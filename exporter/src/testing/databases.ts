@@ -41,3 +41,14 @@ export async function createTestDatabase(options: { schemas?: SourceName[]; enco
     },
   };
 }
+
+/** Drops a role created by a test (roles belong to the cluster, not to a test's database). */
+export async function dropTestRole(role: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: clusterUrl() });
+  await admin.connect();
+  try {
+    await admin.query(`DROP ROLE IF EXISTS ${role}`);
+  } finally {
+    await admin.end();
+  }
+}

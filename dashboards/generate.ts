@@ -1,7 +1,7 @@
 // npm run generate: renders provisioning/ and docs/runbooks.md from the TypeScript sources.
 // Output is committed; CI regenerates and fails on any difference (git diff --exit-code).
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { configFromEnvironment, type MonitoringConfig } from './config.ts';
 import { RULES_FILE, alertmanagerConfig, grafanaAlerting, prometheusRules, promtoolTests, runbooks } from './alerts/render.ts';
@@ -9,6 +9,8 @@ import { loadMigrations, render } from '../exporter/src/store/migrations.ts';
 import { dashboards } from './index.ts';
 import { ALERTMANAGER, CLICKHOUSE, PROMETHEUS } from './lib/grafana.ts';
 import { clickhouseTenantSql, clickhouseTenantUsersScript, grafanaTenantBundle, loadTenants } from './tenants.ts';
+
+const REPO_ROOT = new URL('../', import.meta.url).pathname;
 
 export const PROMETHEUS_DATASOURCE_UID = PROMETHEUS.uid!;
 
@@ -95,7 +97,9 @@ export function generate(root: string, config: MonitoringConfig): string[] {
   // Tenant isolation (dashboards/tenants.ts): ClickHouse roles and row policies, the tenants'
   // users, and each tenant's Grafana organisation (applied by scripts/grafana-tenants.ts).
   rmSync(join(root, 'provisioning/grafana/tenants'), { recursive: true, force: true });
-  const tenants = loadTenants(join(root, process.env.TOKENWATCH_TENANTS_FILE ?? 'tenants.example.yaml'));
+  // The tenants file is an input, like the migrations: read from the repository (or the
+  // working directory for TOKENWATCH_TENANTS_FILE), never from the output root.
+  const tenants = loadTenants(resolve(process.env.TOKENWATCH_TENANTS_FILE ?? join(REPO_ROOT, 'tenants.example.yaml')));
   files.push(['provisioning/clickhouse/10-tenants.sql', clickhouseTenantSql(tenants)]);
   files.push(['provisioning/clickhouse/20-tenant-users.sh', clickhouseTenantUsersScript(tenants)]);
   for (const tenant of tenants.tenants) {

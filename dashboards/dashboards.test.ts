@@ -185,10 +185,17 @@ describe('dashboards: every query runs on live data', () => {
       for (const p of panelsOf(json)) {
         for (const t of (p.targets ?? []).filter((t) => typeof t.expr === 'string')) {
           const expr = expandProm(String(t.expr));
-          const result = await prometheus.query(expr);
           if (/ offset (1d|30d)/.test(expr)) {
+            await prometheus.query(expr);
             unchecked.push(`${String(json.uid)} / ${p.title} / ${String(t.legendFormat)}: compares with a previous period older than this test's Prometheus`);
             continue;
+          }
+          // Live data: a series can lag a scrape or a rule evaluation behind under a loaded CI
+          // machine, so each target gets a few seconds to show data before it fails.
+          let result = await prometheus.query(expr);
+          for (const deadline = Date.now() + 10_000; result.length === 0 && Date.now() < deadline;) {
+            await new Promise((resolve) => setTimeout(resolve, 500));
+            result = await prometheus.query(expr);
           }
           expect(result.length, `${String(json.uid)} / ${p.title}: ${expr}`).toBeGreaterThan(0);
         }

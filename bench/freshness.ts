@@ -1,7 +1,8 @@
 // Benchmark: how fresh the numbers are. A writer process commits 500 rows/s into api_requests
-// the way Claude Nexus Proxy does (at each response's end) for a minute (BENCH_FRESHNESS_SECONDS);
-// the latency from each commit to its rows counted on /metrics and to its rows visible in
-// ClickHouse, p50 / p95 / p99, at the default poll interval and at 1 s. /metrics and ClickHouse
+// the way Claude Nexus Proxy does (at each response's end) for two minutes
+// (BENCH_FRESHNESS_SECONDS); the latency from each commit to its rows counted on /metrics and to
+// its rows visible in ClickHouse, p50 / p95 / p99, at the default poll interval and at 1 s, and
+// for 30 s (BENCH_FRESHNESS_EXTRA_SECONDS) at 400 ms. /metrics and ClickHouse
 // (through the running process's loopback query endpoint) are read every 25 ms.
 // The baseline is the poll interval: a reader that polls every interval makes a commit wait
 // for the next poll, half an interval on average.
@@ -59,11 +60,15 @@ async function freshnessRun(pollInterval: string | undefined, seconds: number): 
 }
 
 export async function runFreshnessBench(report: BenchReport): Promise<void> {
-  const seconds = Number(process.env.BENCH_FRESHNESS_SECONDS ?? 60);
-  // 400 ms: what the p95 target takes with interval polling.
-  for (const [label, interval, intervalMs] of [['default poll interval (5 s)', undefined, 5000], ['poll interval 1 s', '1s', 1000], ['poll interval 400 ms', '400ms', 400]] as const) {
-    console.log(`\nfreshness: 500 rows/s for ${seconds} s, ${label}`);
-    const result = await freshnessRun(interval, seconds);
+  // Two minutes at the default and at 1 s, as the figures are specified; the extra 400 ms run
+  // (what the p95 target takes with interval polling) is shorter so the whole bench fits 30 minutes.
+  const seconds = Number(process.env.BENCH_FRESHNESS_SECONDS ?? 120);
+  const extraSeconds = Number(process.env.BENCH_FRESHNESS_EXTRA_SECONDS ?? 30);
+  for (const [label, interval, intervalMs, runSeconds] of [
+    ['default poll interval (5 s)', undefined, 5000, seconds], ['poll interval 1 s', '1s', 1000, seconds], ['poll interval 400 ms', '400ms', 400, extraSeconds],
+  ] as const) {
+    console.log(`\nfreshness: 500 rows/s for ${runSeconds} s, ${label}`);
+    const result = await freshnessRun(interval, runSeconds);
     for (const [where, values] of [['/metrics', result.metrics], ['ClickHouse', result.clickhouse]] as const) {
       for (const p of [50, 95, 99]) {
         const value = percentile(values, p);

@@ -1,5 +1,6 @@
-// npm run bench [-- NAME...]: runs the benchmarks (all but the backfill-floor and backfill-cpu
-// diagnostics, which run only when named), writes bench/results/<date>.json and
+// npm run bench [-- NAME...]: runs the benchmarks (all but `load`, a 5-minute run at twice the
+// soak's rate, and the backfill-floor and backfill-cpu diagnostics, which run only when named:
+// the default set must fit 30 minutes on a 2-core machine), writes bench/results/<date>.json and
 // bench/RESULTS.md, and prints every figure with its ratio against a baseline measured in the
 // same run. Benchmarks, not tests: machines are noisy.
 import { runMetricsBench } from './metrics-serving.ts';
@@ -24,7 +25,7 @@ const BENCHES: Record<string, (report: BenchReport) => Promise<void>> = {
   'backfill-cpu': () => runBackfillCpuBench(),
 };
 
-const DEFAULT = ['metrics', 'freshness', 'db-cost', 'analytics', 'backfill', 'load', 'soak'];
+const DEFAULT = ['metrics', 'freshness', 'db-cost', 'analytics', 'backfill', 'soak'];
 
 const wanted = process.argv.slice(2);
 const names = wanted.length > 0 ? wanted : DEFAULT;

@@ -81,7 +81,9 @@ describe('traffic simulator', () => {
   });
 
   it('commits live rows when their response ends, so they arrive late and out of order', async () => {
-    let now = Date.now();
+    // A fixed weekday afternoon, after the history: at the real clock's night hours the diurnal
+    // rhythm runs at a third of the rate and too few responses end within the 30 s.
+    let now = NOW + 5 * 24 * 3_600_000;
     const live = new Simulator(a.pool, { seed: 7, trafficSeed: 99, rate: 20, sources, now: () => now });
     for (let i = 0; i < 120; i++) {
       now += 250;

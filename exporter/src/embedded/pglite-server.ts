@@ -6,11 +6,11 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import pg from 'pg';
 import { SourceName } from '../model/events.ts';
 import { freePortOnLoopback } from './ports.ts';
 import { Simulator } from '../simulate/simulator.ts';
+import { PGliteWireServer } from './wire-server.ts';
 
 /** The demo: a day of history at this many Claude Nexus Proxy requests per second, then live traffic at DEMO_LIVE_RATE. */
 export const DEMO_HISTORY_DAYS = 1;
@@ -38,8 +38,8 @@ export async function startEmbeddedDatabase(stateDir: string, options: { port?: 
     await simulator.history(DEMO_HISTORY_DAYS);
   }
   const port = options.port ?? (await freePortOnLoopback());
-  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port, maxConnections: 16 });
-  await server.start();
+  const server = new PGliteWireServer(db);
+  await server.listen(port);
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   let traffic: { simulator: Simulator; pool: pg.Pool } | undefined;
   return {
@@ -58,7 +58,7 @@ export async function startEmbeddedDatabase(stateDir: string, options: { port?: 
     async close() {
       await traffic?.simulator.stop();
       await traffic?.pool.end();
-      await server.stop();
+      await server.close();
       await db.close();
     },
   };

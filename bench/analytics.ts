@@ -19,7 +19,13 @@ import { percentile, type BenchReport } from './report.ts';
 const RUNS = 7;
 const CHUNK = 1_000_000;
 
-async function generate(store: EventStore, requests: number, messages: number): Promise<void> {
+export async function generate(store: EventStore, requests: number, messages: number): Promise<void> {
+  const stages: string[] = [];
+  let stageStart = performance.now();
+  const stage = (name: string) => {
+    stages.push(`${name} ${((performance.now() - stageStart) / 1000).toFixed(1)} s`);
+    stageStart = performance.now();
+  };
   const spread = 'now64(3) - toIntervalMillisecond(rand64() % (30 * 86400000))';
   const tenant = "concat('tenant-', toString(toUInt32(pow(rand() / 4294967295, 3) * 200)), '.example.com')";
   for (let offset = 0; offset < requests; offset += CHUNK) {
@@ -33,6 +39,7 @@ async function generate(store: EventStore, requests: number, messages: number): 
         rand() % 8000, rand() % 2000, rand() % 4000, 0, toDecimal64((rand() % 100000) / 1000000, 9), true, 300 + rand() % 30000, 200 + rand() % 3000, rand() % 3, true, 'allowed'
       FROM numbers(${Math.min(CHUNK, requests - offset)})`);
   }
+  stage('requests');
   for (let offset = 0; offset < messages; offset += CHUNK) {
     await store.command(`INSERT INTO tokenwatch.messages (tenant, source, conversation_id, message_id, role, content, sequence, channel, agent, user, request_id, created_at)
       SELECT ${tenant}, if(number % 5 = 0, 'sidekick-forge', 'claude-nexus-proxy'), concat('conv-', toString((number + ${offset}) % 1000000)), toString(generateUUIDv4(number)),
@@ -41,6 +48,7 @@ async function generate(store: EventStore, requests: number, messages: number): 
         concat('user-', toString(number % 5000)), '', ${spread}
       FROM numbers(${Math.min(CHUNK, messages - offset)})`);
   }
+  stage('messages');
   const conversations = Math.round(messages / 10);
   await store.command(`INSERT INTO tokenwatch.conversations (tenant, source, conversation_id, agent, user, channel, status, started_at, last_activity_at, duration_seconds, observed_at)
     SELECT concat('client-', toString(number % 6)), 'sidekick-forge', concat('conv-', toString(number)), concat('agent-', toString(number % 40)), concat('user-', toString(number % 5000)),
@@ -56,8 +64,12 @@ async function generate(store: EventStore, requests: number, messages: number): 
       ['voice_seconds', 'text_messages', 'embedding_chunks'][1 + intDiv(number, 40) % 3], toStartOfMonth(toDate('${today}') - intDiv(number, 120)),
       toDate('${today}') - intDiv(number, 120), rand() % 5000, 6000, now64(3)
     FROM numbers(120 * 60)`);
+  stage('conversations, activity, usage');
   await store.command('OPTIMIZE TABLE tokenwatch.requests FINAL');
+  stage('OPTIMIZE requests');
   await store.command('OPTIMIZE TABLE tokenwatch.messages FINAL');
+  stage('OPTIMIZE messages');
+  console.log(`  generated: ${stages.join(', ')}`);
 }
 
 async function timed(store: EventStore, sql: string): Promise<number> {

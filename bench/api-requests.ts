@@ -62,17 +62,21 @@ export function openBackfillPipeline(config: Config, store: EventStore, logger: 
 /** The columns the seed fills, and the baseline moves. */
 export const COLUMNS = 'request_id, domain, timestamp, model, request_type, response_status, input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens, duration_ms, first_token_ms, tool_call_count, is_subtask, account_id';
 
-/** `rows` api_requests: 50 tenants, 3 models, 2.5 % errors (529), no conversation content. */
-export async function seedApiRequests(url: string, rows: number): Promise<void> {
+/**
+ * `rows` api_requests: 50 tenants, 3 models, 2.5 % errors (529), no conversation content, one
+ * every half second back from now. With `from`, a table seeded with `from` rows grows to `rows`
+ * (the added rows are older), so a larger size does not seed the smaller one again.
+ */
+export async function seedApiRequests(url: string, rows: number, from = 0): Promise<void> {
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
   try {
-    await admin.query(sourceDdl('claude-nexus-proxy'));
+    if (from === 0) await admin.query(sourceDdl('claude-nexus-proxy'));
     await admin.query(`INSERT INTO api_requests (${COLUMNS})
       SELECT gen_random_uuid(), 'tenant-' || (i % 50) || '.example.com', now() - make_interval(secs => i * 0.5),
         (ARRAY['claude-sonnet-4-5-20250929', 'claude-opus-4-1-20250805', 'claude-haiku-4-5-20251001'])[1 + i % 3], 'inference',
         CASE WHEN i % 40 = 0 THEN 529 ELSE 200 END, 100 + i % 997, i % 613, i % 5 * 1000, i % 11 * 100, 500 + i % 20000, 100 + i % 900, i % 3, i % 13 = 0, 'acct-' || (i % 5)
-      FROM generate_series(1, ${rows}) AS i`);
+      FROM generate_series(${from + 1}, ${rows}) AS i`);
     await admin.query('VACUUM ANALYZE api_requests');
   } finally {
     await admin.end();

@@ -51,18 +51,28 @@ jobs:
         query: SELECT domain, model, (percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) / 1000)::float AS p95 FROM api_requests WHERE request_type = 'inference' GROUP BY domain, model
 `;
 
-async function seed(client: pg.Client, rows: number): Promise<void> {
-  await client.query('TRUNCATE api_requests');
+/**
+ * Grows the table to `rows` (sizes ascending, so a larger size does not seed the smaller one
+ * again): the history part further back in time, from the first seed's instant, and the live
+ * part topped up to now at 100 rows/s (no traffic arrived while the history was inserted).
+ */
+async function seed(client: pg.Client, rows: number, seeded: { rows: number; anchor: string | null }): Promise<void> {
   const recent = 100 * 900;
-  const history = Math.max(0, rows - recent);
-  const insert = (count: number, spacing: string, offset: string) => client.query(`INSERT INTO api_requests (request_id, domain, timestamp, model, request_type, response_status,
+  const insert = (from: number, to: number, spacing: string, origin: string) => client.query(`INSERT INTO api_requests (request_id, domain, timestamp, model, request_type, response_status,
       input_tokens, output_tokens, duration_ms, first_token_ms, account_id)
-    SELECT gen_random_uuid(), 'tenant-' || (i % 20) || '.example.com', now() - ${offset} - i * ${spacing},
+    SELECT gen_random_uuid(), 'tenant-' || (i % 20) || '.example.com', ${origin} - i * ${spacing},
       (ARRAY['claude-sonnet-4-5-20250929', 'claude-opus-4-1-20250805', 'claude-haiku-4-5-20251001', 'claude-3-5-haiku-20241022'])[1 + i % 4],
       'inference', CASE WHEN i % 50 = 0 THEN 529 ELSE 200 END, 100 + i % 3000, i % 1200, 300 + ((i::bigint * 7919) % 30000)::int, 200 + i % 800, 'account-' || (i % 3)
-    FROM generate_series(1, ${count}) AS i`);
-  await insert(Math.min(rows, recent), "interval '10 milliseconds'", "interval '0 seconds'");
-  if (history > 0) await insert(history, "interval '1 second'", "interval '15 minutes'");
+    FROM generate_series(${from + 1}, ${to}) AS i`);
+  if (seeded.anchor === null) {
+    seeded.anchor = (await client.query<{ now: string }>('SELECT now()::text AS now')).rows[0]!.now;
+    await insert(0, Math.min(rows, recent), "interval '10 milliseconds'", `'${seeded.anchor}'::timestamptz`);
+  }
+  const history = (n: number) => Math.max(0, n - recent);
+  if (history(rows) > history(seeded.rows)) await insert(history(seeded.rows), history(rows), "interval '1 second'", `'${seeded.anchor}'::timestamptz - interval '15 minutes'`);
+  const { rows: [gap] } = await client.query<{ n: number }>("SELECT floor(extract(epoch FROM now() - max(timestamp)) * 100)::int AS n FROM api_requests WHERE timestamp > now() - interval '15 minutes'");
+  if ((gap?.n ?? 0) > 0) await insert(0, Math.min(recent, gap!.n), "interval '10 milliseconds'", 'now()');
+  seeded.rows = rows;
   await client.query('VACUUM ANALYZE api_requests');
 }
 
@@ -115,8 +125,10 @@ export async function runDbCostBench(report: BenchReport): Promise<void> {
       CREATE ROLE tokenwatch_ro LOGIN PASSWORD 'tokenwatch_ro'; CREATE ROLE sql_exporter LOGIN PASSWORD 'sql_exporter';
       GRANT SELECT ON api_requests TO tokenwatch_ro, sql_exporter`);
     const perSize: { rows: number; ours: number; peer: number }[] = [];
-    for (const rows of sizes) {
-      await seed(admin, rows);
+    const seeded = { rows: 0, anchor: null as string | null };
+    for (const rows of [...sizes].sort((a, b) => a - b)) {
+      await seed(admin, rows, seeded);
+      console.log(`  ${(await admin.query<{ n: number }>('SELECT count(*)::int AS n FROM api_requests')).rows[0]!.n} rows in api_requests`);
       const sweep = await oneSweep(cluster, admin, 'tokenwatch_ro');
       // The peer, alone, with the live traffic.
       const peerConfig = join(dir, 'sql-exporter.yml');

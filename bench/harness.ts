@@ -73,6 +73,8 @@ export interface Reading {
   rowsRead: number;
   ingestLagSeconds: number;
   residentBytes: number;
+  heapUsedBytes: number;
+  externalBytes: number;
   eventLoopP99Seconds: number;
   sinkFailures: number;
   sourceUp: number;
@@ -88,6 +90,8 @@ export async function read(tokenwatch: TokenwatchProcess): Promise<Reading> {
     rowsRead: sumSamples(text, 'tokenwatch_source_rows_read_total', table),
     ingestLagSeconds: sumSamples(text, 'tokenwatch_ingest_lag_seconds', table),
     residentBytes: sumSamples(text, 'process_resident_memory_bytes'),
+    heapUsedBytes: sumSamples(text, 'nodejs_heap_size_used_bytes'),
+    externalBytes: sumSamples(text, 'nodejs_external_memory_bytes'),
     eventLoopP99Seconds: sumSamples(text, 'nodejs_eventloop_lag_p99_seconds'),
     sinkFailures: sumSamples(text, 'tokenwatch_sink_write_failures_total'),
     sourceUp: sumSamples(text, 'tokenwatch_source_up', table),
@@ -100,3 +104,17 @@ export function mean(values: readonly number[]): number {
 }
 
 export const MiB = 1024 * 1024;
+
+/** Least-squares slope of y over x (per unit of x); 0 with fewer than two points. */
+export function slope(points: readonly { x: number; y: number }[]): number {
+  if (points.length < 2) return 0;
+  const mx = mean(points.map((p) => p.x));
+  const my = mean(points.map((p) => p.y));
+  let num = 0;
+  let den = 0;
+  for (const p of points) {
+    num += (p.x - mx) * (p.y - my);
+    den += (p.x - mx) ** 2;
+  }
+  return den === 0 ? 0 : num / den;
+}

@@ -241,6 +241,21 @@ export const METRICS = {
     help: 'Resident memory of the tokenwatch process.',
     labels: [], source: 'process',
   },
+  heapUsed: {
+    name: 'nodejs_heap_size_used_bytes', type: 'gauge', unit: 'By',
+    help: 'V8 heap in use (live objects and garbage not yet collected); flat while RSS grows means the growth is native memory (the embedded ClickHouse engine).',
+    labels: [], source: 'process',
+  },
+  heapTotal: {
+    name: 'nodejs_heap_size_total_bytes', type: 'gauge', unit: 'By',
+    help: 'V8 heap reserved by the process.',
+    labels: [], source: 'process',
+  },
+  externalMemory: {
+    name: 'nodejs_external_memory_bytes', type: 'gauge', unit: 'By',
+    help: 'Memory of C++ objects bound to JavaScript objects (Buffers included), outside the V8 heap.',
+    labels: [], source: 'process',
+  },
   processStart: {
     name: 'process_start_time_seconds', type: 'gauge', unit: 's',
     help: 'Start time of the tokenwatch process, Unix time.',

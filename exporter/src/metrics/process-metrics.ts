@@ -1,12 +1,20 @@
 // The exporter's own process, as node_exporter-style clients expose it: CPU, resident memory,
-// start time, and the Node.js event loop's delay (a stalled loop delays every scrape and
-// poll). Started by the long-running job, not at import time.
+// start time, the V8 heap and the memory held outside it, and the Node.js event loop's delay
+// (a stalled loop delays every scrape and poll). Started by the long-running job, not at
+// import time. The heap figures tell an RSS that grows apart: JavaScript objects kept alive
+// (heap used grows) against native memory (the embedded ClickHouse engine, buffers), which
+// only RSS shows.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { readFileSync } from 'node:fs';
 
 export interface ProcessSample {
   cpuSeconds: number;
   residentBytes: number;
+  /** V8 heap: bytes used by live and not yet collected objects, and bytes the heap has reserved. */
+  heapUsedBytes: number;
+  heapTotalBytes: number;
+  /** Memory of C++ objects bound to JavaScript objects (Buffers included), outside the V8 heap. */
+  externalBytes: number;
   startTimeSeconds: number;
   /** p99 of the event loop's delay over the last completed window (null before the first). */
   eventLoopDelayP99Seconds: number | null;
@@ -33,9 +41,13 @@ export class ProcessMetrics {
 
   sample(): ProcessSample {
     const cpu = process.cpuUsage();
+    const memory = process.memoryUsage();
     return {
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       residentBytes: residentBytes(),
+      heapUsedBytes: memory.heapUsed,
+      heapTotalBytes: memory.heapTotal,
+      externalBytes: memory.external,
       startTimeSeconds: this.startTimeSeconds,
       eventLoopDelayP99Seconds: this.lastP99,
     };

@@ -365,7 +365,7 @@ export class MetricsRegistry {
     const self = newFamilies([
       'activeTenants', 'rowsRead', 'rowsInvalid', 'sourceUp', 'lastSuccess', 'ingestLag', 'pollDuration', 'checkpointWatermark',
       'rowsLate', 'rowsBeyondSweepWindow', 'lateMaxDelay', 'maxCommitDelay', 'sweepWindow', 'sinkUp', 'sinkFailures', 'probeUp', 'probeDuration', 'seriesOverflow', 'labelValuesShortened',
-      'buildInfo', 'processCpu', 'processResident', 'processStart', 'eventLoopDelay',
+      'buildInfo', 'processCpu', 'processResident', 'heapUsed', 'heapTotal', 'externalMemory', 'processStart', 'eventLoopDelay',
     ]);
     const now = this.now();
     for (const [source, tenants] of this.tenantsSeen) {
@@ -409,6 +409,9 @@ export class MetricsRegistry {
       self.get('buildInfo')!.set([processSample.version, process.versions.node], 1);
       self.get('processCpu')!.set([], processSample.cpuSeconds);
       self.get('processResident')!.set([], processSample.residentBytes);
+      self.get('heapUsed')!.set([], processSample.heapUsedBytes);
+      self.get('heapTotal')!.set([], processSample.heapTotalBytes);
+      self.get('externalMemory')!.set([], processSample.externalBytes);
       self.get('processStart')!.set([], processSample.startTimeSeconds);
       if (processSample.eventLoopDelayP99Seconds !== null) self.get('eventLoopDelay')!.set([], processSample.eventLoopDelayP99Seconds);
     }

@@ -5,12 +5,17 @@ import type { Builder, Dataquery } from '@grafana/grafana-foundation-sdk/cog';
 import { DashboardBuilder, RowBuilder, QueryVariableBuilder, VariableSort, VariableRefresh, type Panel, type RowPanel } from '@grafana/grafana-foundation-sdk/dashboard';
 import { DataqueryBuilder as PromQueryBuilder, PromQueryFormat } from '@grafana/grafana-foundation-sdk/prometheus';
 import type { DataSourceRef } from '@grafana/grafana-foundation-sdk/common';
+import { finalWithinPartitions } from './final.ts';
 
 export const PROMETHEUS: DataSourceRef = { type: 'prometheus', uid: 'tokenwatch-prometheus' };
 export const CLICKHOUSE: DataSourceRef = { type: 'grafana-clickhouse-datasource', uid: 'tokenwatch-clickhouse' };
 export const ALERTMANAGER: DataSourceRef = { type: 'alertmanager', uid: 'tokenwatch-alertmanager' };
 
-/** ClickHouse datasource target: { refId, datasource, editorType: 'sql', rawSql, format }. */
+/**
+ * ClickHouse datasource target: { refId, datasource, editorType: 'sql', rawSql, format }. A
+ * query that reads with FINAL gets the setting that skips partitions with nothing to merge
+ * where that is exact (final.ts).
+ */
 export interface ClickHouseQuery extends Dataquery {
   refId?: string;
   datasource: DataSourceRef;
@@ -25,7 +30,7 @@ export class ClickHouseQueryBuilder implements Builder<Dataquery> {
   private readonly query: ClickHouseQuery;
   constructor(sql: string, format: 'timeseries' | 'table' | 'logs' = 'table') {
     this.query = {
-      datasource: CLICKHOUSE, editorType: 'sql', rawSql: sql.trim(),
+      datasource: CLICKHOUSE, editorType: 'sql', rawSql: finalWithinPartitions(sql.trim()),
       format: format === 'timeseries' ? 0 : format === 'table' ? 1 : 2, queryType: format,
       _implementsDataqueryVariant() {},
     };

@@ -64,10 +64,9 @@ async function seed(client: pg.Client, rows: number, seeded: { rows: number; anc
       (ARRAY['claude-sonnet-4-5-20250929', 'claude-opus-4-1-20250805', 'claude-haiku-4-5-20251001', 'claude-3-5-haiku-20241022'])[1 + i % 4],
       'inference', CASE WHEN i % 50 = 0 THEN 529 ELSE 200 END, 100 + i % 3000, i % 1200, 300 + ((i::bigint * 7919) % 30000)::int, 200 + i % 800, 'account-' || (i % 3)
     FROM generate_series(${from + 1}, ${to}) AS i`);
-  if (seeded.anchor === null) {
-    seeded.anchor = (await client.query<{ now: string }>('SELECT now()::text AS now')).rows[0]!.now;
-    await insert(0, Math.min(rows, recent), "interval '10 milliseconds'", `'${seeded.anchor}'::timestamptz`);
-  }
+  seeded.anchor ??= (await client.query<{ now: string }>('SELECT now()::text AS now')).rows[0]!.now;
+  const live = (n: number) => Math.min(n, recent);
+  if (live(rows) > live(seeded.rows)) await insert(live(seeded.rows), live(rows), "interval '10 milliseconds'", `'${seeded.anchor}'::timestamptz`);
   const history = (n: number) => Math.max(0, n - recent);
   if (history(rows) > history(seeded.rows)) await insert(history(seeded.rows), history(rows), "interval '1 second'", `'${seeded.anchor}'::timestamptz - interval '15 minutes'`);
   const { rows: [gap] } = await client.query<{ n: number }>("SELECT floor(extract(epoch FROM now() - max(timestamp)) * 100)::int AS n FROM api_requests WHERE timestamp > now() - interval '15 minutes'");

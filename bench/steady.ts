@@ -6,8 +6,10 @@
 // The drift is the rise of the least-squares line through every reading after the warm-up (a
 // reading a second), not the difference of two readings, which the embedded engine's merges
 // move by tens of MiB either way. The V8 heap's line beside it says whose memory grows: the
-// heap's (JavaScript objects kept alive) or native memory's (the engine, buffers). The slope of
-// the last half says whether RSS still grows at the end or has levelled off.
+// heap's (JavaScript objects kept alive) or native memory's (the engine, buffers), and the
+// kernel's split of RSS says whether it is allocated memory at all: the file-backed part is the
+// embedded engine's library paged in as its code first runs. The slope of the last half says
+// whether RSS still grows at the end or has levelled off.
 // The baseline of each is the writer itself: rows read per second against rows written.
 import { startPrometheus } from '../exporter/src/testing/prometheus.ts';
 import { waitUntil } from '../exporter/src/testing/tokenwatch-process.ts';
@@ -67,6 +69,8 @@ function steadyFigures(report: BenchReport, bench: string, rate: number, result:
   const driftMiB = line(steady, (r) => r.residentBytes) * steadyMinutes;
   const heapRiseMiB = line(steady, (r) => r.heapUsedBytes) * steadyMinutes;
   const externalRiseMiB = line(steady, (r) => r.externalBytes) * steadyMinutes;
+  const anonRiseMiB = line(steady, (r) => r.anonBytes) * steadyMinutes;
+  const fileRiseMiB = line(steady, (r) => r.fileBytes) * steadyMinutes;
   const lastHalf = steady.slice(Math.floor(steady.length / 2));
   const lastHalfSlope = line(lastHalf, (r) => r.residentBytes);
   const firstHalfSlope = line(steady.slice(0, Math.floor(steady.length / 2)), (r) => r.residentBytes);
@@ -74,7 +78,7 @@ function steadyFigures(report: BenchReport, bench: string, rate: number, result:
   for (let m = 0; m <= Math.floor(steadyMinutes); m++) {
     const inMinute = steady.filter((r) => Math.floor(minutes(r)) === m);
     if (inMinute.length === 0) continue;
-    console.log(`  minute ${m + 1}: RSS ${mean(inMinute.map((r) => r.residentBytes / MiB)).toFixed(0)} MiB, V8 heap used ${mean(inMinute.map((r) => r.heapUsedBytes / MiB)).toFixed(0)} MiB, external ${mean(inMinute.map((r) => r.externalBytes / MiB)).toFixed(0)} MiB, lag ${mean(inMinute.map((r) => r.ingestLagSeconds)).toFixed(2)} s`);
+    console.log(`  minute ${m + 1}: RSS ${mean(inMinute.map((r) => r.residentBytes / MiB)).toFixed(0)} MiB (anonymous ${mean(inMinute.map((r) => r.anonBytes / MiB)).toFixed(0)}, file-backed ${mean(inMinute.map((r) => r.fileBytes / MiB)).toFixed(0)}), V8 heap used ${mean(inMinute.map((r) => r.heapUsedBytes / MiB)).toFixed(0)} MiB, external ${mean(inMinute.map((r) => r.externalBytes / MiB)).toFixed(0)} MiB, lag ${mean(inMinute.map((r) => r.ingestLagSeconds)).toFixed(2)} s`);
   }
   const loopP99Ms = Math.max(...steady.map((r) => r.eventLoopP99Seconds)) * 1000;
   const errors = result.pollFailures + readings.at(-1)!.sinkFailures + readings.filter((r) => r.sourceUp !== 1).length;
@@ -88,6 +92,8 @@ function steadyFigures(report: BenchReport, bench: string, rate: number, result:
   report.add({ bench, name: 'RSS slope, last half of the run against the first half', value: lastHalfSlope, unit: 'MiB/min', baseline: { name: 'first half', value: firstHalfSlope } });
   report.add({ bench, name: 'V8 heap used: rise of the fitted line over the same readings', value: heapRiseMiB, unit: 'MiB', baseline: { name: 'heap used after warm-up', value: steady[0]!.heapUsedBytes / MiB } });
   report.add({ bench, name: 'external memory (Buffers, outside the heap): rise of the fitted line', value: externalRiseMiB, unit: 'MiB' });
+  report.add({ bench, name: 'anonymous RSS (allocations: the heap, the engine\'s jemalloc, buffers): rise of the fitted line', value: anonRiseMiB, unit: 'MiB', baseline: { name: 'anonymous RSS after warm-up', value: steady[0]!.anonBytes / MiB } });
+  report.add({ bench, name: 'file-backed RSS (code pages of the engine\'s library as they are first run): rise of the fitted line', value: fileRiseMiB, unit: 'MiB', baseline: { name: 'file-backed RSS after warm-up', value: steady[0]!.fileBytes / MiB } });
   report.add({ bench, name: 'event-loop delay p99 (worst 30 s window)', value: loopP99Ms, unit: 'ms', ...(targets ? { target: '< 100 ms', met: loopP99Ms < 100 } : {}) });
   return { driftMiB, loopP99Ms };
 }

@@ -3,7 +3,8 @@
 // messages in the embedded engine (BENCH_ANALYTICS_REQUESTS, BENCH_ANALYTICS_MESSAGES;
 // generated in bulk by ClickHouse itself, over 30 days, a Zipf-like spread of 200 tenants,
 // 1M conversations). Median and p95 of 7 runs after a warm-up; target median < 300 ms.
-// EXPLAIN ESTIMATE tells which queries would read (nearly) a whole table.
+// EXPLAIN ESTIMATE tells which queries would read (nearly) a whole table. A query that reads
+// with FINAL within partitions (dashboards/lib/final.ts) is also timed with the setting off.
 // The baseline: a full scan of the table the query reads most of (count() with a
 // trivially true filter on a non-key column), measured in the same run.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { openStore, type EventStore } from '../exporter/src/store/clickhouse.ts'
 import { MonitoringConfig } from '../dashboards/config.ts';
 import { dashboards } from '../dashboards/index.ts';
 import { expandMacros } from '../dashboards/lib/macros.ts';
+import { FINAL_WITHIN_PARTITIONS } from '../dashboards/lib/final.ts';
 import { percentile, type BenchReport } from './report.ts';
 
 const RUNS = 7;
@@ -107,6 +109,17 @@ export async function runAnalyticsBench(report: BenchReport): Promise<void> {
           const estimate = await store.query<{ table: string; rows: number }>(`EXPLAIN ESTIMATE ${sql}`);
           const whole = estimate.filter((e) => totals[e.table] !== undefined && Number(e.rows) >= 0.9 * totals[e.table]!).map((e) => e.table);
           const median = percentile(times, 50);
+          if (sql.includes(FINAL_WITHIN_PARTITIONS)) {
+            // The same query with FINAL merging across partitions, as before final.ts: what the setting saves.
+            const across = sql.replace(FINAL_WITHIN_PARTITIONS, 'do_not_merge_across_partitions_select_final = 0');
+            await timed(store, across);
+            const before: number[] = [];
+            for (let i = 0; i < RUNS; i++) before.push(await timed(store, across));
+            report.add({
+              bench: 'analytics', name: `${dashboard.uid} / ${panel.title ?? '?'}: median with FINAL within partitions, against FINAL across partitions`,
+              value: median, unit: 'ms', baseline: { name: 'FINAL across partitions (the setting off)', value: percentile(before, 50) }, ratio: median / percentile(before, 50),
+            });
+          }
           report.add({
             bench: 'analytics', name: `${dashboard.uid} / ${panel.title ?? '?'}: median (p95 ${percentile(times, 95).toFixed(0)} ms)${whole.length > 0 ? `; reads the whole ${[...new Set(whole)].join(', ')} table` : ''}`,
             value: median, unit: 'ms', baseline: { name: 'SELECT count() FROM messages FINAL (the whole table)', value: fullScan }, ratio: median / fullScan, target: '< 300 ms', met: median < 300,

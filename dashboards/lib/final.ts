@@ -5,7 +5,8 @@
 // partitions that are already one merged part. With do_not_merge_across_partitions_select_final
 // ClickHouse merges each partition on its own and skips those that need no merging, which for
 // the months behind the current one is all of them: "Messages per conversation" over 5M
-// messages went from 311 to 22 ms, the Conversations list from 750 to 375 ms (bench/analytics.ts).
+// messages went from 431 to 106 ms, the Conversations list from 768 to 386 ms (bench/analytics.ts
+// times both forms).
 //
 // It returns the same rows only where two versions of a row can never sit in different
 // partitions: background merges never cross partitions, so for those tables the setting

@@ -1,8 +1,7 @@
 // Prometheus text exposition (format 0.0.4) of metric families. Label sets are pre-rendered
 // per series (families.ts), so a scrape is one pass of string building, written out in
 // chunks; gzip when the scraper asks for it.
-import { once } from 'node:events';
-import type { Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip, constants } from 'node:zlib';
 import type { Family } from './families.ts';
@@ -59,13 +58,15 @@ export function prometheusText(families: readonly Family[]): string {
   return [...prometheusChunks(families)].join('');
 }
 
-/** Writes the exposition of `families` to `out` chunk by chunk, gzip-compressed when asked; resolves when all is written. */
+/**
+ * Writes the exposition of `families` to `out` chunk by chunk, gzip-compressed when asked;
+ * resolves when all is written and rejects, once, when it cannot be: a scraper that hangs up
+ * in the middle (a scrape timeout, Prometheus stopping) destroys the response, and the
+ * pipeline then stops reading the chunks, so nothing waits on a socket that is gone and no
+ * rejection is left unhandled (which would end the process).
+ */
 export async function writeScrape(families: readonly Family[], out: NodeJS.WritableStream, gzipped: boolean): Promise<void> {
-  const target = gzipped ? createGzip({ level: constants.Z_BEST_SPEED }) : out;
-  const done = gzipped ? pipeline(target as Transform, out) : Promise.resolve();
-  for (const chunk of prometheusChunks(families)) {
-    if (!target.write(chunk)) await once(target, 'drain');
-  }
-  await new Promise<void>((resolve) => target.end(resolve));
-  await done;
+  const chunks = Readable.from(prometheusChunks(families));
+  if (gzipped) await pipeline(chunks, createGzip({ level: constants.Z_BEST_SPEED }), out);
+  else await pipeline(chunks, out);
 }

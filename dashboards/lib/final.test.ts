@@ -10,7 +10,8 @@ import { openStore, type EventStore } from '../../exporter/src/store/clickhouse.
 import { MonitoringConfig } from '../config.ts';
 import { dashboards } from '../index.ts';
 import { expandMacros } from './macros.ts';
-import { FINAL_WITHIN_PARTITIONS, PARTITION_FIXED_BY_KEY, finalTables, finalWithinPartitions } from './final.ts';
+import { FINAL_WITHIN_PARTITIONS, PARTITION_FIXED_BY_KEY, finalAcrossPartitions, finalTables, finalWithinPartitions } from './final.ts';
+import { clickHouseTargets } from './grafana.ts';
 
 describe('FINAL within partitions: which queries get the setting', () => {
   it('appends it when every table read with FINAL keeps its rows in one partition', () => {
@@ -102,20 +103,13 @@ describe('FINAL within partitions on the embedded engine', () => {
     expect(Number(dupes!.months)).toBeGreaterThanOrEqual(2);
     const range = { from: new Date(now - 61 * DAY), to: new Date(now + 60_000) };
     let compared = 0;
-    for (const entry of dashboards(MonitoringConfig.parse({}))) {
-      const json = JSON.parse(JSON.stringify(entry.build())) as { uid: string; panels?: { title?: string; targets?: { rawSql?: string }[]; panels?: unknown[] }[] };
-      const panels = (json.panels ?? []).flatMap((p) => [p, ...((p.panels ?? []) as typeof json.panels & object)]);
-      for (const panel of panels) {
-        for (const target of panel.targets ?? []) {
-          if (typeof target.rawSql !== 'string' || !target.rawSql.includes(FINAL_WITHIN_PARTITIONS)) continue;
-          const sql = expandMacros(target.rawSql, { ...range, values: { user: '', search: '', conversation: 'c7', content_limit: '2000' } });
-          const across = sql.replace(FINAL_WITHIN_PARTITIONS, 'do_not_merge_across_partitions_select_final = 0');
-          const sorted = (rows: unknown[]) => rows.map((r) => JSON.stringify(r)).sort();
-          const within = sorted(await store.query(sql));
-          expect(within, `${json.uid} / ${panel.title}`).toEqual(sorted(await store.query(across)));
-          compared += 1;
-        }
-      }
+    for (const { uid, title, rawSql } of dashboards(MonitoringConfig.parse({})).flatMap((entry) => clickHouseTargets(entry.build()))) {
+      if (!rawSql.includes(FINAL_WITHIN_PARTITIONS)) continue;
+      const sql = expandMacros(rawSql, { ...range, values: { user: '', search: '', conversation: 'c7', content_limit: '2000' } });
+      const sorted = (rows: unknown[]) => rows.map((r) => JSON.stringify(r)).sort();
+      const within = sorted(await store.query(sql));
+      expect(within, `${uid} / ${title}`).toEqual(sorted(await store.query(finalAcrossPartitions(sql))));
+      compared += 1;
     }
     expect(compared).toBeGreaterThanOrEqual(8);
   });

@@ -42,3 +42,8 @@ export function finalWithinPartitions(sql: string): string {
   if (/\bSETTINGS\b/i.test(sql)) throw new Error(`a dashboard query with its own SETTINGS clause: add ${FINAL_WITHIN_PARTITIONS} to it by hand`);
   return `${sql}\nSETTINGS ${FINAL_WITHIN_PARTITIONS}`;
 }
+
+/** `sql` as finalWithinPartitions wrote it, with the setting turned off: FINAL merging across partitions again. */
+export function finalAcrossPartitions(sql: string): string {
+  return sql.replace(FINAL_WITHIN_PARTITIONS, 'do_not_merge_across_partitions_select_final = 0');
+}

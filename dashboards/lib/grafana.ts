@@ -52,6 +52,23 @@ export function prom(expr: string, legend = '', options: { instant?: boolean; re
   return q;
 }
 
+/** A ClickHouse SQL target of a built dashboard, with the dashboard and panel it belongs to. */
+export interface ClickHouseTarget {
+  uid: string;
+  title: string;
+  rawSql: string;
+}
+
+/** Every ClickHouse SQL target of a built dashboard, those of panels inside rows included: for running them outside Grafana. */
+export function clickHouseTargets(built: unknown): ClickHouseTarget[] {
+  interface PanelJson { title?: string; targets?: { rawSql?: unknown }[]; panels?: PanelJson[] }
+  const dashboard = built as { uid: string; panels?: PanelJson[] };
+  const panels = (dashboard.panels ?? []).flatMap((p) => [p, ...(p.panels ?? [])]);
+  return panels.flatMap((panel) => (panel.targets ?? [])
+    .filter((t): t is { rawSql: string } => typeof t.rawSql === 'string')
+    .map((t) => ({ uid: dashboard.uid, title: panel.title ?? '?', rawSql: t.rawSql })));
+}
+
 export function ch(sql: string, format: 'timeseries' | 'table' | 'logs' = 'table'): ClickHouseQueryBuilder {
   return new ClickHouseQueryBuilder(sql, format);
 }

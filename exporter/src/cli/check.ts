@@ -13,6 +13,7 @@ import { adapterFor } from '../sources/registry.ts';
 import { IncrementalReader } from '../reader/incremental-reader.ts';
 import { MemoryCheckpointStore } from '../reader/checkpoint-store.ts';
 import type { Config, SourceConfig } from '../config/schema.ts';
+import type { NamedSource } from '../sources/adapter.ts';
 import { join } from 'node:path';
 import { openStore, StoreLocked, StoreUnavailable, type EventStore } from '../store/clickhouse.ts';
 import { loadMigrations } from '../store/migrations.ts';
@@ -26,14 +27,14 @@ export async function usesIndex(client: pg.PoolClient | pg.Pool, sql: string, pa
   return { indexed: /Index (Only )?Scan|Bitmap Index Scan/.test(plan) && !/Seq Scan/.test(plan), plan };
 }
 
-export async function checkSource(source: SourceConfig & { name: string }): Promise<Line[]> {
+export async function checkSource(source: NamedSource, onParts?: (parts: NamedSource[]) => void): Promise<Line[]> {
   const lines: Line[] = [];
   const adapter = adapterFor(source.type);
   const pool = createPool(source.databaseUrl!, { max: 1, applicationName: 'tokenwatch-check' });
   try {
     const who = await pool.query<{ version: string; user: string }>('SELECT current_setting(\'server_version\') AS version, current_user AS user');
     lines.push({ ok: true, text: `connected as ${who.rows[0]!.user}, PostgreSQL ${who.rows[0]!.version}` });
-    const tables = adapter.requiredTables.map((t) => source.tables[t] ?? t);
+    const tables = adapter.requiredTables(source).map((t) => source.tables[t] ?? t);
     const { rows } = await pool.query<{ name: string; readable: boolean; can_write: boolean }>(
       `SELECT c.relname AS name, has_any_column_privilege(c.oid, 'SELECT') AS readable,
          has_table_privilege(c.oid, 'INSERT') OR has_table_privilege(c.oid, 'UPDATE') OR has_table_privilege(c.oid, 'DELETE') AS can_write
@@ -75,6 +76,14 @@ export async function checkSource(source: SourceConfig & { name: string }): Prom
       lines.push({ ok: 'warn', text: `this role can also write to ${writable.join(', ')}: tokenwatch needs only SELECT, prefer a read-only role` });
     }
     if (lines.some((l) => l.ok === false)) return lines;
+    try {
+      const parts = (await adapter.parts?.(source, pool)) ?? [];
+      if (parts.length > 0) lines.push({ ok: true, text: `reads ${parts.length} more database${parts.length === 1 ? '' : 's'}: ${parts.map((p) => `${p.name} (${p.clientOf?.tenant})`).join(', ')}` });
+      onParts?.(parts);
+    } catch (error) {
+      lines.push({ ok: false, text: errorText(error) });
+      return lines;
+    }
     const built = adapter.build(source);
     const client = await pool.connect();
     try {
@@ -172,8 +181,9 @@ export async function checkCommand(options: CommonOptions & { json?: boolean; gr
   };
   const embedded = await resolveDatabase(loaded, logger);
   try {
-    for (const source of loaded.config.sources as (SourceConfig & { name: string })[]) {
-      const lines = await checkSource(source);
+    const queue = [...(loaded.config.sources as NamedSource[])];
+    for (let source = queue.shift(); source !== undefined; source = queue.shift()) {
+      const lines = await checkSource(source, (parts) => queue.unshift(...parts));
       // With sources chosen automatically, a source whose tables are absent is skipped, not a problem.
       const skipped = loaded.autoSources && lines.some((l) => l.ok === false && l.text.includes('not found'));
       report.sections.push({

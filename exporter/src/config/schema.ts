@@ -57,15 +57,50 @@ export const SourceConfig = z
     startFrom: z.union([z.literal('earliest'), z.literal('now'), z.iso.datetime({ offset: true })]).default('earliest'),
     /** Only rows of these request types are read from api_requests (Claude Nexus Proxy). */
     requestTypes: z.array(z.string()).default(['inference']),
+    /**
+     * Sidekick Forge: the databases of dedicated (champion, paragon) clients, each holding that
+     * client's agents, conversations and transcripts. databaseUrl is then the platform database
+     * (clients, tier quotas, usage, activity log, LiveKit events, and the shared clients' agents).
+     */
+    clientDatabases: z
+      .array(
+        z
+          .object({
+            /** The client's id (clients.id in the platform database). */
+            client: z.uuid('must be the client\'s id (clients.id in the platform database)'),
+            /** Names this database in stream names and self-metrics ("<source>.<name>"); default: client-<first 8 hex digits of the id>. */
+            name: z
+              .string()
+              .regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be lower-case letters, digits, "-" or "_"')
+              .optional(),
+            databaseUrl: PostgresUrl,
+          })
+          .strict(),
+      )
+      .default([]),
   })
   .strict()
   .superRefine((source, ctx) => {
+    if (source.clientDatabases.length > 0 && source.type !== 'sidekick-forge') {
+      ctx.addIssue({ code: 'custom', path: ['clientDatabases'], message: 'only a sidekick-forge source has client databases' });
+    }
+    const names = new Set<string>();
+    for (const [index, db] of source.clientDatabases.entries()) {
+      const name = clientDatabaseName(db);
+      if (names.has(name)) ctx.addIssue({ code: 'custom', path: ['clientDatabases', index, 'name'], message: `"${name}" names two client databases; give each a unique name` });
+      names.add(name);
+    }
     if (source.sweepWindow > 0 && source.sweepWindow <= source.maxCommitDelay) {
       ctx.addIssue({ code: 'custom', path: ['sweepWindow'], message: 'must be longer than maxCommitDelay (the sweep reads below the poll\'s window), or "0s" to turn the sweep off' });
     }
     if (source.sweepInterval <= 0) ctx.addIssue({ code: 'custom', path: ['sweepInterval'], message: 'must be longer than 0' });
   });
 export type SourceConfig = z.infer<typeof SourceConfig>;
+
+/** The name of a client database: its own, or client-<first 8 hex digits of the client id>. */
+export function clientDatabaseName(db: { client: string; name?: string | undefined }): string {
+  return db.name ?? `client-${db.client.replaceAll('-', '').slice(0, 8).toLowerCase()}`;
+}
 
 export const Config = z
   .object({

@@ -1,13 +1,26 @@
-// Fixture DDL of the three source schemas, for the embedded demo database and the tests.
+// Fixture DDL of the source schemas, written from each project's own migrations (each file
+// says which), for the embedded demo database and the tests. tokenwatch never creates these
+// tables in a user's database.
 import { readFileSync } from 'node:fs';
 import type { SourceName } from '../model/events.ts';
 
 const FILES: Record<SourceName, string> = {
   'claude-nexus-proxy': 'claude-nexus-proxy.sql',
-  'sidekick-forge': 'sidekick-forge.sql',
+  // The platform database (the shared clients' agents, conversations and transcripts included).
+  'sidekick-forge': 'sidekick-forge-platform.sql',
   litellm: 'litellm.sql',
 };
 
+function read(file: string): string {
+  return readFileSync(new URL(`./ddl/${file}`, import.meta.url), 'utf8');
+}
+
+/** The schema of a source's (main) database. */
 export function sourceDdl(schema: SourceName): string {
-  return readFileSync(new URL(`./ddl/${FILES[schema]}`, import.meta.url), 'utf8');
+  return read(FILES[schema]);
+}
+
+/** The schema of a Sidekick Forge dedicated client's own database. */
+export function sidekickClientDdl(): string {
+  return read('sidekick-forge-client.sql');
 }

@@ -149,7 +149,13 @@ export function spendLogRows(count: number, options: { seed?: number; end?: Date
   return rows;
 }
 
-/** Sidekick Forge: clients, agents, usage for the current month, conversations and transcripts. */
+/**
+ * Sidekick Forge, on the platform database's real schema: tiers, clients (one with no tier,
+ * one that moved tier after its usage rows were created, so their *_limit copies are stale),
+ * agents (no client_id: tied to their client by agent_usage), usage for the current month
+ * (one usage row of an agent since deleted), conversations and transcripts (recent ones for
+ * the first agent of each client), the activity log and LiveKit room events.
+ */
 export async function seedSidekickForge(db: Queryable, options: { seed?: number; clients?: number; agentsPerClient?: number; conversations?: number; now?: Date } = {}): Promise<void> {
   const rnd = random(options.seed ?? 3);
   const now = options.now ?? new Date();
@@ -157,63 +163,76 @@ export async function seedSidekickForge(db: Queryable, options: { seed?: number;
   await insertRows(db, 'tier_quotas', ['tier', 'voice_seconds_per_month', 'text_messages_per_month', 'embedding_chunks_per_month'], [
     ['adventurer', 6000, 1000, 10000],
     ['champion', 30000, 10000, 100000],
-    ['paragon', 120000, 50000, 500000],
+    ['paragon', 120000, 0, 500000],
   ]);
-  const tiers = ['adventurer', 'champion', 'paragon'];
+  const tiers = ['adventurer', 'champion', 'paragon', null];
   const agentIds: { id: string; client: string }[] = [];
   const clientRows: unknown[][] = [];
   const agentRows: unknown[][] = [];
   const usageRows: unknown[][] = [];
-  for (let c = 0; c < (options.clients ?? 4); c++) {
+  const activityRows: unknown[][] = [];
+  const clients = options.clients ?? 4;
+  const perClient = options.agentsPerClient ?? 3;
+  for (let c = 0; c < clients; c++) {
     const clientId = uuidFrom(`client-${c}`);
-    clientRows.push([clientId, `Client ${c}`, tiers[c % 3], `client-${c}`, 'sk-secret-openai', 'lk-secret']);
-    for (let a = 0; a < (options.agentsPerClient ?? 3); a++) {
+    clientRows.push([clientId, `Client ${c}`, tiers[c % tiers.length], 'sk-secret-openai', 'lk-secret']);
+    for (let a = 0; a < perClient; a++) {
       const agentId = uuidFrom(`agent-${c}-${a}`);
       agentIds.push({ id: agentId, client: clientId });
       // The second agent of every client had its configuration changed after creation.
-      agentRows.push([agentId, clientId, `agent-${c}-${a}`, `Agent ${c}.${a}`, 'You are helpful.', 'gpt-4o-mini', a !== 2,
+      agentRows.push([agentId, `agent-${c}-${a}`, `Agent ${c}.${a}`, 'You are helpful.', 'gpt-4o-mini', a !== 2,
         new Date(now.getTime() - 30 * 86_400_000), a === 1 ? new Date(now.getTime() - 3_600_000) : new Date(now.getTime() - 30 * 86_400_000)]);
-      const voiceLimit = c === 0 ? 6000 : 0;
+      // Limits copied from the adventurer tier when the rows were made: stale for other tiers.
       usageRows.push([
         clientId, agentId, periodStart,
-        Math.floor(rnd() * (c === 0 ? 2500 : 20000)), voiceLimit,
-        Math.floor(rnd() * 400), 0,
-        Math.floor(rnd() * 3000), 0,
+        Math.floor(rnd() * (c === 0 ? 2500 : 20000)), 6000,
+        Math.floor(rnd() * 400), 1000,
+        Math.floor(rnd() * 3000), 10000,
         Math.floor(rnd() * 500000), Math.floor(rnd() * 200000), Math.floor(rnd() * 100000),
         Math.floor(rnd() * 40), now,
       ]);
+      if (a === 1) activityRows.push([uuidFrom(`activity-${c}-${a}`), 'sidekick_updated', 'update', clientId, agentId, 'sidekick', agentId, `Agent ${c}.${a}`, 'success', new Date(now.getTime() - 3_600_000)]);
     }
+    // Usage of an agent that was deleted since: still the client's.
+    usageRows.push([clientId, uuidFrom(`deleted-agent-${c}`), periodStart, 120, 6000, 15, 1000, 0, 10000, 0, 0, 0, 1, now]);
+    activityRows.push([uuidFrom(`document-${c}`), 'document_uploaded', 'create', clientId, null, 'document', `doc-${c}`, `Handbook ${c}.pdf`, 'success', new Date(now.getTime() - 7_200_000)]);
   }
-  await insertRows(db, 'clients', ['id', 'name', 'tier', 'slug', 'openai_api_key', 'livekit_api_secret'], clientRows);
-  await insertRows(db, 'agents', ['id', 'client_id', 'slug', 'name', 'system_prompt', 'model', 'enabled', 'created_at', 'updated_at'], agentRows);
+  await insertRows(db, 'clients', ['id', 'name', 'tier', 'openai_api_key', 'livekit_api_secret'], clientRows);
+  await insertRows(db, 'agents', ['id', 'slug', 'name', 'system_prompt', 'model', 'enabled', 'created_at', 'updated_at'], agentRows);
   await insertRows(db, 'agent_usage', [
     'client_id', 'agent_id', 'period_start', 'voice_seconds_used', 'voice_seconds_limit', 'text_messages_used', 'text_messages_limit',
     'embedding_chunks_used', 'embedding_chunks_limit', 'llm_input_tokens', 'llm_output_tokens', 'llm_cached_input_tokens', 'session_count', 'last_session_at',
   ], usageRows);
+  await insertRows(db, 'activity_log', ['id', 'activity_type', 'action', 'client_id', 'agent_id', 'resource_type', 'resource_id', 'resource_name', 'status', 'created_at'], activityRows);
   const conversationRows: unknown[][] = [];
   const transcriptRows: unknown[][] = [];
-  const channels = ['voice', 'text', 'hybrid', 'telegram'];
+  const livekitRows: unknown[][] = [];
+  const channels = ['voice', 'text'];
   for (let i = 0; i < (options.conversations ?? 200); i++) {
     // Every tenth conversation is live, always on the first agent of a client, so the other
     // agents show as idle (or offline when disabled).
     const recent = i % 10 === 0;
-    const perClient = options.agentsPerClient ?? 3;
-    const agent = recent ? agentIds[((i / 10) % (options.clients ?? 4)) * perClient]! : pick(rnd, agentIds);
+    const agent = recent ? agentIds[((i / 10) % clients) * perClient]! : pick(rnd, agentIds);
     const id = uuidFrom(`conversation-${i}`);
-    const created = new Date(now.getTime() - Math.floor(rnd() * 20 * 3_600_000));
     const turns = Math.floor(rnd() * 6) + 1;
-    const last = new Date(created.getTime() + turns * 40_000);
-    const lastActivity = recent ? new Date(now.getTime() - 60_000) : last;
-    conversationRows.push([id, agent.id, uuidFrom(`user-${i % 30}`), pick(rnd, channels), recent ? 'active' : 'archived', created, lastActivity, lastActivity, turns * 40]);
+    const created = recent ? new Date(now.getTime() - 60_000 - turns * 40_000) : new Date(now.getTime() - Math.floor(rnd() * 20 * 3_600_000) - 3_600_000);
+    const channel = pick(rnd, channels);
+    conversationRows.push([id, id, agent.id, uuidFrom(`user-${i % 30}`), channel, created, created]);
     for (let t = 0; t < turns; t++) {
       const turn = uuidFrom(`turn-${i}-${t}`);
       const at = new Date(created.getTime() + t * 40_000);
-      transcriptRows.push([uuidFrom(`msg-${i}-${t}-u`), id, agent.id, 'user', `User message ${t} call me at +1 555 010 ${1000 + i}`, turn, t * 2, 'text', at]);
-      transcriptRows.push([uuidFrom(`msg-${i}-${t}-a`), id, agent.id, 'assistant', `Assistant reply ${t}`, turn, t * 2 + 1, 'text', new Date(at.getTime() + 2000)]);
+      transcriptRows.push([uuidFrom(`msg-${i}-${t}-u`), id, id, agent.id, 'user', `User message ${t} call me at +1 555 010 ${1000 + i}`, turn, t * 2, channel, at]);
+      transcriptRows.push([uuidFrom(`msg-${i}-${t}-a`), id, id, agent.id, 'assistant', `Assistant reply ${t}`, turn, t * 2 + 1, channel, new Date(at.getTime() + 2000)]);
+    }
+    if (channel === 'voice') {
+      const metadata = JSON.stringify({ client_id: agent.client, agent_id: agent.id });
+      livekitRows.push([uuidFrom(`room-start-${i}`), 'room_started', `room-${i}`, null, metadata, created]);
+      if (!recent) livekitRows.push([uuidFrom(`room-end-${i}`), 'room_finished', `room-${i}`, turns * 40, metadata, new Date(created.getTime() + turns * 40_000)]);
     }
   }
-  await insertRows(db, 'conversations', ['id', 'agent_id', 'user_id', 'channel', 'status', 'created_at', 'updated_at', 'last_interaction_at', 'duration'], conversationRows);
-  await insertRows(db, 'conversation_transcripts', ['id', 'conversation_id', 'agent_id', 'role', 'content', 'turn_id', 'sequence', 'source', 'created_at'], transcriptRows);
+  await insertRows(db, 'conversations', ['id', 'session_id', 'agent_id', 'user_id', 'channel', 'created_at', 'updated_at'], conversationRows);
+  await insertRows(db, 'conversation_transcripts', ['id', 'conversation_id', 'session_id', 'agent_id', 'role', 'content', 'turn_id', 'sequence', 'source', 'created_at'], transcriptRows);
+  await insertRows(db, 'livekit_events', ['id', 'event_type', 'room_name', 'duration', 'metadata', 'created_at'], livekitRows);
 }
 
 /** Seeds all three schemas (DDL must already exist). */

@@ -84,6 +84,21 @@ export const METRICS = {
     help: 'Conversation messages by role.',
     labels: ['source', 'tenant', 'role'], source: 'conversation_transcripts; request/response turns of api_requests',
   },
+  conversationsStarted: {
+    name: 'tokenwatch_conversations_started_total', type: 'counter', unit: '{conversation}',
+    help: 'Conversations started, by channel.',
+    labels: ['source', 'tenant', 'channel'], source: 'conversations (Sidekick Forge)',
+  },
+  activities: {
+    name: 'tokenwatch_activities_total', type: 'counter', unit: '{activity}',
+    help: 'Platform activities by type and status: agent configuration changes, knowledge-base documents, abilities run, voice sessions started and finished, failed LLM calls from an error log.',
+    labels: ['source', 'tenant', 'type', 'status'], source: 'activity_log, livekit_events (Sidekick Forge); LiteLLM_ErrorLogs',
+  },
+  voiceSessionSeconds: {
+    name: 'tokenwatch_voice_session_seconds_total', type: 'counter', unit: 's',
+    help: 'Duration of finished voice sessions.',
+    labels: ['source', 'tenant'], source: 'livekit_events room_finished duration (Sidekick Forge)',
+  },
   // ---- snapshots of tables updated in place (recomputed on every snapshot read) ----
   quotaUsed: {
     name: 'tokenwatch_quota_used', type: 'gauge', unit: '1',
@@ -127,8 +142,13 @@ export const METRICS = {
   },
   conversations: {
     name: 'tokenwatch_conversations', type: 'gauge', unit: '{conversation}',
-    help: 'Conversations by channel and status.',
+    help: 'Conversations by channel and status (status="all" where the source records none).',
     labels: ['source', 'tenant', 'channel', 'status'], source: 'conversations',
+  },
+  voiceSessionsActive: {
+    name: 'tokenwatch_voice_sessions_active', type: 'gauge', unit: '{session}',
+    help: 'Voice sessions in progress: LiveKit rooms started in the last 24 hours and not finished.',
+    labels: ['source', 'tenant'], source: 'livekit_events (Sidekick Forge)',
   },
   activeTenants: {
     name: 'tokenwatch_active_tenants', type: 'gauge', unit: '{tenant}',

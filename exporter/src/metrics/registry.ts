@@ -22,7 +22,7 @@ export type SavedMetrics = Partial<Record<MetricKey, SavedSeries[]>>;
 /** The durable metrics, recorded from append-only streams. */
 const STREAM_METRICS = [
   'tokenUsage', 'operationDuration', 'timeToFirstToken', 'requests', 'tokens', 'cost', 'errors',
-  'subtaskRequests', 'toolCalls', 'rateLimitWarnings', 'messages',
+  'subtaskRequests', 'toolCalls', 'rateLimitWarnings', 'messages', 'conversationsStarted', 'activities', 'voiceSessionSeconds',
 ] as const satisfies readonly MetricKey[];
 
 /**
@@ -234,6 +234,13 @@ export class MetricsRegistry {
     for (const event of events) {
       if (event.kind === 'request') this.recordRequest(entry, event);
       else if (event.kind === 'message') this.record(entry, 'messages', [event.source, event.tenant, event.role], 1, false);
+      else if (event.kind === 'conversation') this.record(entry, 'conversationsStarted', [event.source, event.tenant, event.channel], 1, false);
+      else if (event.kind === 'activity') {
+        this.record(entry, 'activities', [event.source, event.tenant, event.activityType, event.status], 1, false);
+        if (event.activityType === 'voice_session_finished' && event.durationSeconds !== null) {
+          this.record(entry, 'voiceSessionSeconds', [event.source, event.tenant], event.durationSeconds, false);
+        }
+      }
     }
   }
 
@@ -309,7 +316,7 @@ export class MetricsRegistry {
   recordSnapshot(snapshotId: string, events: readonly CanonicalEvent[]): void {
     const gauges = newFamilies([
       'quotaUsed', 'quotaLimit', 'quotaUtilisation', 'accountWindowTokens', 'accountWindowLimit',
-      'agentStatus', 'agentActiveConversations', 'agentLastActivity', 'conversations',
+      'agentStatus', 'agentActiveConversations', 'agentLastActivity', 'conversations', 'voiceSessionsActive',
     ]);
     const set = (key: MetricKey, values: string[], value: number) => {
       const def = METRICS[key] as MetricDef;
@@ -318,7 +325,8 @@ export class MetricsRegistry {
     const clientTotals = new Map<string, { source: string; client: string; resource: string; used: number; limit: number }>();
     for (const e of events) {
       if (e.kind === 'usage') {
-        set('quotaUsed', [e.source, e.client, e.agent, e.resource], e.used);
+        // agent '' marks a client without usage rows: only its total (0) is shown.
+        if (e.agent !== '') set('quotaUsed', [e.source, e.client, e.agent, e.resource], e.used);
         const key = `${e.source}\u0001${e.client}\u0001${e.resource}`;
         const total = clientTotals.get(key) ?? { source: e.source, client: e.client, resource: e.resource, used: 0, limit: 0 };
         total.used += e.used;
@@ -328,6 +336,8 @@ export class MetricsRegistry {
         for (const status of ['online', 'idle', 'offline']) set('agentStatus', [e.source, e.tenant, e.agent, status], e.status === status ? 1 : 0);
         set('agentActiveConversations', [e.source, e.tenant, e.agent], e.activeConversations);
         if (e.lastActivityAt !== null) set('agentLastActivity', [e.source, e.tenant, e.agent], Date.parse(e.lastActivityAt) / 1000);
+      } else if (e.kind === 'voice_sessions') {
+        set('voiceSessionsActive', [e.source, e.tenant], e.active);
       } else if (e.kind === 'conversation_stats') {
         set('conversations', [e.source, e.tenant, e.channel, e.status], e.conversations);
       } else if (e.kind === 'account_window') {

@@ -156,6 +156,44 @@ export const AccountWindow = z.object({
 });
 export type AccountWindow = z.infer<typeof AccountWindow>;
 
+/**
+ * Something that happened on an agent platform, from a log the platform keeps (Sidekick Forge's
+ * activity_log and livekit_events, LiteLLM's error log): agent configuration changes,
+ * knowledge-base documents, abilities run, voice sessions started and finished, failed calls.
+ */
+export const ActivityEvent = z.object({
+  kind: z.literal('activity'),
+  source: SourceName,
+  tenant: z.string().min(1),
+  /** The source row's id: an activity is stored once whatever happens to its tenant. */
+  activityId: z.string().min(1),
+  /** e.g. sidekick_updated, document_uploaded, ability_run, voice_session_started, voice_session_finished, llm_call_failed. */
+  activityType: z.string().min(1),
+  /** create, update, delete, run, start, end, … */
+  action: z.string(),
+  /** success, failed, pending. */
+  status: z.string(),
+  agent: z.string().nullable(),
+  resourceType: z.string().nullable(),
+  resourceName: z.string().nullable(),
+  /** Seconds, for activities that last (a voice session). */
+  durationSeconds: z.number().nonnegative().nullable(),
+  /** Small JSON object of details (never content or secrets). */
+  details: z.string(),
+  occurredAt: Timestamp,
+});
+export type ActivityEvent = z.infer<typeof ActivityEvent>;
+
+/** Voice sessions in progress now, per tenant (Sidekick Forge: LiveKit rooms started and not finished). */
+export const VoiceSessions = z.object({
+  kind: z.literal('voice_sessions'),
+  source: SourceName,
+  tenant: z.string().min(1),
+  active: z.number().int().nonnegative(),
+  observedAt: Timestamp,
+});
+export type VoiceSessions = z.infer<typeof VoiceSessions>;
+
 export const CanonicalEvent = z.discriminatedUnion('kind', [
   RequestEvent,
   MessageEvent,
@@ -164,5 +202,7 @@ export const CanonicalEvent = z.discriminatedUnion('kind', [
   ConversationSnapshot,
   ConversationStats,
   AccountWindow,
+  ActivityEvent,
+  VoiceSessions,
 ]);
 export type CanonicalEvent = z.infer<typeof CanonicalEvent>;

@@ -2,13 +2,13 @@
 // their intervals, maps rows through the adapters, hands events to the sinks and records the
 // status of every stream. Adapters never see timers, retries or sinks.
 import type pg from 'pg';
-import type { Config, SourceConfig } from '../config/schema.ts';
+import type { Config } from '../config/schema.ts';
 import type { CanonicalEvent } from '../model/events.ts';
 import type { Logger } from '../log.ts';
 import { errorText } from '../log.ts';
 import { beginRead, createPool, existingTables, plannerRowEstimate } from '../db/postgres.ts';
 import { adapterFor } from '../sources/registry.ts';
-import type { BulkContext, IncrementalStream, MapContext, SnapshotQuery, SourceAdapter } from '../sources/adapter.ts';
+import type { BulkContext, IncrementalStream, MapContext, NamedSource, SnapshotQuery, SourceAdapter } from '../sources/adapter.ts';
 import { Pricing } from '../sources/pricing.ts';
 import { IncrementalReader, PollAborted, cursorTime, type PollResult } from '../reader/incremental-reader.ts';
 import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
@@ -26,7 +26,7 @@ import { CONNECT_BACKOFF, pollBackoff, retryDelayMs } from './backoff.ts';
 export type { SinkStatus, StreamStatus } from './status.ts';
 
 interface ActiveSource {
-  config: SourceConfig & { name: string };
+  config: NamedSource;
   adapter: SourceAdapter;
   pool: pg.Pool;
   streams: {
@@ -65,7 +65,7 @@ export interface PipelineOptions {
   onFatal?: (error: Error) => void;
 }
 
-type SourceConfigNamed = SourceConfig & { name: string };
+type SourceConfigNamed = NamedSource;
 
 function newStatus(id: string, source: SourceConfigNamed, table: string, kind: StreamStatus['kind'], spec?: IncrementalStream['spec']): StreamStatus {
   return newStreamStatus({
@@ -156,11 +156,16 @@ export class Pipeline {
     return pipeline;
   }
 
-  /** Connects a source and checks its tables; throws SourceUnavailable when either fails. */
-  private async addSource(config: SourceConfigNamed): Promise<void> {
+  /**
+   * Connects a source and checks its tables, then adds its parts (the other databases it
+   * reads, each a source of its own); throws SourceUnavailable when the source's own database
+   * cannot be used. A part that cannot be used yet is waited for like any source (`run`), or
+   * fails the open (backfill). Returns the sources added.
+   */
+  private async addSource(config: SourceConfigNamed): Promise<ActiveSource[]> {
     const adapter = adapterFor(config.type);
     const pool = createPool(config.databaseUrl!, { applicationName: `tokenwatch/${config.name}` });
-    const wanted = adapter.requiredTables.map((t) => config.tables[t] ?? t);
+    const wanted = adapter.requiredTables(config).map((t) => config.tables[t] ?? t);
     let present: Set<string>;
     try {
       present = await existingTables(pool, config.schema, wanted);
@@ -173,6 +178,27 @@ export class Pipeline {
       await pool.end();
       throw new SourceUnavailable(`source ${config.name} (${config.type}): tables not found in schema "${config.schema}": ${missing.join(', ')}`, true);
     }
+    let parts: SourceConfigNamed[];
+    try {
+      parts = (await adapter.parts?.(config, pool)) ?? [];
+    } catch (error) {
+      await pool.end();
+      throw new SourceUnavailable(errorText(error), false, error);
+    }
+    const added = [this.activate(config, adapter, pool)];
+    for (const part of parts) {
+      try {
+        added.push(...(await this.addSource(part)));
+      } catch (error) {
+        if (!(error instanceof SourceUnavailable) || !this.options.waitForSources) throw error;
+        this.waitFor(part, error);
+      }
+    }
+    return added;
+  }
+
+  /** A connected source with its streams and snapshots, resumed from their checkpoints. */
+  private activate(config: SourceConfigNamed, adapter: SourceAdapter, pool: pg.Pool): ActiveSource {
     const built = adapter.build(config);
     const active: ActiveSource = { config, adapter, pool, streams: [], snapshots: [] };
     const connect = () => pool.connect();
@@ -198,6 +224,7 @@ export class Pipeline {
       { source: config.name, type: config.type, streams: built.streams.map((s) => s.table), snapshots: built.snapshots.map((s) => s.table) },
       'source ready',
     );
+    return active;
   }
 
   /**
@@ -226,8 +253,9 @@ export class Pipeline {
 
   private async retryConnect(pending: PendingSource): Promise<void> {
     if (this.stopped) return;
+    let added: ActiveSource[];
     try {
-      await this.addSource(pending.config);
+      added = await this.addSource(pending.config);
     } catch (error) {
       if (this.stopped) return;
       if (error instanceof SourceUnavailable) {
@@ -241,12 +269,15 @@ export class Pipeline {
     }
     this.pending.splice(this.pending.indexOf(pending), 1);
     if (this.stopped) {
-      await this.sources.pop()?.pool.end();
+      for (const source of added) {
+        this.sources.splice(this.sources.indexOf(source), 1);
+        await source.pool.end();
+      }
       return;
     }
     this.options.logger.info({ source: pending.config.name, afterAttempts: pending.failures + 1 }, 'source connected');
     this.dropSkippedSources();
-    if (this.started) this.startSource(this.sources[this.sources.length - 1]!);
+    if (this.started) for (const source of added) this.startSource(source);
   }
 
   /**
@@ -646,7 +677,7 @@ export class Pipeline {
 
   private startSource(source: ActiveSource): void {
     for (const entry of source.streams) {
-      this.loop(entry.status, source.config.pollInterval, () => this.pollStream(entry));
+      this.loop(entry.status, entry.stream.intervalMs ?? source.config.pollInterval, () => this.pollStream(entry));
     }
     for (const entry of source.snapshots) {
       this.loop(entry.status, source.config.snapshotInterval, () => this.pollSnapshot(source, entry));

@@ -1,7 +1,9 @@
-// Sidekick Forge: clients of three tiers with their agents (one of them switched off), voice
-// and text conversations of several turns (a transcript row for the user and one for the
-// agent per turn, sharing the turn id), conversations closed when they end, agents whose
-// configuration changes now and then, and usage counters that fill up through the month,
+// Sidekick Forge, written as the platform writes its real schema: clients of three tiers with
+// their agents (one of them switched off; agents have no client_id), voice and text
+// conversations of several turns (a transcript row for the user and one for the agent per
+// turn, sharing the turn id; the conversation row is inserted once, at the start, and never
+// updated), agents whose configuration changes now and then, and usage counters (rows created
+// with the tier's limits copied in, then incremented in place) that fill up through the month,
 // some clients past 80, 90 and 100 % of their quota.
 import { logNormal, pick, uuid, weighted, type Random } from './random.ts';
 import { TIERS, type SidekickClient, type World } from './world.ts';
@@ -21,7 +23,8 @@ export function sidekickSetup(world: World, now: number): { table: string; row: 
     rows.push({
       table: 'clients',
       row: {
-        id: client.id, name: client.name, tier: client.tier, slug: client.slug, openai_api_key: 'sk-proj-simulated-secret', livekit_api_secret: 'simulated-livekit-secret',
+        id: client.id, name: client.name, tier: client.tier, hosting_type: client.tier === 'adventurer' ? 'shared' : 'dedicated',
+        openai_api_key: 'sk-proj-simulated-secret', livekit_api_secret: 'simulated-livekit-secret',
         created_at: new Date(Date.UTC(2026, 4, 1)).toISOString(), updated_at: new Date(now).toISOString(),
       },
     });
@@ -29,7 +32,7 @@ export function sidekickSetup(world: World, now: number): { table: string; row: 
       rows.push({
         table: 'agents',
         row: {
-          id: agent.id, client_id: client.id, slug: agent.slug, name: agent.name, system_prompt: `You are the ${agent.name}.`, model: agent.model, enabled: agent.enabled,
+          id: agent.id, slug: agent.slug, name: agent.name, system_prompt: `You are the ${agent.name}.`, model: agent.model, enabled: agent.enabled,
           voice_settings: JSON.stringify({ voice: 'alloy' }), tools_config: JSON.stringify({}), created_at: new Date(agent.createdAt).toISOString(), updated_at: new Date(agent.createdAt).toISOString(),
         },
       });
@@ -64,8 +67,9 @@ export function sidekickUsage(world: World, now: number): { table: string; row: 
           table: 'agent_usage',
           row: {
             client_id: client.id, agent_id: agent.id, period_start: new Date(period).toISOString().slice(0, 10),
-            voice_seconds_used: of(tier.voice), voice_seconds_limit: 0, text_messages_used: of(tier.text), text_messages_limit: 0,
-            embedding_chunks_used: of(tier.embedding * 0.4), embedding_chunks_limit: 0,
+            // The tier's limits, copied when the row is created (as ensure_agent_usage_row does).
+            voice_seconds_used: of(tier.voice), voice_seconds_limit: tier.voice, text_messages_used: of(tier.text), text_messages_limit: tier.text,
+            embedding_chunks_used: of(tier.embedding * 0.4), embedding_chunks_limit: tier.embedding,
             llm_input_tokens: of(tier.text) * 900, llm_output_tokens: of(tier.text) * 250, llm_cached_input_tokens: of(tier.text) * 300,
             tts_characters: of(tier.voice) * 14, tts_audio_seconds: of(tier.voice) * 0.55, stt_audio_seconds: of(tier.voice) * 0.45,
             session_count: Math.round(of(tier.text) / 6), last_session_at: new Date(now - 60_000).toISOString(), updated_at: new Date(now).toISOString(),
@@ -99,8 +103,7 @@ export function sidekickConversation(rnd: Random, world: World, start: number): 
     at = agentAt;
   }
   const conversation = {
-    id, session_id: session, agent_id: agent.id, user_id: user, metadata: JSON.stringify({ channel }), channel, status: 'active',
-    conversation_title: ask(rnd).slice(0, 60), last_interaction_at: new Date(start).toISOString(), duration: null,
+    id, session_id: session, agent_id: agent.id, user_id: user, metadata: JSON.stringify({ channel }), channel,
     created_at: new Date(start).toISOString(), updated_at: new Date(start).toISOString(),
   };
   return { conversation, turns, endsAt: at, client };

@@ -164,13 +164,7 @@ export class Simulator {
       const due = [...later.splice(0), ...rows];
       const conversationRows: Record<string, unknown>[] = [];
       for (const c of conversations) {
-        const done = c.turns.filter((t) => t.at <= end);
-        const ended = c.endsAt <= end;
-        const lastAt = done.at(-1)?.at ?? Date.parse(String(c.conversation.created_at));
-        conversationRows.push({
-          ...c.conversation, status: ended ? 'archived' : 'active', last_interaction_at: new Date(lastAt).toISOString(), updated_at: new Date(lastAt).toISOString(),
-          duration: ended ? Math.round((c.endsAt - Date.parse(String(c.conversation.created_at))) / 1000) : null,
-        });
+        conversationRows.push(c.conversation);
         due.push(...c.turns);
       }
       await insert(this.db, 'conversations', conversationRows);
@@ -223,15 +217,9 @@ export class Simulator {
     const updates = this.conversationUpdates.filter((u) => u.at <= now);
     this.conversationUpdates = this.conversationUpdates.filter((u) => u.at > now);
     for (const u of updates) {
-      await this.db.query(
-        'UPDATE conversations SET last_interaction_at = $2, updated_at = $2, status = $3, duration = coalesce($4, duration) WHERE id = $1',
-        [u.id, new Date(u.at).toISOString(), u.status, u.duration],
-      );
-      await this.db.query(
-        `UPDATE agent_usage SET voice_seconds_used = voice_seconds_used + $3, text_messages_used = text_messages_used + $4, session_count = session_count + $5,
-           last_session_at = $6, updated_at = $6 WHERE client_id = $1 AND agent_id = $2 AND period_start = date_trunc('month', $6::timestamptz)::date`,
-        [u.clientId, u.agentId, u.voiceSeconds, u.voiceSeconds > 0 ? 0 : 1, u.status === 'archived' ? 1 : 0, new Date(u.at).toISOString()],
-      );
+      // The platform's own functions: the month's row is created with the tier's limits, then incremented.
+      if (u.voiceSeconds > 0) await this.db.query('SELECT * FROM increment_agent_voice_seconds($1, $2, $3)', [u.clientId, u.agentId, u.voiceSeconds]);
+      else await this.db.query('SELECT * FROM increment_agent_text_messages($1, $2, 1)', [u.clientId, u.agentId]);
     }
     // Now and then an agent's configuration changes (its model), as operators tune them.
     if (this.has('sidekick-forge') && this.rnd() < (now - since) / (30 * 60_000)) {

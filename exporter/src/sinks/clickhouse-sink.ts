@@ -6,7 +6,7 @@
 // requests and messages, the sink asks ClickHouse which ids of the page are already stored
 // (bounded by the page's time range, on the sort key) and inserts only the others. One writer
 // per stream (one tokenwatch per source) keeps that check race-free.
-import type { AgentSnapshot, CanonicalEvent, ConversationSnapshot, MessageEvent, RequestEvent, UsageSnapshot } from '../model/events.ts';
+import type { ActivityEvent, AgentSnapshot, CanonicalEvent, ConversationSnapshot, MessageEvent, RequestEvent, UsageSnapshot } from '../model/events.ts';
 import type { EventStore } from '../store/clickhouse.ts';
 import { storedContent, type ContentMode } from '../store/redact.ts';
 import { recoverDerived, type RecoverResult } from '../store/recover.ts';
@@ -70,12 +70,14 @@ export class ClickHouseSink implements Sink {
     const conversations: ConversationSnapshot[] = [];
     const usage: UsageSnapshot[] = [];
     const agents: AgentSnapshot[] = [];
+    const platform: ActivityEvent[] = [];
     for (const e of events) {
       if (e.kind === 'request') requests.push(e);
       else if (e.kind === 'message') messages.push(e);
       else if (e.kind === 'conversation') conversations.push(e);
       else if (e.kind === 'usage') usage.push(e);
       else if (e.kind === 'agent') agents.push(e);
+      else if (e.kind === 'activity') platform.push(e);
     }
     const activities: Record<string, unknown>[] = [];
 
@@ -101,10 +103,6 @@ export class ClickHouseSink implements Sink {
       })));
       for (const c of conversations) {
         activities.push(activity(c, 'conversation_started', c.conversationId, c.startedAt, { agent: c.agent ?? '', conversation_id: c.conversationId, details: JSON.stringify({ channel: c.channel }) }));
-        if (c.status !== 'active') {
-          const duration = c.durationSeconds ?? (Date.parse(c.lastActivityAt) - Date.parse(c.startedAt)) / 1000;
-          activities.push(activity(c, 'conversation_ended', c.conversationId, c.lastActivityAt, { agent: c.agent ?? '', conversation_id: c.conversationId, value: duration, details: JSON.stringify({ channel: c.channel, status: c.status }) }));
-        }
       }
     }
     if (usage.length > 0) {
@@ -119,6 +117,12 @@ export class ClickHouseSink implements Sink {
       if (a.configChangedAt !== null) {
         activities.push(activity(a, 'agent_configuration_changed', `${a.agentId}:${a.configChangedAt}`, a.configChangedAt, { agent: a.agent, details: JSON.stringify({ enabled: a.enabled, model: a.model }) }));
       }
+    }
+    for (const a of platform) {
+      activities.push(activity(a, a.activityType, a.activityId, a.occurredAt, {
+        agent: a.agent ?? '', resource: a.resourceType ?? '', value: a.durationSeconds ?? 0,
+        details: JSON.stringify({ action: a.action, status: a.status, resource_name: a.resourceName, ...(JSON.parse(a.details) as object) }),
+      }));
     }
     await this.store.insert('activity_events', activities);
   }

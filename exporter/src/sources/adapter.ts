@@ -3,11 +3,22 @@
 // (pipeline/) owns polling, timing, checkpoints and self-metrics; an adapter only declares
 // what to read and how a row maps to events.
 import type { SourceConfig } from '../config/schema.ts';
+import type pg from 'pg';
 import type { CanonicalEvent, SourceName } from '../model/events.ts';
 import type { IncrementalStreamSpec } from '../reader/incremental-reader.ts';
 import { RowRejected, type RepairReason } from '../quality/row-quality.ts';
 import { qualifiedTable, quoteIdent } from '../reader/sql.ts';
 import type { Pricing } from './pricing.ts';
+
+/**
+ * A source as the runner reads it: its configuration, its name, and for a database that belongs
+ * to one tenant (a Sidekick Forge dedicated client), that tenant.
+ */
+export type NamedSource = SourceConfig & {
+  name: string;
+  /** Set on a part of a source that is one tenant's own database (see SourceAdapter.parts). */
+  clientOf?: { clientId: string; tenant: string };
+};
 
 export interface MapContext {
   /** Records a repaired field; the row flows on. */
@@ -30,6 +41,12 @@ export interface IncrementalStream {
   map(row: Record<string, unknown>, ctx: MapContext): CanonicalEvent[];
   /** How a bulk backfill moves this stream's request rows without map(); absent: row by row. */
   bulk?: BulkSpec;
+  /**
+   * Poll this often instead of the source's pollInterval: a table without an index on its
+   * cursor column is scanned by every poll, so it is polled rarely (`check` names the index
+   * that would make it cheap).
+   */
+  intervalMs?: number;
 }
 
 export interface BulkContext {
@@ -72,8 +89,14 @@ export interface SnapshotQuery {
 
 export interface SourceAdapter {
   type: SourceName;
-  /** Reference names of the tables this adapter reads; all must exist for it to run. */
-  requiredTables: readonly string[];
+  /** Reference names of the tables this adapter reads in this source's database; all must exist for it to run. */
+  requiredTables(source: NamedSource): readonly string[];
+  /**
+   * Other databases this source reads, each as a source of its own with its own pool, streams
+   * and checkpoints (Sidekick Forge's dedicated clients), resolved once the source's own
+   * database is connected (the tenant of each comes from there). Throws naming what is wrong.
+   */
+  parts?(source: NamedSource, db: Pick<pg.Pool, 'query'>): Promise<NamedSource[]>;
   /** Columns never selected, whatever the configuration says (secrets, embeddings). */
   forbiddenColumns: Readonly<Record<string, readonly string[]>>;
   /**
@@ -83,7 +106,7 @@ export interface SourceAdapter {
    * incrementally include the system column xmin (which transaction inserted the row).
    */
   reads: Readonly<Record<string, readonly string[]>>;
-  build(source: SourceConfig & { name: string }): { streams: IncrementalStream[]; snapshots: SnapshotQuery[] };
+  build(source: NamedSource): { streams: IncrementalStream[]; snapshots: SnapshotQuery[] };
 }
 
 /** The reader settings every incremental stream of a source takes from its configuration. */
@@ -99,8 +122,8 @@ export function readerSettings(source: SourceConfig): Pick<IncrementalStreamSpec
 
 /** Physical names for one source: reference table/column names mapped through the config. */
 export class SourceNames {
-  readonly source: SourceConfig & { name: string };
-  constructor(source: SourceConfig & { name: string }) {
+  readonly source: NamedSource;
+  constructor(source: NamedSource) {
     this.source = source;
   }
   tableName(reference: string): string {

@@ -193,7 +193,7 @@ function bulkSpec(names: SourceNames): BulkSpec {
 
 export const claudeNexusProxy: SourceAdapter = {
   type: SOURCE,
-  requiredTables: ['api_requests'],
+  requiredTables: () => ['api_requests'],
   forbiddenColumns: { api_requests: ['headers'] },
   reads: {
     api_requests: [

@@ -19,7 +19,8 @@ export interface TableGrant {
 export function tableGrants(source: SourceConfig & { name: string }): TableGrant[] {
   const adapter = adapterFor(source.type);
   const physical = (column: string) => (source.columns[column] === null ? null : (source.columns[column] ?? column));
-  return Object.entries(adapter.reads).map(([table, columns]) => ({
+  const own = new Set(adapter.requiredTables(source));
+  return Object.entries(adapter.reads).filter(([table]) => own.has(table)).map(([table, columns]) => ({
     schema: source.schema,
     table: source.tables[table] ?? table,
     columns: [...new Set(columns.map(physical).filter((c): c is string => c !== null))],

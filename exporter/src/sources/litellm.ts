@@ -1,9 +1,10 @@
-// LiteLLM proxy: "LiteLLM_SpendLogs" (one row per request, with its own spend in USD) and
-// "LiteLLM_ErrorLogs" (failed calls to a deployment). Both are read by their "startTime"
-// index. Tenant = team_id, else organization_id, else "default".
+// LiteLLM proxy: "LiteLLM_SpendLogs" (one row per request, successful or failed, with its own
+// spend in USD), read by its "startTime" index, and "LiteLLM_ErrorLogs" (details of failed
+// calls: activities, not requests), which has no index but its primary key and is read rarely.
+// Tenant = team_id, else organization_id, else "default" (LiteLLM writes '' for a missing team).
 // Not selected: api_key (hashed, but still a credential identifier), messages and response
 // bodies (LiteLLM stores them only when store_prompts_in_spend_logs is on).
-import type { CanonicalEvent, RequestEvent } from '../model/events.ts';
+import type { ActivityEvent, CanonicalEvent, RequestEvent } from '../model/events.ts';
 import type { IncrementalStream, MapContext, SourceAdapter } from './adapter.ts';
 import { SourceNames, httpStatusOf, jsonValue, nonNegativeIntegerOrNull, nonNegativeOrNull, optionalString, readerSettings, requiredTimestamp, tokenCount, toIso } from './adapter.ts';
 import { RowRejected } from '../quality/row-quality.ts';
@@ -101,48 +102,50 @@ function mapSpendLog(row: Record<string, unknown>, ctx: MapContext): CanonicalEv
   return [event];
 }
 
+/**
+ * A row of the error log: details of a call that failed (exception type, status code), not a
+ * request. The failed call is already a request of its own, a SpendLogs row with status
+ * 'failure'; the error log's request_id is a fresh uuid, so the two cannot be joined. Its
+ * model_group is not a model the SpendLogs know (gpt-4o vs azure/gpt-4o): kept in the details
+ * only, never as a label.
+ */
 function mapErrorLog(row: Record<string, unknown>, ctx: MapContext): CanonicalEvent[] {
   const requestId = optionalString(row.request_id);
   if (requestId === null) throw new RowRejected('missing_field', 'request_id is missing');
   const startedAt = requiredTimestamp(row.startTime, 'startTime', ctx);
   const endedAt = toIso(row.endTime);
-  const status = httpStatusOf(optionalString(row.status_code));
-  const event: RequestEvent = {
-    kind: 'request',
+  const duration = durationBetween(startedAt, endedAt);
+  const event: ActivityEvent = {
+    kind: 'activity',
     source: SOURCE,
+    // The team is only inside request_kwargs, which also holds the prompt: never read.
     tenant: 'default',
-    requestId: `error:${requestId}`,
-    conversationId: null,
-    branchId: null,
-    parentRequestId: null,
-    parentTaskRequestId: null,
-    isSubtask: false,
-    account: optionalString(row.api_base),
-    user: null,
-    model: optionalString(row.model_group) ?? optionalString(row.litellm_model_name) ?? 'unknown',
-    provider: 'unknown',
-    operation: 'chat',
-    httpStatus: status,
-    errorType: optionalString(row.exception_type) ?? 'error',
-    inputTokens: 0,
-    outputTokens: 0,
-    cacheReadTokens: 0,
-    cacheWriteTokens: 0,
-    costUsd: 0,
-    durationMs: durationBetween(startedAt, endedAt),
-    timeToFirstTokenMs: null,
-    toolCalls: 0,
-    streaming: false,
-    rateLimitStatus: null,
-    startedAt,
-    endedAt,
+    activityId: requestId,
+    activityType: 'llm_call_failed',
+    action: 'call',
+    status: 'failed',
+    agent: null,
+    resourceType: 'llm_call',
+    resourceName: null,
+    durationSeconds: duration === null ? null : duration / 1000,
+    details: JSON.stringify({
+      exception_type: optionalString(row.exception_type),
+      status_code: httpStatusOf(optionalString(row.status_code)),
+      model_group: optionalString(row.model_group),
+      litellm_model_name: optionalString(row.litellm_model_name),
+      api_base: optionalString(row.api_base),
+    }),
+    occurredAt: startedAt,
   };
   return [event];
 }
 
+/** The error log has no index on "startTime": each read scans it, so it is read this rarely. */
+export const ERROR_LOG_INTERVAL_MS = 5 * 60_000;
+
 export const litellm: SourceAdapter = {
   type: SOURCE,
-  requiredTables: ['LiteLLM_SpendLogs', 'LiteLLM_ErrorLogs'],
+  requiredTables: () => ['LiteLLM_SpendLogs', 'LiteLLM_ErrorLogs'],
   forbiddenColumns: { LiteLLM_SpendLogs: ['api_key', 'messages', 'response'], LiteLLM_ErrorLogs: ['request_kwargs'] },
   reads: {
     LiteLLM_SpendLogs: [
@@ -188,6 +191,7 @@ export const litellm: SourceAdapter = {
       },
       rowId: (row) => String(row.request_id),
       map: mapErrorLog,
+      intervalMs: Math.max(source.pollInterval, ERROR_LOG_INTERVAL_MS),
     };
     return { streams: [spend, errors], snapshots: [] };
   },

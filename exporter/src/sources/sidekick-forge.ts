@@ -1,66 +1,92 @@
-// Sidekick Forge: voice/text agents ("sidekicks") owned by clients.
-// Tenant = the client (its slug, else its name, else its id).
-//  - conversation_transcripts is append-only: read incrementally by created_at.
-//  - agent_usage, conversations and agents change in place: re-read on snapshotInterval.
-// Never selected: clients' provider keys and LiveKit url/key/secret, transcripts' embeddings.
-import type { AgentSnapshot, CanonicalEvent, ConversationSnapshot, ConversationStats, MessageEvent, UsageResource, UsageSnapshot } from '../model/events.ts';
-import type { IncrementalStream, MapContext, SnapshotQuery, SourceAdapter } from './adapter.ts';
+// Sidekick Forge: voice/text agents ("sidekicks") owned by clients, on the platform's real
+// schema and topology (docs/sources.md has the long form).
+//
+// Topology. The platform database holds clients, tier_quotas, agent_usage, activity_log and
+// livekit_events, plus the agents, conversations and transcripts of clients on the shared
+// (adventurer) tier. Each dedicated (champion, paragon) client has a database of its own with
+// its agents, conversations and transcripts: configured as clientDatabases, each read as a part
+// of this source (parts()), every row labelled with that client.
+//
+// Tenant = the client's name. The real agents table has no client_id: in the platform
+// database an agent belongs to the client its agent_usage rows are counted for.
+//
+// Quotas follow the platform's own rule (get_client_aggregated_usage, check_client_quota):
+// per client and month, used = the sum over the client's agent_usage rows (deleted agents
+// included), limit = the quota of the client's tier (NULL tier: adventurer; no tier row:
+// 6000 / 1000 / 10000), 0 = unlimited. The per-row *_limit columns are stale copies, never read.
+//
+// Agent activity comes from transcripts (the application never touches conversations.updated_at).
+// Never selected: the clients' provider keys and secrets, transcripts' embeddings.
+import type { ActivityEvent, AgentSnapshot, CanonicalEvent, ConversationSnapshot, ConversationStats, MessageEvent, UsageResource, UsageSnapshot, VoiceSessions } from '../model/events.ts';
+import { clientDatabaseName } from '../config/schema.ts';
+import type { IncrementalStream, MapContext, NamedSource, SnapshotQuery, SourceAdapter } from './adapter.ts';
 import { SourceNames, contentText, nonNegativeIntegerOrNull, nonNegativeOrNull, optionalInteger, optionalString, readerSettings, requiredTimestamp, toIso } from './adapter.ts';
 import { RowRejected } from '../quality/row-quality.ts';
 
 const SOURCE = 'sidekick-forge' as const;
 
+/** Tenant of rows no client can be found for (an agent of the platform database without usage rows). */
+export const UNATTRIBUTED = 'unattributed';
+
 /**
- * Agent status rule (documented in the README):
+ * Agent status rule (docs/sources.md):
  *   offline: the agent is disabled;
- *   online:  it has at least one active conversation with activity in the last 5 minutes;
- *   idle:    enabled, no such conversation.
+ *   online:  a transcript row of one of its conversations was written in the last 5 minutes;
+ *   idle:    enabled, no such row.
  */
 export const AGENT_ONLINE_WINDOW_MINUTES = 5;
-/** Conversations changed within this window are re-emitted on every snapshot poll. */
-const CONVERSATION_LOOKBACK_HOURS = 24;
+/** A LiveKit room started longer ago than this and never finished is not counted as active. */
+const VOICE_SESSION_MAX_HOURS = 24;
 
-const RESOURCES: { resource: UsageResource; used: string; limit: string | null; tierLimit: string | null }[] = [
-  { resource: 'voice_seconds', used: 'voice_seconds_used', limit: 'voice_seconds_limit', tierLimit: 'voice_seconds_per_month' },
-  { resource: 'text_messages', used: 'text_messages_used', limit: 'text_messages_limit', tierLimit: 'text_messages_per_month' },
-  { resource: 'embedding_chunks', used: 'embedding_chunks_used', limit: 'embedding_chunks_limit', tierLimit: 'embedding_chunks_per_month' },
-  { resource: 'llm_input_tokens', used: 'llm_input_tokens', limit: null, tierLimit: null },
-  { resource: 'llm_output_tokens', used: 'llm_output_tokens', limit: null, tierLimit: null },
-  { resource: 'llm_cached_input_tokens', used: 'llm_cached_input_tokens', limit: null, tierLimit: null },
+/** The platform's defaults when a tier has no tier_quotas row (get_client_aggregated_usage). */
+const RESOURCES: { resource: UsageResource; used: string; tierLimit: string | null; fallback: number }[] = [
+  { resource: 'voice_seconds', used: 'voice_seconds_used', tierLimit: 'voice_seconds_per_month', fallback: 6000 },
+  { resource: 'text_messages', used: 'text_messages_used', tierLimit: 'text_messages_per_month', fallback: 1000 },
+  { resource: 'embedding_chunks', used: 'embedding_chunks_used', tierLimit: 'embedding_chunks_per_month', fallback: 10000 },
+  { resource: 'llm_input_tokens', used: 'llm_input_tokens', tierLimit: null, fallback: 0 },
+  { resource: 'llm_output_tokens', used: 'llm_output_tokens', tierLimit: null, fallback: 0 },
+  { resource: 'llm_cached_input_tokens', used: 'llm_cached_input_tokens', tierLimit: null, fallback: 0 },
 ];
 
-function tenantOf(row: Record<string, unknown>): string {
-  return optionalString(row.client_slug) ?? optionalString(row.client_name) ?? optionalString(row.client_id) ?? 'default';
-}
+const PLATFORM_TABLES = ['clients', 'tier_quotas', 'agent_usage', 'agents', 'conversations', 'conversation_transcripts', 'activity_log', 'livekit_events'] as const;
+const CLIENT_TABLES = ['agents', 'conversations', 'conversation_transcripts'] as const;
 
-/** `LEFT JOIN agents a … LEFT JOIN clients c` giving the tenant columns for an agent id expression. */
-function tenantJoin(names: SourceNames, agentIdExpr: string): { columns: string; joins: string } {
-  const clientId = names.column('client_id');
+/**
+ * SQL for the tenant of rows keyed by an agent id, and the client id: in a client's own
+ * database a constant; in the platform database the client the agent's usage is counted for
+ * (agent_usage is small; every row of one agent has the same client), else the client the
+ * activity log records for the agent (sidekick_created, …; on its agent_id index).
+ */
+function tenantOf(source: NamedSource, names: SourceNames, agentIdSql: string): { tenant: string; clientId: string } {
+  if (source.clientOf) {
+    return { tenant: literal(source.clientOf.tenant), clientId: literal(source.clientOf.clientId) };
+  }
+  const clientId = names.required('client_id');
+  const owner = `coalesce((SELECT u.${clientId} FROM ${names.table('agent_usage')} u WHERE u.${names.required('agent_id')} = ${agentIdSql} LIMIT 1),
+    (SELECT l.${clientId} FROM ${names.table('activity_log')} l WHERE l.${names.required('agent_id')} = ${agentIdSql} AND l.${clientId} IS NOT NULL LIMIT 1))`;
   return {
-    columns: [
-      names.select('slug', 'agent_slug', 'a'),
-      clientId === null ? 'NULL AS client_id' : `c.${names.required('id')}::text AS client_id`,
-      clientId === null ? 'NULL AS client_slug' : names.select('slug', 'client_slug', 'c'),
-      clientId === null ? 'NULL AS client_name' : names.select('name', 'client_name', 'c'),
-    ].join(', '),
-    joins:
-      `LEFT JOIN ${names.table('agents')} a ON a.${names.required('id')} = ${agentIdExpr}` +
-      (clientId === null ? '' : ` LEFT JOIN ${names.table('clients')} c ON c.${names.required('id')} = a.${clientId}`),
+    tenant: `(SELECT c.${names.required('name')} FROM ${names.table('clients')} c WHERE c.${names.required('id')} = ${owner})`,
+    clientId: `${owner}::text`,
   };
 }
 
-function transcriptStream(source: Parameters<SourceAdapter['build']>[0], names: SourceNames): IncrementalStream {
-  // The select list may only use alias t, so the tenant comes from correlated subqueries on
-  // the small agents and clients tables (primary-key lookups).
+/** A SQL string literal (tenant names come from the platform database, not from the user). */
+function literal(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`;
+}
+
+function tenant(row: Record<string, unknown>): string {
+  return optionalString(row.tenant) ?? UNATTRIBUTED;
+}
+
+/** Name of a stream or snapshot of this source: "<source>/<table>". */
+function id(source: NamedSource, table: string): string {
+  return `${source.name}/${table}`;
+}
+
+function transcriptStream(source: NamedSource, names: SourceNames): IncrementalStream {
   const agentId = `t.${names.required('agent_id')}`;
-  const agents = names.table('agents');
-  const clients = names.table('clients');
-  const id = names.required('id');
-  const clientId = names.column('client_id');
-  const clientLookup = (column: string) =>
-    clientId === null
-      ? 'NULL'
-      : `(SELECT c.${names.required(column)}::text FROM ${agents} a JOIN ${clients} c ON c.${id} = a.${clientId} WHERE a.${id} = ${agentId})`;
+  const owner = tenantOf(source, names, agentId);
   const selectList = [
     names.expr('id', '$::text', 'id'),
     names.expr('conversation_id', '$::text', 'conversation_id'),
@@ -72,19 +98,17 @@ function transcriptStream(source: Parameters<SourceAdapter['build']>[0], names: 
     names.select('sequence'),
     names.select('source'),
     names.select('created_at'),
-    `(SELECT a.${names.required('slug')} FROM ${agents} a WHERE a.${id} = ${agentId}) AS agent_slug`,
-    `${clientLookup('id')} AS client_id`,
-    `${clientLookup('slug')} AS client_slug`,
-    `${clientLookup('name')} AS client_name`,
+    `(SELECT a.${names.required('slug')} FROM ${names.table('agents')} a WHERE a.${names.required('id')} = ${agentId}) AS agent_slug`,
+    `${owner.tenant} AS tenant`,
   ].join(', ');
   return {
     kind: 'incremental',
     table: 'conversation_transcripts',
     spec: {
-      id: `${source.name}/conversation_transcripts`,
+      id: id(source, 'conversation_transcripts'),
       table: names.table('conversation_transcripts'),
       cursorColumn: names.required('created_at'),
-      idColumn: id,
+      idColumn: names.required('id'),
       selectList,
       ...readerSettings(source),
     },
@@ -96,12 +120,12 @@ function transcriptStream(source: Parameters<SourceAdapter['build']>[0], names: 
       const event: MessageEvent = {
         kind: 'message',
         source: SOURCE,
-        tenant: tenantOf(row),
+        tenant: tenant(row),
         messageId,
         conversationId,
         role: optionalString(row.role) ?? 'unknown',
         content: contentText(row.content ?? row.transcript, ctx),
-        sequence: optionalInteger(row.sequence),
+        sequence: optionalInteger(row.sequence, { min: -2147483648, max: 2147483647 }),
         channel: optionalString(row.source),
         agent: optionalString(row.agent_slug) ?? optionalString(row.agent_id),
         user: optionalString(row.user_id),
@@ -113,72 +137,243 @@ function transcriptStream(source: Parameters<SourceAdapter['build']>[0], names: 
   };
 }
 
-function usageSnapshot(source: Parameters<SourceAdapter['build']>[0], names: SourceNames): SnapshotQuery {
-  const join = tenantJoin(names, `u.${names.required('agent_id')}`);
-  const usedColumns = RESOURCES.map((r) => names.select(r.used, r.used, 'u'));
-  const limitColumns = RESOURCES.filter((r) => r.limit !== null).map((r) => names.select(r.limit!, r.limit!, 'u'));
-  const tierColumns = RESOURCES.filter((r) => r.tierLimit !== null).map((r) => names.select(r.tierLimit!, r.tierLimit!, 'q'));
-  const sql = `SELECT u.${names.required('client_id')}::text AS usage_client_id, u.${names.required('agent_id')}::text AS agent_id,
-      u.${names.required('period_start')}::text AS period_start, ${join.columns},
-      ${[...usedColumns, ...limitColumns, ...tierColumns].join(', ')}
-    FROM ${names.table('agent_usage')} u ${join.joins}
-    LEFT JOIN ${names.table('tier_quotas')} q ON q.${names.required('tier')} = ${names.column('client_id') === null ? 'NULL' : `c.${names.required('tier')}`}::text
-    WHERE u.${names.required('period_start')} = date_trunc('month', now())::date`;
+/**
+ * Conversations are inserted once, at their start, and never changed: read incrementally. The
+ * real table has no index on created_at, so each read scans it: read on the snapshot interval.
+ */
+function conversationStream(source: NamedSource, names: SourceNames): IncrementalStream {
+  const agentId = `t.${names.required('agent_id')}`;
+  const owner = tenantOf(source, names, agentId);
   return {
-    kind: 'snapshot',
-    id: `${source.name}/agent_usage`,
-    table: 'agent_usage',
-    sql,
-    params: [],
-    mapRow(row, _ctx: MapContext, observedAt): CanonicalEvent[] {
-      const tenant = optionalString(row.client_slug) ?? optionalString(row.client_name) ?? optionalString(row.usage_client_id) ?? 'default';
-      const agent = optionalString(row.agent_slug) ?? optionalString(row.agent_id);
-      if (agent === null) throw new RowRejected('missing_field', 'agent_id is missing');
-      const periodStart = optionalString(row.period_start);
-      if (periodStart === null) throw new RowRejected('missing_field', 'period_start is missing');
-      return RESOURCES.map((r): UsageSnapshot => {
-        // A row's own limit wins; 0 or NULL there falls back to the client's tier quota.
-        const own = r.limit === null ? 0 : (nonNegativeOrNull(row[r.limit]) ?? 0);
-        const tier = r.tierLimit === null ? 0 : (nonNegativeOrNull(row[r.tierLimit]) ?? 0);
-        return {
-          kind: 'usage',
-          source: SOURCE,
-          tenant,
-          client: tenant,
-          agent,
-          resource: r.resource,
-          used: nonNegativeOrNull(row[r.used]) ?? 0,
-          limit: own > 0 ? own : tier,
-          periodStart,
-          observedAt,
-        };
-      });
+    kind: 'incremental',
+    table: 'conversations',
+    intervalMs: Math.max(source.pollInterval, source.snapshotInterval),
+    spec: {
+      id: id(source, 'conversations'),
+      table: names.table('conversations'),
+      cursorColumn: names.required('created_at'),
+      idColumn: names.required('id'),
+      selectList: [
+        names.expr('id', '$::text', 'id'),
+        names.expr('agent_id', '$::text', 'agent_id'),
+        names.expr('user_id', '$::text', 'user_id'),
+        names.select('channel'),
+        names.select('created_at'),
+        `(SELECT a.${names.required('slug')} FROM ${names.table('agents')} a WHERE a.${names.required('id')} = ${agentId}) AS agent_slug`,
+        `${owner.tenant} AS tenant`,
+      ].join(', '),
+      ...readerSettings(source),
+    },
+    rowId: (row) => String(row.id),
+    map(row, ctx): CanonicalEvent[] {
+      const conversationId = optionalString(row.id);
+      if (conversationId === null) throw new RowRejected('missing_field', 'conversations.id is missing');
+      const startedAt = requiredTimestamp(row.created_at, 'created_at', ctx);
+      const conversation: ConversationSnapshot = {
+        kind: 'conversation',
+        source: SOURCE,
+        tenant: tenant(row),
+        conversationId,
+        agent: optionalString(row.agent_slug) ?? optionalString(row.agent_id),
+        user: optionalString(row.user_id),
+        channel: optionalString(row.channel) ?? 'unknown',
+        // The real schema has no status: a conversation is recorded when it starts.
+        status: 'started',
+        startedAt,
+        lastActivityAt: startedAt,
+        durationSeconds: null,
+        observedAt: startedAt,
+      };
+      return [conversation];
     },
   };
 }
 
-function agentSnapshot(source: Parameters<SourceAdapter['build']>[0], names: SourceNames): SnapshotQuery {
-  const id = names.required('id');
-  const clientId = names.column('client_id');
-  const status = names.column('status');
-  const activity = names.column('last_interaction_at');
-  const lastActivity = activity === null ? `cv.${names.required('updated_at')}` : `coalesce(cv.${activity}, cv.${names.required('updated_at')})`;
-  const active = status === null ? 'true' : `coalesce(cv.${status}, 'active') = 'active'`;
-  const sql = `WITH activity AS (
-      SELECT cv.${names.required('agent_id')} AS agent_id,
-        count(*) FILTER (WHERE ${active} AND ${lastActivity} > now() - interval '${AGENT_ONLINE_WINDOW_MINUTES} minutes') AS active_conversations,
-        max(${lastActivity}) AS last_activity
-      FROM ${names.table('conversations')} cv GROUP BY 1)
-    SELECT a.${id}::text AS agent_id, ${names.select('slug', 'agent_slug', 'a')}, ${names.select('enabled', 'enabled', 'a')}, ${names.select('model', 'model', 'a')},
-      ${names.select('created_at', 'agent_created_at', 'a')}, ${names.select('updated_at', 'agent_updated_at', 'a')},
-      ${clientId === null ? 'NULL AS client_id, NULL AS client_slug, NULL AS client_name' : `c.${id}::text AS client_id, ${names.select('slug', 'client_slug', 'c')}, ${names.select('name', 'client_name', 'c')}`},
-      coalesce(x.active_conversations, 0) AS active_conversations, x.last_activity
-    FROM ${names.table('agents')} a
-    ${clientId === null ? '' : `LEFT JOIN ${names.table('clients')} c ON c.${id} = a.${clientId}`}
-    LEFT JOIN activity x ON x.agent_id = a.${id}`;
+/** Platform activity (agent configuration, documents, abilities, conversations): append-only, indexed on created_at. */
+function activityStream(source: NamedSource, names: SourceNames): IncrementalStream {
+  return {
+    kind: 'incremental',
+    table: 'activity_log',
+    spec: {
+      id: id(source, 'activity_log'),
+      table: names.table('activity_log'),
+      cursorColumn: names.required('created_at'),
+      idColumn: names.required('id'),
+      selectList: [
+        names.expr('id', '$::text', 'id'),
+        names.select('activity_type'),
+        names.select('action'),
+        names.expr('agent_id', '$::text', 'agent_id'),
+        names.select('resource_type'),
+        names.select('resource_id'),
+        names.select('resource_name'),
+        names.select('status'),
+        names.select('created_at'),
+        `(SELECT c.${names.required('name')} FROM ${names.table('clients')} c WHERE c.${names.required('id')} = t.${names.required('client_id')}) AS tenant`,
+        `(SELECT a.${names.required('slug')} FROM ${names.table('agents')} a WHERE a.${names.required('id')} = t.${names.required('agent_id')}) AS agent_slug`,
+      ].join(', '),
+      ...readerSettings(source),
+    },
+    rowId: (row) => String(row.id),
+    map(row, ctx): CanonicalEvent[] {
+      const activityId = optionalString(row.id);
+      const activityType = optionalString(row.activity_type);
+      if (activityId === null || activityType === null) throw new RowRejected('missing_field', 'id or activity_type is missing');
+      const event: ActivityEvent = {
+        kind: 'activity',
+        source: SOURCE,
+        tenant: tenant(row),
+        activityId,
+        activityType,
+        action: optionalString(row.action) ?? '',
+        status: optionalString(row.status) ?? 'success',
+        agent: optionalString(row.agent_slug) ?? optionalString(row.agent_id),
+        resourceType: optionalString(row.resource_type),
+        resourceName: optionalString(row.resource_name),
+        durationSeconds: null,
+        details: JSON.stringify({ resource_id: optionalString(row.resource_id) }),
+        occurredAt: requiredTimestamp(row.created_at, 'created_at', ctx),
+      };
+      return [event];
+    },
+  };
+}
+
+/** LiveKit webhooks: a voice session starts (room_started) and finishes with its duration (room_finished). */
+function livekitStream(source: NamedSource, names: SourceNames): IncrementalStream {
+  const metadata = `t.${names.required('metadata')}`;
+  return {
+    kind: 'incremental',
+    table: 'livekit_events',
+    spec: {
+      id: id(source, 'livekit_events'),
+      table: names.table('livekit_events'),
+      cursorColumn: names.required('created_at'),
+      idColumn: names.required('id'),
+      selectList: [
+        names.expr('id', '$::text', 'id'),
+        names.select('event_type'),
+        names.select('room_name'),
+        names.select('duration'),
+        names.select('created_at'),
+        `${metadata}->>'agent_id' AS agent_id`,
+        `(SELECT c.${names.required('name')} FROM ${names.table('clients')} c WHERE c.${names.required('id')}::text = ${metadata}->>'client_id') AS tenant`,
+        `(SELECT a.${names.required('slug')} FROM ${names.table('agents')} a WHERE a.${names.required('id')}::text = ${metadata}->>'agent_id') AS agent_slug`,
+      ].join(', '),
+      filter: () => `t.${names.required('event_type')} IN ('room_started', 'room_finished')`,
+      ...readerSettings(source),
+    },
+    rowId: (row) => String(row.id),
+    map(row, ctx): CanonicalEvent[] {
+      const activityId = optionalString(row.id);
+      if (activityId === null) throw new RowRejected('missing_field', 'id is missing');
+      const finished = row.event_type === 'room_finished';
+      const event: ActivityEvent = {
+        kind: 'activity',
+        source: SOURCE,
+        tenant: tenant(row),
+        activityId,
+        activityType: finished ? 'voice_session_finished' : 'voice_session_started',
+        action: finished ? 'end' : 'start',
+        status: 'success',
+        agent: optionalString(row.agent_slug) ?? optionalString(row.agent_id),
+        resourceType: 'voice_session',
+        resourceName: optionalString(row.room_name),
+        durationSeconds: finished ? nonNegativeOrNull(row.duration) : null,
+        details: '{}',
+        occurredAt: requiredTimestamp(row.created_at, 'created_at', ctx),
+      };
+      return [event];
+    },
+  };
+}
+
+/** Voice sessions in progress: rooms started in the last 24 hours and not finished since (on the room_name index). */
+function voiceSessionSnapshot(source: NamedSource, names: SourceNames): SnapshotQuery {
+  const events = names.table('livekit_events');
+  const type = names.required('event_type');
+  const room = names.required('room_name');
+  const created = names.required('created_at');
+  const sql = `SELECT (SELECT c.${names.required('name')} FROM ${names.table('clients')} c WHERE c.${names.required('id')}::text = s.${names.required('metadata')}->>'client_id') AS tenant,
+      count(*)::bigint AS active
+    FROM ${events} s
+    WHERE s.${type} = 'room_started' AND s.${created} > now() - interval '${VOICE_SESSION_MAX_HOURS} hours'
+      AND NOT EXISTS (SELECT 1 FROM ${events} f WHERE f.${room} = s.${room} AND f.${type} = 'room_finished' AND f.${created} >= s.${created})
+    GROUP BY 1`;
   return {
     kind: 'snapshot',
-    id: `${source.name}/agents`,
+    id: id(source, 'voice_sessions'),
+    table: 'livekit_events',
+    sql,
+    params: [],
+    mapRow(row, _ctx, observedAt): CanonicalEvent[] {
+      const sessions: VoiceSessions = { kind: 'voice_sessions', source: SOURCE, tenant: tenant(row), active: nonNegativeIntegerOrNull(row.active) ?? 0, observedAt };
+      return [sessions];
+    },
+  };
+}
+
+/**
+ * Every client's usage of the current month against its tier's quota, one row per client and
+ * agent (a client without usage rows: one row with no agent, so its quota is still shown).
+ */
+function usageSnapshot(source: NamedSource, names: SourceNames): SnapshotQuery {
+  const period = `date_trunc('month', current_date)::date`;
+  const used = RESOURCES.map((r) => `u.${names.required(r.used)} AS ${r.used}`);
+  const limits = RESOURCES.filter((r) => r.tierLimit !== null).map((r) => `coalesce(q.${names.required(r.tierLimit!)}, ${r.fallback}) AS ${r.tierLimit}`);
+  const sql = `SELECT c.${names.required('id')}::text AS client_id, c.${names.required('name')} AS tenant, u.${names.required('agent_id')}::text AS agent_id,
+      a.${names.required('slug')} AS agent_slug, ${period}::text AS period_start, ${[...used, ...limits].join(', ')}
+    FROM ${names.table('clients')} c
+    LEFT JOIN ${names.table('tier_quotas')} q ON q.${names.required('tier')} = coalesce(c.${names.required('tier')}::text, 'adventurer')
+    LEFT JOIN ${names.table('agent_usage')} u ON u.${names.required('client_id')} = c.${names.required('id')} AND u.${names.required('period_start')} = ${period}
+    LEFT JOIN ${names.table('agents')} a ON a.${names.required('id')} = u.${names.required('agent_id')}`;
+  return {
+    kind: 'snapshot',
+    id: id(source, 'agent_usage'),
+    table: 'agent_usage',
+    sql,
+    params: [],
+    mapRow(row, _ctx: MapContext, observedAt): CanonicalEvent[] {
+      const client = tenant(row);
+      const periodStart = optionalString(row.period_start);
+      if (periodStart === null) throw new RowRejected('missing_field', 'period_start is missing');
+      // '' = no agent: the client has no usage row this month (its total is 0).
+      const agent = optionalString(row.agent_slug) ?? optionalString(row.agent_id) ?? '';
+      return RESOURCES.map((r): UsageSnapshot => ({
+        kind: 'usage',
+        source: SOURCE,
+        tenant: client,
+        client,
+        agent,
+        resource: r.resource,
+        used: nonNegativeOrNull(row[r.used]) ?? 0,
+        limit: r.tierLimit === null ? 0 : (nonNegativeOrNull(row[r.tierLimit]) ?? r.fallback),
+        periodStart,
+        observedAt,
+      }));
+    },
+  };
+}
+
+/** Agents of this database with their status, from the transcripts of the last 5 minutes. */
+function agentSnapshot(source: NamedSource, names: SourceNames): SnapshotQuery {
+  const agentId = `a.${names.required('id')}`;
+  const owner = tenantOf(source, names, agentId);
+  const created = names.required('created_at');
+  const sql = `WITH recent AS (
+      SELECT t.${names.required('agent_id')} AS agent_id, count(DISTINCT t.${names.required('conversation_id')}) AS active_conversations, max(t.${created}) AS last_activity
+      FROM ${names.table('conversation_transcripts')} t
+      WHERE t.${created} > now() - interval '${AGENT_ONLINE_WINDOW_MINUTES} minutes' GROUP BY 1),
+    started AS (SELECT cv.${names.required('agent_id')} AS agent_id, max(cv.${created}) AS last_start FROM ${names.table('conversations')} cv GROUP BY 1)
+    SELECT ${agentId}::text AS agent_id, a.${names.required('slug')} AS agent_slug, a.${names.required('enabled')} AS enabled, a.${names.required('model')} AS model,
+      a.${created} AS agent_created_at, a.${names.required('updated_at')} AS agent_updated_at, ${owner.tenant} AS tenant,
+      coalesce(r.active_conversations, 0) AS active_conversations, greatest(r.last_activity, s.last_start) AS last_activity
+    FROM ${names.table('agents')} a
+    LEFT JOIN recent r ON r.agent_id = ${agentId}
+    LEFT JOIN started s ON s.agent_id = ${agentId}`;
+  return {
+    kind: 'snapshot',
+    id: id(source, 'agents'),
     table: 'agents',
     sql,
     params: [],
@@ -192,7 +387,7 @@ function agentSnapshot(source: Parameters<SourceAdapter['build']>[0], names: Sou
       const agent: AgentSnapshot = {
         kind: 'agent',
         source: SOURCE,
-        tenant: tenantOf(row),
+        tenant: tenant(row),
         agentId,
         agent: optionalString(row.agent_slug) ?? agentId,
         enabled,
@@ -208,64 +403,23 @@ function agentSnapshot(source: Parameters<SourceAdapter['build']>[0], names: Sou
   };
 }
 
-function conversationSnapshot(source: Parameters<SourceAdapter['build']>[0], names: SourceNames): SnapshotQuery {
-  const join = tenantJoin(names, `cv.${names.required('agent_id')}`);
-  const updated = `cv.${names.required('updated_at')}`;
-  const sql = `SELECT cv.${names.required('id')}::text AS conversation_id, cv.${names.required('agent_id')}::text AS agent_id,
-      ${names.expr('user_id', '$::text', 'user_id', 'cv')}, ${names.select('channel', 'channel', 'cv')}, ${names.select('status', 'status', 'cv')},
-      ${names.select('created_at', 'created_at', 'cv')}, ${updated} AS updated_at, ${names.select('last_interaction_at', 'last_interaction_at', 'cv')},
-      ${names.select('duration', 'duration', 'cv')}, ${join.columns}
-    FROM ${names.table('conversations')} cv ${join.joins}
-    WHERE ${updated} > now() - interval '${CONVERSATION_LOOKBACK_HOURS} hours'`;
+/** Conversations per tenant and channel, over the whole table (the real schema has no status). */
+function conversationStats(source: NamedSource, names: SourceNames): SnapshotQuery {
+  const agentId = `cv.${names.required('agent_id')}`;
+  const owner = tenantOf(source, names, agentId);
+  const sql = `SELECT tenant, channel, count(*)::bigint AS conversations FROM (
+      SELECT ${owner.tenant} AS tenant, coalesce(cv.${names.required('channel')}, 'unknown') AS channel FROM ${names.table('conversations')} cv) x
+    GROUP BY 1, 2`;
   return {
     kind: 'snapshot',
-    id: `${source.name}/conversations`,
-    table: 'conversations',
-    sql,
-    params: [],
-    mapRow(row, _ctx, observedAt): CanonicalEvent[] {
-      const conversationId = optionalString(row.conversation_id);
-      if (conversationId === null) throw new RowRejected('missing_field', 'conversations.id is missing');
-      const startedAt = toIso(row.created_at) ?? observedAt;
-      const lastActivityAt = toIso(row.last_interaction_at) ?? toIso(row.updated_at) ?? startedAt;
-      const conversation: ConversationSnapshot = {
-        kind: 'conversation',
-        source: SOURCE,
-        tenant: tenantOf(row),
-        conversationId,
-        agent: optionalString(row.agent_slug) ?? optionalString(row.agent_id),
-        user: optionalString(row.user_id),
-        channel: optionalString(row.channel) ?? 'unknown',
-        status: optionalString(row.status) ?? 'active',
-        startedAt,
-        lastActivityAt,
-        durationSeconds: nonNegativeOrNull(row.duration),
-        observedAt,
-      };
-      return [conversation];
-    },
-  };
-}
-
-/** Conversations per tenant, channel and status, over the whole table. */
-function conversationStats(source: Parameters<SourceAdapter['build']>[0], names: SourceNames): SnapshotQuery {
-  const join = tenantJoin(names, `cv.${names.required('agent_id')}`);
-  const status = names.column('status');
-  const sql = `SELECT coalesce(${names.column('client_id') === null ? 'NULL' : `c.${names.required('slug')}, c.${names.required('name')}, c.${names.required('id')}::text`}, 'default') AS tenant,
-      coalesce(cv.${names.required('channel')}, 'unknown') AS channel, ${status === null ? "'active'" : `coalesce(cv.${status}, 'active')`} AS status,
-      count(*)::bigint AS conversations
-    FROM ${names.table('conversations')} cv ${join.joins}
-    GROUP BY 1, 2, 3`;
-  return {
-    kind: 'snapshot',
-    id: `${source.name}/conversation_stats`,
+    id: id(source, 'conversation_stats'),
     table: 'conversations',
     sql,
     params: [],
     mapRow(row, _ctx, observedAt): CanonicalEvent[] {
       const stats: ConversationStats = {
-        kind: 'conversation_stats', source: SOURCE, tenant: optionalString(row.tenant) ?? 'default', channel: optionalString(row.channel) ?? 'unknown',
-        status: optionalString(row.status) ?? 'active', conversations: nonNegativeIntegerOrNull(row.conversations) ?? 0, observedAt,
+        kind: 'conversation_stats', source: SOURCE, tenant: tenant(row), channel: optionalString(row.channel) ?? 'unknown',
+        status: 'all', conversations: nonNegativeIntegerOrNull(row.conversations) ?? 0, observedAt,
       };
       return [stats];
     },
@@ -274,27 +428,50 @@ function conversationStats(source: Parameters<SourceAdapter['build']>[0], names:
 
 export const sidekickForge: SourceAdapter = {
   type: SOURCE,
-  requiredTables: ['agent_usage', 'tier_quotas', 'clients', 'agents', 'conversations', 'conversation_transcripts'],
+  requiredTables: (source) => (source.clientOf ? CLIENT_TABLES : PLATFORM_TABLES),
   reads: {
     conversation_transcripts: ['xmin', 'id', 'conversation_id', 'agent_id', 'user_id', 'role', 'content', 'transcript', 'sequence', 'source', 'created_at'],
-    agents: ['id', 'client_id', 'slug', 'enabled', 'model', 'created_at', 'updated_at'],
-    clients: ['id', 'slug', 'name', 'tier'],
-    agent_usage: [
-      'client_id', 'agent_id', 'period_start', 'voice_seconds_used', 'voice_seconds_limit', 'text_messages_used', 'text_messages_limit',
-      'embedding_chunks_used', 'embedding_chunks_limit', 'llm_input_tokens', 'llm_output_tokens', 'llm_cached_input_tokens',
-    ],
+    conversations: ['xmin', 'id', 'agent_id', 'user_id', 'channel', 'created_at'],
+    agents: ['id', 'slug', 'enabled', 'model', 'created_at', 'updated_at'],
+    clients: ['id', 'name', 'tier'],
+    agent_usage: ['client_id', 'agent_id', 'period_start', ...RESOURCES.map((r) => r.used)],
     tier_quotas: ['tier', 'voice_seconds_per_month', 'text_messages_per_month', 'embedding_chunks_per_month'],
-    conversations: ['id', 'agent_id', 'user_id', 'channel', 'status', 'created_at', 'updated_at', 'last_interaction_at', 'duration'],
+    activity_log: ['xmin', 'id', 'activity_type', 'action', 'client_id', 'agent_id', 'resource_type', 'resource_id', 'resource_name', 'status', 'created_at'],
+    livekit_events: ['xmin', 'id', 'event_type', 'room_name', 'duration', 'metadata', 'created_at'],
   },
   forbiddenColumns: {
-    clients: ['openai_api_key', 'anthropic_api_key', 'groq_api_key', 'deepgram_api_key', 'elevenlabs_api_key', 'cartesia_api_key', 'livekit_url', 'livekit_api_key', 'livekit_api_secret'],
+    clients: [
+      'supabase_service_role_key', 'supabase_anon_key', 'livekit_url', 'livekit_api_key', 'livekit_api_secret', 'openai_api_key', 'groq_api_key',
+      'deepgram_api_key', 'elevenlabs_api_key', 'cartesia_api_key', 'anthropic_api_key', 'stripe_customer_id', 'stripe_subscription_id', 'owner_email',
+    ],
     conversation_transcripts: ['embeddings'],
+  },
+  async parts(source, db) {
+    if (source.clientDatabases.length === 0) return [];
+    const names = new SourceNames(source);
+    const ids = source.clientDatabases.map((c) => c.client);
+    const { rows } = await db.query<{ id: string; name: string }>(
+      `SELECT c.${names.required('id')}::text AS id, c.${names.required('name')} AS name FROM ${names.table('clients')} c WHERE c.${names.required('id')} = ANY($1::uuid[])`,
+      [ids],
+    );
+    const found = new Map(rows.map((r) => [r.id, r.name]));
+    const unknown = ids.filter((client) => !found.has(client));
+    if (unknown.length > 0) throw new Error(`source ${source.name}: clientDatabases name client${unknown.length === 1 ? '' : 's'} ${unknown.join(', ')}, not in the platform's clients table`);
+    return source.clientDatabases.map((db) => ({
+      ...source,
+      name: `${source.name}.${clientDatabaseName(db)}`,
+      databaseUrl: db.databaseUrl,
+      clientDatabases: [],
+      clientOf: { clientId: db.client, tenant: found.get(db.client)! },
+    }));
   },
   build(source) {
     const names = new SourceNames(source);
+    const own = { streams: [transcriptStream(source, names), conversationStream(source, names)], snapshots: [agentSnapshot(source, names), conversationStats(source, names)] };
+    if (source.clientOf) return own;
     return {
-      streams: [transcriptStream(source, names)],
-      snapshots: [usageSnapshot(source, names), agentSnapshot(source, names), conversationSnapshot(source, names), conversationStats(source, names)],
+      streams: [...own.streams, activityStream(source, names), livekitStream(source, names)],
+      snapshots: [...own.snapshots, usageSnapshot(source, names), voiceSessionSnapshot(source, names)],
     };
   },
 };

@@ -142,11 +142,11 @@ describe('paging end to end', () => {
   });
 
   it('a quota crossing 80 % notifies the warning receiver only', async () => {
-    // client-0 (adventurer tier, 6000 voice seconds): 82 %.
-    await db.pool.query(`UPDATE agent_usage SET voice_seconds_used = 4920 WHERE agent_id = $1`, [uuidFrom('agent-0-0')]);
-    await eventually(async () => received('/chat', 'TokenwatchQuotaHigh', 'firing', { client: 'client-0', resource: 'voice_seconds', severity: 'warning' }) !== undefined, 60_000, 'the quota warning');
-    const chat = received('/chat', 'TokenwatchQuotaHigh', 'firing', { client: 'client-0' })!;
-    expect(chat.body.alerts.find((a) => a.labels.alertname === 'TokenwatchQuotaHigh')!.annotations.description).toBe('Client client-0 has used 82% of its voice_seconds quota this month.');
+    // Client 0 (adventurer tier, 6000 voice seconds): 82 % over its usage rows.
+    await db.pool.query(`UPDATE agent_usage SET voice_seconds_used = CASE WHEN agent_id = $1 THEN 4920 ELSE 0 END WHERE client_id = (SELECT client_id FROM agent_usage WHERE agent_id = $1)`, [uuidFrom('agent-0-0')]);
+    await eventually(async () => received('/chat', 'TokenwatchQuotaHigh', 'firing', { client: 'Client 0', resource: 'voice_seconds', severity: 'warning' }) !== undefined, 60_000, 'the quota warning');
+    const chat = received('/chat', 'TokenwatchQuotaHigh', 'firing', { client: 'Client 0' })!;
+    expect(chat.body.alerts.find((a) => a.labels.alertname === 'TokenwatchQuotaHigh')!.annotations.description).toBe('Client Client 0 has used 82% of its voice_seconds quota this month.');
     // Give a wrongly routed page time to arrive, then check there is none.
     await new Promise((resolve) => setTimeout(resolve, 3000));
     expect(notifications.filter((n) => n.path === '/pager' && n.body.alerts.some((a) => a.labels.alertname?.startsWith('TokenwatchQuota')))).toEqual([]);

@@ -45,7 +45,7 @@ describe('least privilege', () => {
     expect(grants.code, grants.stderr).toBe(0);
     expect(grants.stdout).toContain(`GRANT SELECT ("xmin", "request_id"`);
     const grantLines = grants.stdout.split('\n').filter((l) => l.startsWith('GRANT SELECT'));
-    expect(grantLines).toHaveLength(9);
+    expect(grantLines).toHaveLength(11);
     expect(grantLines.join('\n')).not.toMatch(/"headers"|openai_api_key|livekit_api_secret|"api_key"|embeddings/);
     await db.pool.query(grants.stdout.replace("'choose-a-password'", `'${password}'`));
 

@@ -108,11 +108,13 @@ describe('Prometheus ground truth', () => {
   });
 
   it('quota utilisation and agent status gauges equal SQL', async () => {
-    const { rows } = await db.pool.query<{ slug: string; ratio: number }>(`
-      SELECT c.slug, sum(u.voice_seconds_used)::float8 / max(CASE WHEN u.voice_seconds_limit > 0 THEN u.voice_seconds_limit ELSE q.voice_seconds_per_month END) AS ratio
-      FROM agent_usage u JOIN clients c ON c.id = u.client_id JOIN tier_quotas q ON q.tier = c.tier GROUP BY c.slug`);
+    // The platform's rule: the sum over the client's rows against its tier's quota.
+    const { rows } = await db.pool.query<{ name: string; ratio: number }>(`
+      SELECT c.name, sum(u.voice_seconds_used)::float8 / max(coalesce(q.voice_seconds_per_month, 6000)) AS ratio
+      FROM agent_usage u JOIN clients c ON c.id = u.client_id LEFT JOIN tier_quotas q ON q.tier = coalesce(c.tier::text, 'adventurer') GROUP BY c.name`);
     const ratio = byLabel(await prometheus.query('tokenwatch_quota_utilisation_ratio{resource="voice_seconds"}'), 'client');
-    for (const row of rows) expect(ratio[row.slug], row.slug).toBeCloseTo(row.ratio, 12);
+    expect(rows.length).toBe(4);
+    for (const row of rows) expect(ratio[row.name], row.name).toBeCloseTo(row.ratio, 12);
     const { rows: disabled } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM agents WHERE NOT enabled');
     expect((await prometheus.query('sum(tokenwatch_agent_status{status="offline"})'))[0]!.value).toBe(disabled[0]!.n);
   });

@@ -45,8 +45,8 @@ describe('bad rows', () => {
     // Invalid UTF-8 in a transcript.
     await q(`INSERT INTO conversation_transcripts (id, conversation_id, role, content, created_at) VALUES ($1, $2, 'user', E'caf\\xe9 \\xff\\xfe', now())`, [bad('utf8'), uuidFrom('conv-utf8')]);
     // Malformed JSON in a text metadata column.
-    await q(`INSERT INTO textjson."LiteLLM_SpendLogs" (request_id, "startTime", "endTime", model, prompt_tokens, completion_tokens, spend, metadata, status)
-      VALUES ('bad-json', now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC', 'gpt-4o', 5, 5, 0.001, '{"usage_object": {', 'success')`);
+    await q(`INSERT INTO textjson."LiteLLM_SpendLogs" (request_id, call_type, "startTime", "endTime", model, prompt_tokens, completion_tokens, spend, metadata, status)
+      VALUES ('bad-json', 'acompletion', now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC', 'gpt-4o', 5, 5, 0.001, '{"usage_object": {', 'success')`);
 
     const logLines: Record<string, unknown>[] = [];
     const logger = createLogger({

@@ -92,8 +92,10 @@ describe('hostile rows', () => {
     // ---- Sidekick Forge transcripts ----
     await seedSidekickForge(db.pool, { conversations: 20 });
     const agent = uuidFrom('agent-0-0');
-    await q(`INSERT INTO clients (id, name, tier, slug) VALUES ($1, 'Long', 'adventurer', $2)`, [uuidFrom('client-long'), LONG_TENANT]);
-    await q(`INSERT INTO agents (id, client_id, slug, name, system_prompt) VALUES ($1, $2, $3, 'Quoted agent', 'p')`, [uuidFrom('agent-long'), uuidFrom('client-long'), QUOTED]);
+    await q(`INSERT INTO clients (id, name, tier) VALUES ($1, $2, 'adventurer')`, [uuidFrom('client-long'), LONG_TENANT]);
+    await q(`INSERT INTO agents (id, slug, name, system_prompt) VALUES ($1, $2, 'Quoted agent', 'p')`, [uuidFrom('agent-long'), QUOTED]);
+    // The platform ties an agent to its client in agent_usage (and logs its creation).
+    await q(`INSERT INTO activity_log (activity_type, action, client_id, agent_id) VALUES ('sidekick_created', 'create', $1, $2)`, [uuidFrom('client-long'), uuidFrom('agent-long')]);
     const tr = 'INSERT INTO conversation_transcripts (id, conversation_id, agent_id, role, content, transcript, sequence, created_at)';
     const sk = (kind: string) => uuidFrom(`sk-${kind}`);
     const conv = uuidFrom('conversation-0');
@@ -119,25 +121,25 @@ describe('hostile rows', () => {
     // ---- LiteLLM spend and error logs ----
     const goodSpend = spendLogRows(40, { seed: 32, spanMs: 3_600_000 });
     await insertRows(db.pool, '"LiteLLM_SpendLogs"', SPEND_LOG_COLUMNS, goodSpend);
-    const sl = `INSERT INTO "LiteLLM_SpendLogs" (request_id, model, team_id, spend, prompt_tokens, completion_tokens, "startTime", "endTime", metadata, status)`;
+    const sl = `INSERT INTO "LiteLLM_SpendLogs" (request_id, model, team_id, spend, prompt_tokens, completion_tokens, "startTime", "endTime", metadata, status, call_type)`;
     const ts = "(now() - interval '10 minutes') AT TIME ZONE 'UTC'";
     const llRows: [string, string, unknown[]][] = [
-      ['null-tokens', `($1, 'gpt-4o', 'team-a', 0.1, NULL, NULL, ${ts}, ${ts}, '{}', 'success')`, []],
-      ['negative-tokens', `($1, 'gpt-4o', 'team-a', 0.1, -1, 5, ${ts}, ${ts}, '{}', 'success')`, []],
-      ['unknown-model', `($1, '', 'team-a', 0.1, 1, 1, ${ts}, ${ts}, '{}', 'success')`, []],
-      ['malformed-json', `($1, 'gpt-4o', 'team-a', 0.1, 1, 1, ${ts}, ${ts}, '{"usage_object": {', 'success')`, []],
-      ['deep-json', `($1, 'gpt-4o', 'team-a', 0.1, 1, 1, ${ts}, ${ts}, $2, 'failure')`, [JSON.stringify({ error_information: deep(200, { error_class: 'X' }), usage_object: deep(200, 1) })]],
-      ['ten-mb-metadata', `($1, 'gpt-4o', 'team-a', 0.1, 1, 1, ${ts}, ${ts}, $2, 'success')`, [JSON.stringify({ note: 'z'.repeat(TEN_MB) })]],
-      ['invalid-utf8', `($1, E'gpt-4o\\xff', 'team-a', 0.1, 1, 1, ${ts}, ${ts}, '{}', 'success')`, []],
-      ['control-chars', `($1, 'gpt-4o', E'team\\x01\\x1b', 0.1, 1, 1, ${ts}, ${ts}, '{}', 'success')`, []],
-      ['epoch-zero', `($1, 'gpt-4o', 'team-a', 0.1, 1, 1, 'epoch', 'epoch', '{}', 'success')`, []],
-      ['year-9999', `($1, 'gpt-4o', 'team-a', 0.1, 1, 1, '9999-12-31 23:59:59', '9999-12-31 23:59:59', '{}', 'success')`, []],
-      ['duplicate-id', `($1, 'gpt-4o', 'team-a', 0.1, 1, 1, '2026-12-01 00:00:00', '2026-12-01 00:00:01', '{}', 'success'), ($1, 'gpt-4o', 'team-a', 0.1, 1, 1, '2026-12-01 00:00:00', '2026-12-01 00:00:01', '{}', 'success')`, []],
-      ['long-team', `($1, 'gpt-4o', $2, 0.1, 1, 1, ${ts}, ${ts}, '{}', 'success')`, [LONG_TENANT]],
-      ['quotes-model', `($1, $2, 'team-a', 0.1, 1, 1, ${ts}, ${ts}, '{}', 'success')`, [QUOTED]],
-      ['sql-meta', `($1, 'gpt-4o', $2, 0.1, 1, 1, ${ts}, ${ts}, '{}', 'success')`, [SQL_META]],
-      ['nan-spend', `($1, 'gpt-4o', 'team-a', 'NaN', 1, 1, ${ts}, ${ts}, '{}', 'success'), ($1 || '-inf', 'gpt-4o', 'team-a', '-Infinity', 1, 1, ${ts}, ${ts}, '{}', 'success')`, []],
-      ['ends-before-start', `($1, 'gpt-4o', 'team-a', 0.1, 1, 1, ${ts}, ${ts} - interval '1 hour', '{}', 'success')`, []],
+      ['null-tokens', `($1, 'gpt-4o', 'team-a', 0.1, NULL, NULL, ${ts}, ${ts}, '{}', 'success', 'acompletion')`, []],
+      ['negative-tokens', `($1, 'gpt-4o', 'team-a', 0.1, -1, 5, ${ts}, ${ts}, '{}', 'success', 'acompletion')`, []],
+      ['unknown-model', `($1, '', 'team-a', 0.1, 1, 1, ${ts}, ${ts}, '{}', 'success', 'acompletion')`, []],
+      ['malformed-json', `($1, 'gpt-4o', 'team-a', 0.1, 1, 1, ${ts}, ${ts}, '{"usage_object": {', 'success', 'acompletion')`, []],
+      ['deep-json', `($1, 'gpt-4o', 'team-a', 0.1, 1, 1, ${ts}, ${ts}, $2, 'failure', 'acompletion')`, [JSON.stringify({ error_information: deep(200, { error_class: 'X' }), usage_object: deep(200, 1) })]],
+      ['ten-mb-metadata', `($1, 'gpt-4o', 'team-a', 0.1, 1, 1, ${ts}, ${ts}, $2, 'success', 'acompletion')`, [JSON.stringify({ note: 'z'.repeat(TEN_MB) })]],
+      ['invalid-utf8', `($1, E'gpt-4o\\xff', 'team-a', 0.1, 1, 1, ${ts}, ${ts}, '{}', 'success', 'acompletion')`, []],
+      ['control-chars', `($1, 'gpt-4o', E'team\\x01\\x1b', 0.1, 1, 1, ${ts}, ${ts}, '{}', 'success', 'acompletion')`, []],
+      ['epoch-zero', `($1, 'gpt-4o', 'team-a', 0.1, 1, 1, 'epoch', 'epoch', '{}', 'success', 'acompletion')`, []],
+      ['year-9999', `($1, 'gpt-4o', 'team-a', 0.1, 1, 1, '9999-12-31 23:59:59', '9999-12-31 23:59:59', '{}', 'success', 'acompletion')`, []],
+      ['duplicate-id', `($1, 'gpt-4o', 'team-a', 0.1, 1, 1, '2026-12-01 00:00:00', '2026-12-01 00:00:01', '{}', 'success', 'acompletion'), ($1, 'gpt-4o', 'team-a', 0.1, 1, 1, '2026-12-01 00:00:00', '2026-12-01 00:00:01', '{}', 'success', 'acompletion')`, []],
+      ['long-team', `($1, 'gpt-4o', $2, 0.1, 1, 1, ${ts}, ${ts}, '{}', 'success', 'acompletion')`, [LONG_TENANT]],
+      ['quotes-model', `($1, $2, 'team-a', 0.1, 1, 1, ${ts}, ${ts}, '{}', 'success', 'acompletion')`, [QUOTED]],
+      ['sql-meta', `($1, 'gpt-4o', $2, 0.1, 1, 1, ${ts}, ${ts}, '{}', 'success', 'acompletion')`, [SQL_META]],
+      ['nan-spend', `($1, 'gpt-4o', 'team-a', 'NaN', 1, 1, ${ts}, ${ts}, '{}', 'success', 'acompletion'), ($1 || '-inf', 'gpt-4o', 'team-a', '-Infinity', 1, 1, ${ts}, ${ts}, '{}', 'success', 'acompletion')`, []],
+      ['ends-before-start', `($1, 'gpt-4o', 'team-a', 0.1, 1, 1, ${ts}, ${ts} - interval '1 hour', '{}', 'success', 'acompletion')`, []],
     ];
     for (const [kind, values, extra] of llRows) await q(`${sl} VALUES ${values}`, [`ll-${kind}`, ...extra]);
     await q(`INSERT INTO "LiteLLM_ErrorLogs" (request_id, "startTime", "endTime", model_group, exception_type, status_code) VALUES
@@ -198,7 +200,7 @@ describe('hostile rows', () => {
     for (const { id } of goodTranscripts as { id: string }[]) expect(messageIds.has(id), id).toBe(true);
     const rejectedSk = ['year-9999', 'null-conversation'];
     for (const [kind] of skRows) expect(messageIds.has(sk(kind)), kind).toBe(!rejectedSk.includes(kind));
-    expect(messages.find((m) => m.messageId === sk('unknown-agent'))!.tenant).toBe('default');
+    expect(messages.find((m) => m.messageId === sk('unknown-agent'))!.tenant).toBe('unattributed');
     expect(Buffer.byteLength(messages.find((m) => m.messageId === sk('ten-mb'))!.content)).toBeLessThanOrEqual(256 * 1024);
 
     const [stored] = await store.query<{ requests: number; messages: number }>(

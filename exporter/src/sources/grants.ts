@@ -2,7 +2,8 @@
 // declares it reads (SourceAdapter.reads), mapped through the source's table and column
 // renames. Secret columns are never among them. `tokenwatch check --grants` prints them;
 // `tokenwatch check` compares them with what the connected role has.
-import type { SourceConfig } from '../config/schema.ts';
+import { clientDatabaseName, type SourceConfig } from '../config/schema.ts';
+import type { NamedSource } from './adapter.ts';
 import { adapterFor } from './registry.ts';
 import { qualifiedTable, quoteIdent } from '../reader/sql.ts';
 
@@ -16,7 +17,7 @@ export interface TableGrant {
   secrets: string[];
 }
 
-export function tableGrants(source: SourceConfig & { name: string }): TableGrant[] {
+export function tableGrants(source: NamedSource): TableGrant[] {
   const adapter = adapterFor(source.type);
   const physical = (column: string) => (source.columns[column] === null ? null : (source.columns[column] ?? column));
   const own = new Set(adapter.requiredTables(source));
@@ -28,16 +29,31 @@ export function tableGrants(source: SourceConfig & { name: string }): TableGrant
   }));
 }
 
-/** The SQL that creates a read-only role with exactly these grants (to run as the tables' owner). */
-export function grantsSql(sources: readonly (SourceConfig & { name: string })[], role: string): string {
-  const grants = sources.flatMap(tableGrants);
+function grantLines(grants: readonly TableGrant[], role: string): string[] {
   const schemas = [...new Set(grants.map((g) => g.schema))];
   return [
+    ...schemas.map((schema) => `GRANT USAGE ON SCHEMA ${quoteIdent(schema)} TO ${quoteIdent(role)};`),
+    ...grants.map((g) => `GRANT SELECT (${g.columns.map(quoteIdent).join(', ')}) ON ${qualifiedTable(g.schema, g.table)} TO ${quoteIdent(role)};`),
+  ];
+}
+
+/**
+ * The SQL that creates a read-only role with exactly these grants (to run as the tables'
+ * owner), and for a source that reads other databases (Sidekick Forge's dedicated clients),
+ * the grants to run in each of them.
+ */
+export function grantsSql(sources: readonly (SourceConfig & { name: string })[], role: string): string {
+  const lines = [
     `-- tokenwatch: a read-only role that can read exactly the columns tokenwatch reads (${sources.map((s) => s.name).join(', ')}).`,
     '-- Secret columns (request headers, provider keys, LiveKit secrets, LiteLLM API keys, embeddings) are not granted.',
     `CREATE ROLE ${quoteIdent(role)} LOGIN PASSWORD 'choose-a-password';`,
-    ...schemas.map((schema) => `GRANT USAGE ON SCHEMA ${quoteIdent(schema)} TO ${quoteIdent(role)};`),
-    ...grants.map((g) => `GRANT SELECT (${g.columns.map(quoteIdent).join(', ')}) ON ${qualifiedTable(g.schema, g.table)} TO ${quoteIdent(role)};`),
-    '',
-  ].join('\n');
+    ...grantLines(sources.flatMap(tableGrants), role),
+  ];
+  for (const source of sources) {
+    for (const db of source.clientDatabases) {
+      const part: NamedSource = { ...source, name: `${source.name}.${clientDatabaseName(db)}`, clientDatabases: [], clientOf: { clientId: db.client, tenant: '' } };
+      lines.push('', `-- In the database of client ${db.client} (${part.name}):`, `CREATE ROLE ${quoteIdent(role)} LOGIN PASSWORD 'choose-a-password';`, ...grantLines(tableGrants(part), role));
+    }
+  }
+  return [...lines, ''].join('\n');
 }

@@ -81,6 +81,9 @@ const STREAM_COLUMN_TYPES: Record<string, Record<string, ColumnType>> = {
     response_error: 'json', response_content: 'json', last_message: 'json',
   },
   'sidekick-forge/conversation_transcripts': { sequence: 'int', created_at: 'timestamp' },
+  'sidekick-forge/conversations': { created_at: 'timestamp' },
+  'sidekick-forge/activity_log': { created_at: 'timestamp' },
+  'sidekick-forge/livekit_events': { duration: 'int', created_at: 'timestamp' },
   'litellm/LiteLLM_SpendLogs': { spend: 'float', prompt_tokens: 'int', completion_tokens: 'int', startTime: 'timestamp', endTime: 'timestamp', completionStartTime: 'timestamp', request_duration_ms: 'int', metadata: 'json' },
   'litellm/LiteLLM_ErrorLogs': { startTime: 'timestamp', endTime: 'timestamp' },
 };

@@ -17,7 +17,7 @@ describe('README example queries', () => {
       requests: 2000,
       spendLogs: 500,
       // Push one client over 80 % of its voice quota so the quota-crossing query has rows.
-      prepare: (db) => db.pool.query("UPDATE agent_usage SET voice_seconds_used = 5000 WHERE client_id = (SELECT id FROM clients WHERE slug = 'client-0') AND agent_id = (SELECT min(agent_id::text)::uuid FROM agent_usage u JOIN clients c ON c.id = u.client_id WHERE c.slug = 'client-0')").then(() => undefined),
+      prepare: (db) => db.pool.query("UPDATE agent_usage SET voice_seconds_used = 5000 WHERE client_id = (SELECT id FROM clients WHERE name = 'Client 0') AND agent_id = (SELECT min(agent_id::text)::uuid FROM agent_usage u JOIN clients c ON c.id = u.client_id WHERE c.name = 'Client 0')").then(() => undefined),
     });
   });
   afterAll(async () => {

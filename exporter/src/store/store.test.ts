@@ -82,10 +82,16 @@ describe('ClickHouse event store', () => {
     const redacted = await store.query<{ n: string }>("SELECT count() AS n FROM tokenwatch.messages WHERE position(content, '[REDACTED_') > 0");
     expect(Number(redacted[0]!.n)).toBeGreaterThan(100);
     const types = await store.query<{ event_type: string; n: string }>('SELECT event_type, count() AS n FROM tokenwatch.activity_events FINAL GROUP BY event_type ORDER BY event_type');
-    expect(types.map((t) => t.event_type)).toEqual(['agent_configuration_changed', 'conversation_ended', 'conversation_started', 'error', 'quota_threshold_crossed']);
+    expect(types.map((t) => t.event_type)).toEqual([
+      'agent_configuration_changed', 'conversation_started', 'document_uploaded', 'error', 'llm_call_failed', 'quota_threshold_crossed', 'sidekick_updated',
+      'voice_session_finished', 'voice_session_started',
+    ]);
     expect(Number(types.find((t) => t.event_type === 'agent_configuration_changed')!.n)).toBe(4);
     const { rows: errors } = await db.pool.query<{ n: number }>(`SELECT (SELECT count(*) FROM api_requests WHERE request_type = 'inference' AND response_status >= 400)::int
-      + (SELECT count(*) FROM "LiteLLM_SpendLogs" WHERE status <> 'success')::int + (SELECT count(*) FROM "LiteLLM_ErrorLogs")::int AS n`);
+      + (SELECT count(*) FROM "LiteLLM_SpendLogs" WHERE status <> 'success')::int AS n`);
+    // Error-log rows are details of failed calls, stored once each, not errors of their own.
+    const { rows: errorLogs } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM "LiteLLM_ErrorLogs"');
+    expect(Number(types.find((t) => t.event_type === 'llm_call_failed')!.n)).toBe(errorLogs[0]!.n);
     expect(Number(types.find((t) => t.event_type === 'error')!.n)).toBe(errors[0]!.n);
   });
 });

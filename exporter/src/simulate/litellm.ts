@@ -58,7 +58,8 @@ export function litellmCall(rnd: Random, world: World, start: number): PendingRo
     request_tags: JSON.stringify(rnd() < 0.3 ? ['prod'] : []),
     team_id: team.team,
     organization_id: team.organization,
-    end_user: rnd() < 0.5 ? pick(rnd, team.users) : null,
+    // LiteLLM writes '' for a missing end user, not NULL.
+    end_user: rnd() < 0.5 ? pick(rnd, team.users) : '',
     requester_ip_address: `10.0.${Math.floor(rnd() * 8)}.${Math.floor(rnd() * 250)}`,
     session_id: `sess-${hex(rnd, 8)}`,
     status: failure ? 'failure' : 'success',

@@ -14,6 +14,8 @@ export interface PendingRow {
   /** When the row is written (and commits): the response's end. */
   at: number;
   row: Record<string, unknown>;
+  /** Later versions of the row, written right after it as UPDATEs by id (a streamed reply). */
+  updates?: Record<string, unknown>[];
 }
 
 type Message = { role: 'user' | 'assistant'; content: string | { type: string; text: string }[] };

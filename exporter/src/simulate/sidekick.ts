@@ -81,6 +81,13 @@ export function sidekickUsage(world: World, now: number): { table: string; row: 
   return rows;
 }
 
+/** The growing text of a streamed reply: its first third, two thirds, then all of it. */
+function streamedChunks(text: string): string[] {
+  const words = text.split(' ');
+  if (words.length < 3) return [text];
+  return [words.slice(0, Math.ceil(words.length / 3)).join(' '), words.slice(0, Math.ceil((2 * words.length) / 3)).join(' '), text];
+}
+
 /** One conversation with an agent: the conversations row (written at the start, updated as it goes) and its transcript. */
 export function sidekickConversation(rnd: Random, world: World, start: number): { conversation: Record<string, unknown>; turns: PendingRow[]; endsAt: number; client: SidekickClient } {
   const client = weighted(rnd, world.clients.map((c) => ({ weight: c.weight, value: c })));
@@ -99,7 +106,14 @@ export function sidekickConversation(rnd: Random, world: World, start: number): 
     const agentAt = userAt + Math.round(logNormal(rnd, voice ? 1200 : 2500, 0.5));
     const base = { conversation_id: id, session_id: session, agent_id: agent.id, user_id: user, turn_id: turnId, source: voice ? 'voice' : 'text', citations: '[]', metadata: '{}' };
     turns.push({ table: 'conversation_transcripts', at: userAt, row: { ...base, id: uuid(rnd), role: 'user', content: ask(rnd), transcript: voice ? 'transcribed' : null, sequence: t * 2, created_at: new Date(userAt).toISOString(), updated_at: new Date(userAt).toISOString() } });
-    turns.push({ table: 'conversation_transcripts', at: agentAt, row: { ...base, id: uuid(rnd), role: 'assistant', content: reply(rnd, 30 + Math.floor(rnd() * 60)), transcript: null, sequence: t * 2 + 1, created_at: new Date(agentAt).toISOString(), updated_at: new Date(agentAt).toISOString() } });
+    const answer = reply(rnd, 30 + Math.floor(rnd() * 60));
+    // A voice reply is streamed: the agent inserts it with its first chunk and rewrites the row as chunks arrive.
+    const chunks = voice ? streamedChunks(answer) : [answer];
+    turns.push({
+      table: 'conversation_transcripts', at: agentAt,
+      row: { ...base, id: uuid(rnd), role: 'assistant', content: chunks[0], transcript: chunks[0], sequence: t * 2 + 1, created_at: new Date(agentAt).toISOString(), updated_at: new Date(agentAt).toISOString() },
+      ...(chunks.length > 1 ? { updates: chunks.slice(1).map((content) => ({ content, transcript: content })) } : {}),
+    });
     at = agentAt;
   }
   const conversation = {

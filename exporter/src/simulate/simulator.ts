@@ -146,6 +146,13 @@ export class Simulator {
       await insert(this.db, table, tableRows);
       this.counts[TABLE_KEYS[table]!] += tableRows.length;
     }
+    // Rows written in several steps, as the application does: each later version an UPDATE by id.
+    for (const r of rows) {
+      for (const update of r.updates ?? []) {
+        const columns = Object.keys(update);
+        await this.db.query(`UPDATE ${r.table} SET ${columns.map((c, i) => `"${c}" = $${i + 2}`).join(', ')} WHERE id = $1`, [r.row.id, ...columns.map((c) => update[c])]);
+      }
+    }
   }
 
   /**

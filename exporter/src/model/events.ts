@@ -178,8 +178,8 @@ export const ActivityEvent = z.object({
   resourceName: z.string().nullable(),
   /** Seconds, for activities that last (a voice session). */
   durationSeconds: z.number().nonnegative().nullable(),
-  /** Small JSON object of details (never content or secrets). */
-  details: z.string(),
+  /** A few details (never content or secrets), stored as JSON. */
+  details: z.record(z.string(), z.string().or(z.number()).nullable()),
   occurredAt: Timestamp,
 });
 export type ActivityEvent = z.infer<typeof ActivityEvent>;

@@ -65,9 +65,7 @@ export interface PipelineOptions {
   onFatal?: (error: Error) => void;
 }
 
-type SourceConfigNamed = NamedSource;
-
-function newStatus(id: string, source: SourceConfigNamed, table: string, kind: StreamStatus['kind'], spec?: IncrementalStream['spec']): StreamStatus {
+function newStatus(id: string, source: NamedSource, table: string, kind: StreamStatus['kind'], spec?: IncrementalStream['spec']): StreamStatus {
   return newStreamStatus({
     id, source: source.name, sourceType: source.type, table, kind,
     ...(spec ? { maxCommitDelayMs: spec.maxCommitDelayMs, sweepWindowMs: spec.sweepWindowMs ?? 0 } : {}),
@@ -75,7 +73,7 @@ function newStatus(id: string, source: SourceConfigNamed, table: string, kind: S
 }
 
 /** The statuses a source's streams and snapshots will have, before it is connected. */
-function plannedStatuses(adapter: SourceAdapter, config: SourceConfigNamed): StreamStatus[] {
+function plannedStatuses(adapter: SourceAdapter, config: NamedSource): StreamStatus[] {
   const built = adapter.build(config);
   return [
     ...built.streams.map((s) => newStatus(s.spec.id, config, s.table, 'incremental', s.spec)),
@@ -99,7 +97,7 @@ class SourceUnavailable extends Error {
 
 /** A source `run` could not connect to yet: its streams show as failing while it retries. */
 interface PendingSource {
-  config: SourceConfigNamed;
+  config: NamedSource;
   statuses: StreamStatus[];
   failures: number;
   missingTables: boolean;
@@ -134,7 +132,7 @@ export class Pipeline {
   static async open(options: PipelineOptions): Promise<Pipeline> {
     const pipeline = new Pipeline(options);
     try {
-      for (const source of options.config.sources as SourceConfigNamed[]) {
+      for (const source of options.config.sources as NamedSource[]) {
         try {
           await pipeline.addSource(source);
         } catch (error) {
@@ -162,7 +160,7 @@ export class Pipeline {
    * cannot be used. A part that cannot be used yet is waited for like any source (`run`), or
    * fails the open (backfill). Returns the sources added.
    */
-  private async addSource(config: SourceConfigNamed): Promise<ActiveSource[]> {
+  private async addSource(config: NamedSource): Promise<ActiveSource[]> {
     const adapter = adapterFor(config.type);
     const pool = createPool(config.databaseUrl!, { applicationName: `tokenwatch/${config.name}` });
     const wanted = adapter.requiredTables(config).map((t) => config.tables[t] ?? t);
@@ -178,7 +176,7 @@ export class Pipeline {
       await pool.end();
       throw new SourceUnavailable(`source ${config.name} (${config.type}): tables not found in schema "${config.schema}": ${missing.join(', ')}`, true);
     }
-    let parts: SourceConfigNamed[];
+    let parts: NamedSource[];
     try {
       parts = (await adapter.parts?.(config, pool)) ?? [];
     } catch (error) {
@@ -198,7 +196,7 @@ export class Pipeline {
   }
 
   /** A connected source with its streams and snapshots, resumed from their checkpoints. */
-  private activate(config: SourceConfigNamed, adapter: SourceAdapter, pool: pg.Pool): ActiveSource {
+  private activate(config: NamedSource, adapter: SourceAdapter, pool: pg.Pool): ActiveSource {
     const built = adapter.build(config);
     const active: ActiveSource = { config, adapter, pool, streams: [], snapshots: [] };
     const connect = () => pool.connect();
@@ -231,7 +229,7 @@ export class Pipeline {
    * `run` waits for a source it cannot use yet: its planned streams show as failing with the
    * reason, and connecting is retried with capped exponential backoff and jitter.
    */
-  private waitFor(config: SourceConfigNamed, error: SourceUnavailable): void {
+  private waitFor(config: NamedSource, error: SourceUnavailable): void {
     const pending: PendingSource = { config, statuses: plannedStatuses(adapterFor(config.type), config), failures: 0, missingTables: error.missingTables };
     this.pending.push(pending);
     this.failedToConnect(pending, error);

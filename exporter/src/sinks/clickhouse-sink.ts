@@ -121,7 +121,7 @@ export class ClickHouseSink implements Sink {
     for (const a of platform) {
       activities.push(activity(a, a.activityType, a.activityId, a.occurredAt, {
         agent: a.agent ?? '', resource: a.resourceType ?? '', value: a.durationSeconds ?? 0,
-        details: JSON.stringify({ action: a.action, status: a.status, resource_name: a.resourceName, ...(JSON.parse(a.details) as object) }),
+        details: JSON.stringify({ action: a.action, status: a.status, resource_name: a.resourceName, ...a.details }),
       }));
     }
     await this.store.insert('activity_events', activities);

@@ -2,7 +2,7 @@
 // naming columns and turning raw column values into canonical fields. The runner
 // (pipeline/) owns polling, timing, checkpoints and self-metrics; an adapter only declares
 // what to read and how a row maps to events.
-import type { SourceConfig } from '../config/schema.ts';
+import { clientDatabaseName, type SourceConfig } from '../config/schema.ts';
 import type pg from 'pg';
 import type { CanonicalEvent, SourceName } from '../model/events.ts';
 import type { IncrementalStreamSpec } from '../reader/incremental-reader.ts';
@@ -19,6 +19,11 @@ export type NamedSource = SourceConfig & {
   /** Set on a part of a source that is one tenant's own database (see SourceAdapter.parts). */
   clientOf?: { clientId: string; tenant: string };
 };
+
+/** A source's part that is one client's own database (Sidekick Forge clientDatabases), named "<source>.<name>". */
+export function clientDatabasePart(source: NamedSource, db: SourceConfig['clientDatabases'][number], tenant: string): NamedSource {
+  return { ...source, name: `${source.name}.${clientDatabaseName(db)}`, databaseUrl: db.databaseUrl, clientDatabases: [], clientOf: { clientId: db.client, tenant } };
+}
 
 export interface MapContext {
   /** Records a repaired field; the row flows on. */

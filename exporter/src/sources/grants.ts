@@ -2,8 +2,8 @@
 // declares it reads (SourceAdapter.reads), mapped through the source's table and column
 // renames. Secret columns are never among them. `tokenwatch check --grants` prints them;
 // `tokenwatch check` compares them with what the connected role has.
-import { clientDatabaseName, type SourceConfig } from '../config/schema.ts';
-import type { NamedSource } from './adapter.ts';
+import type { SourceConfig } from '../config/schema.ts';
+import { clientDatabasePart, type NamedSource } from './adapter.ts';
 import { adapterFor } from './registry.ts';
 import { qualifiedTable, quoteIdent } from '../reader/sql.ts';
 
@@ -51,7 +51,8 @@ export function grantsSql(sources: readonly (SourceConfig & { name: string })[],
   ];
   for (const source of sources) {
     for (const db of source.clientDatabases) {
-      const part: NamedSource = { ...source, name: `${source.name}.${clientDatabaseName(db)}`, clientDatabases: [], clientOf: { clientId: db.client, tenant: '' } };
+      // The tenant is not known without connecting; the grants do not depend on it.
+      const part = clientDatabasePart(source, db, '');
       lines.push('', `-- In the database of client ${db.client} (${part.name}):`, `CREATE ROLE ${quoteIdent(role)} LOGIN PASSWORD 'choose-a-password';`, ...grantLines(tableGrants(part), role));
     }
   }

@@ -128,13 +128,13 @@ function mapErrorLog(row: Record<string, unknown>, ctx: MapContext): CanonicalEv
     resourceType: 'llm_call',
     resourceName: null,
     durationSeconds: duration === null ? null : duration / 1000,
-    details: JSON.stringify({
+    details: {
       exception_type: optionalString(row.exception_type),
       status_code: httpStatusOf(optionalString(row.status_code)),
       model_group: optionalString(row.model_group),
       litellm_model_name: optionalString(row.litellm_model_name),
       api_base: optionalString(row.api_base),
-    }),
+    },
     occurredAt: startedAt,
   };
   return [event];

@@ -18,9 +18,8 @@
 // Agent activity comes from transcripts (the application never touches conversations.updated_at).
 // Never selected: the clients' provider keys and secrets, transcripts' embeddings.
 import type { ActivityEvent, AgentSnapshot, CanonicalEvent, ConversationSnapshot, ConversationStats, MessageEvent, UsageResource, UsageSnapshot, VoiceSessions } from '../model/events.ts';
-import { clientDatabaseName } from '../config/schema.ts';
 import type { IncrementalStream, MapContext, NamedSource, SnapshotQuery, SourceAdapter } from './adapter.ts';
-import { SourceNames, contentText, nonNegativeIntegerOrNull, nonNegativeOrNull, optionalInteger, optionalString, readerSettings, requiredTimestamp, toIso } from './adapter.ts';
+import { SourceNames, clientDatabasePart, contentText, nonNegativeIntegerOrNull, nonNegativeOrNull, optionalInteger, optionalString, readerSettings, requiredTimestamp, toIso } from './adapter.ts';
 import { RowRejected } from '../quality/row-quality.ts';
 
 const SOURCE = 'sidekick-forge' as const;
@@ -52,31 +51,36 @@ const PLATFORM_TABLES = ['clients', 'tier_quotas', 'agent_usage', 'agents', 'con
 const CLIENT_TABLES = ['agents', 'conversations', 'conversation_transcripts'] as const;
 
 /**
- * SQL for the tenant of rows keyed by an agent id, and the client id: in a client's own
- * database a constant; in the platform database the client the agent's usage is counted for
- * (agent_usage is small; every row of one agent has the same client), else the client the
- * activity log records for the agent (sidekick_created, …; on its agent_id index).
+ * SQL for the tenant of rows keyed by an agent id, in the platform database: the client the
+ * agent's usage is counted for (agent_usage is small; every row of one agent has the same
+ * client), else the client the activity log records for the agent (sidekick_created, …; on its
+ * agent_id index). In a client's own database every row is that client's: no SQL needed.
  */
-function tenantOf(source: NamedSource, names: SourceNames, agentIdSql: string): { tenant: string; clientId: string } {
-  if (source.clientOf) {
-    return { tenant: literal(source.clientOf.tenant), clientId: literal(source.clientOf.clientId) };
-  }
+function tenantSql(source: NamedSource, names: SourceNames, agentIdSql: string): string {
+  if (source.clientOf) return 'NULL::text';
   const clientId = names.required('client_id');
   const owner = `coalesce((SELECT u.${clientId} FROM ${names.table('agent_usage')} u WHERE u.${names.required('agent_id')} = ${agentIdSql} LIMIT 1),
     (SELECT l.${clientId} FROM ${names.table('activity_log')} l WHERE l.${names.required('agent_id')} = ${agentIdSql} AND l.${clientId} IS NOT NULL LIMIT 1))`;
-  return {
-    tenant: `(SELECT c.${names.required('name')} FROM ${names.table('clients')} c WHERE c.${names.required('id')} = ${owner})`,
-    clientId: `${owner}::text`,
-  };
+  return clientNameSql(names, owner);
 }
 
-/** A SQL string literal (tenant names come from the platform database, not from the user). */
-function literal(text: string): string {
-  return `'${text.replaceAll("'", "''")}'`;
+/**
+ * SQL for the name of the client with id `idSql`: a uuid (on the primary key), or with
+ * `text` an id held as text in JSON, which may not be a uuid at all (compared as text).
+ */
+function clientNameSql(names: SourceNames, idSql: string, options: { text?: boolean } = {}): string {
+  const id = `c.${names.required('id')}${options.text ? '::text' : ''}`;
+  return `(SELECT c.${names.required('name')} FROM ${names.table('clients')} c WHERE ${id} = ${idSql})`;
 }
 
-function tenant(row: Record<string, unknown>): string {
-  return optionalString(row.tenant) ?? UNATTRIBUTED;
+/** SQL for the slug of the agent with id `idSql`, in the same database (as clientNameSql). */
+function agentSlugSql(names: SourceNames, idSql: string, options: { text?: boolean } = {}): string {
+  const id = `a.${names.required('id')}${options.text ? '::text' : ''}`;
+  return `(SELECT a.${names.required('slug')} FROM ${names.table('agents')} a WHERE ${id} = ${idSql})`;
+}
+
+function tenantOf(source: NamedSource, row: Record<string, unknown>): string {
+  return source.clientOf?.tenant ?? optionalString(row.tenant) ?? UNATTRIBUTED;
 }
 
 /** Name of a stream or snapshot of this source: "<source>/<table>". */
@@ -86,7 +90,6 @@ function id(source: NamedSource, table: string): string {
 
 function transcriptStream(source: NamedSource, names: SourceNames): IncrementalStream {
   const agentId = `t.${names.required('agent_id')}`;
-  const owner = tenantOf(source, names, agentId);
   const selectList = [
     names.expr('id', '$::text', 'id'),
     names.expr('conversation_id', '$::text', 'conversation_id'),
@@ -98,8 +101,8 @@ function transcriptStream(source: NamedSource, names: SourceNames): IncrementalS
     names.select('sequence'),
     names.select('source'),
     names.select('created_at'),
-    `(SELECT a.${names.required('slug')} FROM ${names.table('agents')} a WHERE a.${names.required('id')} = ${agentId}) AS agent_slug`,
-    `${owner.tenant} AS tenant`,
+    `${agentSlugSql(names, agentId)} AS agent_slug`,
+    `${tenantSql(source, names, agentId)} AS tenant`,
   ].join(', ');
   return {
     kind: 'incremental',
@@ -120,7 +123,7 @@ function transcriptStream(source: NamedSource, names: SourceNames): IncrementalS
       const event: MessageEvent = {
         kind: 'message',
         source: SOURCE,
-        tenant: tenant(row),
+        tenant: tenantOf(source, row),
         messageId,
         conversationId,
         role: optionalString(row.role) ?? 'unknown',
@@ -143,7 +146,6 @@ function transcriptStream(source: NamedSource, names: SourceNames): IncrementalS
  */
 function conversationStream(source: NamedSource, names: SourceNames): IncrementalStream {
   const agentId = `t.${names.required('agent_id')}`;
-  const owner = tenantOf(source, names, agentId);
   return {
     kind: 'incremental',
     table: 'conversations',
@@ -159,8 +161,8 @@ function conversationStream(source: NamedSource, names: SourceNames): Incrementa
         names.expr('user_id', '$::text', 'user_id'),
         names.select('channel'),
         names.select('created_at'),
-        `(SELECT a.${names.required('slug')} FROM ${names.table('agents')} a WHERE a.${names.required('id')} = ${agentId}) AS agent_slug`,
-        `${owner.tenant} AS tenant`,
+        `${agentSlugSql(names, agentId)} AS agent_slug`,
+        `${tenantSql(source, names, agentId)} AS tenant`,
       ].join(', '),
       ...readerSettings(source),
     },
@@ -172,7 +174,7 @@ function conversationStream(source: NamedSource, names: SourceNames): Incrementa
       const conversation: ConversationSnapshot = {
         kind: 'conversation',
         source: SOURCE,
-        tenant: tenant(row),
+        tenant: tenantOf(source, row),
         conversationId,
         agent: optionalString(row.agent_slug) ?? optionalString(row.agent_id),
         user: optionalString(row.user_id),
@@ -209,8 +211,8 @@ function activityStream(source: NamedSource, names: SourceNames): IncrementalStr
         names.select('resource_name'),
         names.select('status'),
         names.select('created_at'),
-        `(SELECT c.${names.required('name')} FROM ${names.table('clients')} c WHERE c.${names.required('id')} = t.${names.required('client_id')}) AS tenant`,
-        `(SELECT a.${names.required('slug')} FROM ${names.table('agents')} a WHERE a.${names.required('id')} = t.${names.required('agent_id')}) AS agent_slug`,
+        `${clientNameSql(names, `t.${names.required('client_id')}`)} AS tenant`,
+        `${agentSlugSql(names, `t.${names.required('agent_id')}`)} AS agent_slug`,
       ].join(', '),
       ...readerSettings(source),
     },
@@ -222,7 +224,7 @@ function activityStream(source: NamedSource, names: SourceNames): IncrementalStr
       const event: ActivityEvent = {
         kind: 'activity',
         source: SOURCE,
-        tenant: tenant(row),
+        tenant: tenantOf(source, row),
         activityId,
         activityType,
         action: optionalString(row.action) ?? '',
@@ -231,7 +233,7 @@ function activityStream(source: NamedSource, names: SourceNames): IncrementalStr
         resourceType: optionalString(row.resource_type),
         resourceName: optionalString(row.resource_name),
         durationSeconds: null,
-        details: JSON.stringify({ resource_id: optionalString(row.resource_id) }),
+        details: { resource_id: optionalString(row.resource_id) },
         occurredAt: requiredTimestamp(row.created_at, 'created_at', ctx),
       };
       return [event];
@@ -257,8 +259,8 @@ function livekitStream(source: NamedSource, names: SourceNames): IncrementalStre
         names.select('duration'),
         names.select('created_at'),
         `${metadata}->>'agent_id' AS agent_id`,
-        `(SELECT c.${names.required('name')} FROM ${names.table('clients')} c WHERE c.${names.required('id')}::text = ${metadata}->>'client_id') AS tenant`,
-        `(SELECT a.${names.required('slug')} FROM ${names.table('agents')} a WHERE a.${names.required('id')}::text = ${metadata}->>'agent_id') AS agent_slug`,
+        `${clientNameSql(names, `${metadata}->>'client_id'`, { text: true })} AS tenant`,
+        `${agentSlugSql(names, `${metadata}->>'agent_id'`, { text: true })} AS agent_slug`,
       ].join(', '),
       filter: () => `t.${names.required('event_type')} IN ('room_started', 'room_finished')`,
       ...readerSettings(source),
@@ -271,7 +273,7 @@ function livekitStream(source: NamedSource, names: SourceNames): IncrementalStre
       const event: ActivityEvent = {
         kind: 'activity',
         source: SOURCE,
-        tenant: tenant(row),
+        tenant: tenantOf(source, row),
         activityId,
         activityType: finished ? 'voice_session_finished' : 'voice_session_started',
         action: finished ? 'end' : 'start',
@@ -280,7 +282,7 @@ function livekitStream(source: NamedSource, names: SourceNames): IncrementalStre
         resourceType: 'voice_session',
         resourceName: optionalString(row.room_name),
         durationSeconds: finished ? nonNegativeOrNull(row.duration) : null,
-        details: '{}',
+        details: {},
         occurredAt: requiredTimestamp(row.created_at, 'created_at', ctx),
       };
       return [event];
@@ -294,7 +296,7 @@ function voiceSessionSnapshot(source: NamedSource, names: SourceNames): Snapshot
   const type = names.required('event_type');
   const room = names.required('room_name');
   const created = names.required('created_at');
-  const sql = `SELECT (SELECT c.${names.required('name')} FROM ${names.table('clients')} c WHERE c.${names.required('id')}::text = s.${names.required('metadata')}->>'client_id') AS tenant,
+  const sql = `SELECT ${clientNameSql(names, `s.${names.required('metadata')}->>'client_id'`, { text: true })} AS tenant,
       count(*)::bigint AS active
     FROM ${events} s
     WHERE s.${type} = 'room_started' AND s.${created} > now() - interval '${VOICE_SESSION_MAX_HOURS} hours'
@@ -307,7 +309,7 @@ function voiceSessionSnapshot(source: NamedSource, names: SourceNames): Snapshot
     sql,
     params: [],
     mapRow(row, _ctx, observedAt): CanonicalEvent[] {
-      const sessions: VoiceSessions = { kind: 'voice_sessions', source: SOURCE, tenant: tenant(row), active: nonNegativeIntegerOrNull(row.active) ?? 0, observedAt };
+      const sessions: VoiceSessions = { kind: 'voice_sessions', source: SOURCE, tenant: tenantOf(source, row), active: nonNegativeIntegerOrNull(row.active) ?? 0, observedAt };
       return [sessions];
     },
   };
@@ -334,7 +336,7 @@ function usageSnapshot(source: NamedSource, names: SourceNames): SnapshotQuery {
     sql,
     params: [],
     mapRow(row, _ctx: MapContext, observedAt): CanonicalEvent[] {
-      const client = tenant(row);
+      const client = tenantOf(source, row);
       const periodStart = optionalString(row.period_start);
       if (periodStart === null) throw new RowRejected('missing_field', 'period_start is missing');
       // '' = no agent: the client has no usage row this month (its total is 0).
@@ -358,7 +360,6 @@ function usageSnapshot(source: NamedSource, names: SourceNames): SnapshotQuery {
 /** Agents of this database with their status, from the transcripts of the last 5 minutes. */
 function agentSnapshot(source: NamedSource, names: SourceNames): SnapshotQuery {
   const agentId = `a.${names.required('id')}`;
-  const owner = tenantOf(source, names, agentId);
   const created = names.required('created_at');
   const sql = `WITH recent AS (
       SELECT t.${names.required('agent_id')} AS agent_id, count(DISTINCT t.${names.required('conversation_id')}) AS active_conversations, max(t.${created}) AS last_activity
@@ -366,7 +367,7 @@ function agentSnapshot(source: NamedSource, names: SourceNames): SnapshotQuery {
       WHERE t.${created} > now() - interval '${AGENT_ONLINE_WINDOW_MINUTES} minutes' GROUP BY 1),
     started AS (SELECT cv.${names.required('agent_id')} AS agent_id, max(cv.${created}) AS last_start FROM ${names.table('conversations')} cv GROUP BY 1)
     SELECT ${agentId}::text AS agent_id, a.${names.required('slug')} AS agent_slug, a.${names.required('enabled')} AS enabled, a.${names.required('model')} AS model,
-      a.${created} AS agent_created_at, a.${names.required('updated_at')} AS agent_updated_at, ${owner.tenant} AS tenant,
+      a.${created} AS agent_created_at, a.${names.required('updated_at')} AS agent_updated_at, ${tenantSql(source, names, agentId)} AS tenant,
       coalesce(r.active_conversations, 0) AS active_conversations, greatest(r.last_activity, s.last_start) AS last_activity
     FROM ${names.table('agents')} a
     LEFT JOIN recent r ON r.agent_id = ${agentId}
@@ -387,7 +388,7 @@ function agentSnapshot(source: NamedSource, names: SourceNames): SnapshotQuery {
       const agent: AgentSnapshot = {
         kind: 'agent',
         source: SOURCE,
-        tenant: tenant(row),
+        tenant: tenantOf(source, row),
         agentId,
         agent: optionalString(row.agent_slug) ?? agentId,
         enabled,
@@ -406,9 +407,8 @@ function agentSnapshot(source: NamedSource, names: SourceNames): SnapshotQuery {
 /** Conversations per tenant and channel, over the whole table (the real schema has no status). */
 function conversationStats(source: NamedSource, names: SourceNames): SnapshotQuery {
   const agentId = `cv.${names.required('agent_id')}`;
-  const owner = tenantOf(source, names, agentId);
   const sql = `SELECT tenant, channel, count(*)::bigint AS conversations FROM (
-      SELECT ${owner.tenant} AS tenant, coalesce(cv.${names.required('channel')}, 'unknown') AS channel FROM ${names.table('conversations')} cv) x
+      SELECT ${tenantSql(source, names, agentId)} AS tenant, coalesce(cv.${names.required('channel')}, 'unknown') AS channel FROM ${names.table('conversations')} cv) x
     GROUP BY 1, 2`;
   return {
     kind: 'snapshot',
@@ -418,7 +418,7 @@ function conversationStats(source: NamedSource, names: SourceNames): SnapshotQue
     params: [],
     mapRow(row, _ctx, observedAt): CanonicalEvent[] {
       const stats: ConversationStats = {
-        kind: 'conversation_stats', source: SOURCE, tenant: tenant(row), channel: optionalString(row.channel) ?? 'unknown',
+        kind: 'conversation_stats', source: SOURCE, tenant: tenantOf(source, row), channel: optionalString(row.channel) ?? 'unknown',
         status: 'all', conversations: nonNegativeIntegerOrNull(row.conversations) ?? 0, observedAt,
       };
       return [stats];
@@ -457,13 +457,7 @@ export const sidekickForge: SourceAdapter = {
     const found = new Map(rows.map((r) => [r.id, r.name]));
     const unknown = ids.filter((client) => !found.has(client));
     if (unknown.length > 0) throw new Error(`source ${source.name}: clientDatabases name client${unknown.length === 1 ? '' : 's'} ${unknown.join(', ')}, not in the platform's clients table`);
-    return source.clientDatabases.map((db) => ({
-      ...source,
-      name: `${source.name}.${clientDatabaseName(db)}`,
-      databaseUrl: db.databaseUrl,
-      clientDatabases: [],
-      clientOf: { clientId: db.client, tenant: found.get(db.client)! },
-    }));
+    return source.clientDatabases.map((db) => clientDatabasePart(source, db, found.get(db.client)!));
   },
   build(source) {
     const names = new SourceNames(source);

@@ -1,7 +1,8 @@
 // ClickHouse schema migrations: versioned SQL files in clickhouse/migrations, rendered for a
 // single node or for a cluster (Replicated* local tables plus Distributed tables, ON CLUSTER)
 // from the same source, applied in order and recorded in <db>.schema_migrations. Every
-// statement is idempotent (IF NOT EXISTS), so applying twice is safe.
+// statement is idempotent (IF NOT EXISTS; a table rebuild drops its copy first and exchanges
+// atomically), so applying a migration again after a crash half-way is safe.
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../testing/databases.ts';
 import { seededEventStore, type SeededEventStore } from '../testing/event-store.ts';
 import type { EventStore } from './clickhouse.ts';
-import { loadMigrations, render } from './migrations.ts';
+import { loadMigrations, migrate, render } from './migrations.ts';
 import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
 import { MemorySink } from '../sinks/memory-sink.ts';
 
@@ -17,7 +17,7 @@ describe('ClickHouse event store', () => {
   beforeAll(async () => {
     seeded = await seededEventStore({ requests: 3000, spendLogs: 1500, extraSinks: [memory] });
     ({ db, store } = seeded);
-    expect(seeded.migrated).toEqual(['0001_events', '0002_daily_rollups', '0003_error_events', '0004_conversation_index', '0005_message_conversation_index']);
+    expect(seeded.migrated).toEqual(['0001_events', '0002_daily_rollups', '0003_error_events', '0004_conversation_index', '0005_message_conversation_index', '0006_identity_without_tenant']);
   });
   afterAll(async () => {
     await seeded?.close();
@@ -26,7 +26,7 @@ describe('ClickHouse event store', () => {
   it('migrations are recorded and applying them again changes nothing', async () => {
     expect(await store.migrate()).toEqual([]);
     const rows = await store.query<{ name: string }>('SELECT name FROM tokenwatch.schema_migrations FINAL ORDER BY version');
-    expect(rows.map((r) => r.name)).toEqual(['0001_events', '0002_daily_rollups', '0003_error_events', '0004_conversation_index', '0005_message_conversation_index']);
+    expect(rows.map((r) => r.name)).toEqual(['0001_events', '0002_daily_rollups', '0003_error_events', '0004_conversation_index', '0005_message_conversation_index', '0006_identity_without_tenant']);
   });
 
   it('the clustered variant renders Replicated and Distributed tables ON CLUSTER, and every statement parses', async () => {
@@ -34,12 +34,52 @@ describe('ClickHouse event store', () => {
       const statements = render(migration.sql, { database: 'tokenwatch', cluster: 'llm' });
       expect(statements.join('\n')).toContain("ON CLUSTER 'llm'");
       for (const statement of statements) {
-        if (statement.startsWith('CREATE TABLE')) expect(statement).toMatch(/ENGINE = (Replicated\w+MergeTree\('\/clickhouse\/tables\/\{shard\}\/\{database\}\/\{table\}', '\{replica\}'|Distributed\('llm')/);
+        if (statement.startsWith('CREATE TABLE IF NOT EXISTS')) expect(statement).toMatch(/ENGINE = (Replicated\w+MergeTree\('\/clickhouse\/tables\/\{shard\}\/\{database\}\/\{table\}', '\{replica\}'|Distributed\('llm')/);
         await expect(store.query(`EXPLAIN AST ${statement}`), statement.slice(0, 80)).resolves.toBeDefined();
       }
     }
     const events = render(loadMigrations()[0]!.sql, { database: 'tokenwatch', cluster: 'llm' });
     expect(events).toContainEqual(expect.stringContaining("CREATE TABLE IF NOT EXISTS tokenwatch.requests ON CLUSTER 'llm' AS tokenwatch.requests_local\nENGINE = Distributed('llm', 'tokenwatch', 'requests_local', cityHash64(tenant))"));
+  });
+
+  it('a conversation, message or activity event is one row whatever its tenant (0006: the tenant is not in the sorting key)', async () => {
+    const keys = await store.query<{ name: string; sorting_key: string }>("SELECT name, sorting_key FROM system.tables WHERE database = 'tokenwatch' AND name IN ('conversations', 'messages', 'activity_events') ORDER BY name");
+    expect(keys).toEqual([
+      { name: 'activity_events', sorting_key: 'event_type, event_id' },
+      { name: 'conversations', sorting_key: 'conversation_id' },
+      { name: 'messages', sorting_key: 'conversation_id, message_id' },
+    ]);
+    const sink = new ClickHouseSink(store, 'redacted');
+    const base = { kind: 'conversation', source: 'sidekick-forge', conversationId: 'moving-tenant', agent: 'a', user: null, channel: 'voice', status: 'all', startedAt: '2026-01-02T03:04:05.000Z', lastActivityAt: '2026-01-02T03:04:05.000Z', durationSeconds: null } as const;
+    await sink.write([{ ...base, tenant: 'unattributed', observedAt: '2026-01-02T03:05:00.000Z' }]);
+    await sink.write([{ ...base, tenant: 'Client 1', observedAt: '2026-01-02T03:06:00.000Z' }]);
+    const rows = await store.query<{ tenant: string }>("SELECT tenant FROM tokenwatch.conversations FINAL WHERE conversation_id = 'moving-tenant'");
+    expect(rows).toEqual([{ tenant: 'Client 1' }]);
+    const started = await store.query<{ n: string }>("SELECT count() AS n FROM tokenwatch.activity_events FINAL WHERE event_id = 'conversation_started:moving-tenant'");
+    expect(Number(started[0]!.n)).toBe(1);
+  });
+
+  it('migration 0006 keeps every row of a store made by 0001-0005, and can run again after a crash half-way', async () => {
+    // Another database in the same engine (chdb allows one data directory per process).
+    const options = { database: 'tokenwatch_0006' };
+    const all = loadMigrations();
+    await migrate(store, options, all.slice(0, 5));
+    await store.command(`INSERT INTO tokenwatch_0006.conversations (tenant, source, conversation_id, agent, user, channel, status, started_at, last_activity_at, duration_seconds, observed_at)
+      VALUES ('a', 's', 'c1', '', '', 'voice', 'all', '2026-01-01 00:00:00', '2026-01-01 00:00:00', NULL, '2026-01-01 00:00:00'), ('b', 's', 'c2', '', '', 'text', 'all', '2026-01-01 00:00:00', '2026-01-01 00:00:00', NULL, '2026-01-01 00:00:00')`);
+    await store.command(`INSERT INTO tokenwatch_0006.messages (tenant, source, conversation_id, message_id, role, content, sequence, channel, agent, user, request_id, created_at)
+      VALUES ('a', 's', 'c1', 'm1', 'user', 'hi', NULL, '', '', '', '', '2026-01-01 00:00:00')`);
+    // A crash right after the first exchange: the copy table still exists and holds the old rows.
+    for (const statement of render(all[5]!.sql, options).slice(0, 4)) await store.command(statement);
+    expect(await migrate(store, options, all)).toEqual(['0006_identity_without_tenant']);
+    expect(await store.query('SELECT conversation_id, tenant FROM tokenwatch_0006.conversations FINAL ORDER BY conversation_id')).toEqual([{ conversation_id: 'c1', tenant: 'a' }, { conversation_id: 'c2', tenant: 'b' }]);
+    expect(await store.query('SELECT message_id FROM tokenwatch_0006.messages FINAL')).toEqual([{ message_id: 'm1' }]);
+    expect(await store.query("SELECT name FROM system.tables WHERE database = 'tokenwatch_0006' AND name LIKE '%0006'")).toEqual([]);
+    expect(await store.query("SELECT sorting_key FROM system.tables WHERE database = 'tokenwatch_0006' AND name = 'conversations'")).toEqual([{ sorting_key: 'conversation_id' }]);
+    // The daily rollup still follows the rebuilt table: a message written now is counted.
+    await store.command(`INSERT INTO tokenwatch_0006.messages (tenant, source, conversation_id, message_id, role, content, sequence, channel, agent, user, request_id, created_at)
+      VALUES ('a', 's', 'c1', 'm2', 'user', 'hi', NULL, '', '', '', '', '2026-01-01 00:00:00')`);
+    expect(await store.query('SELECT toUInt32(sum(messages)) AS n FROM tokenwatch_0006.messages_daily')).toEqual([{ n: 2 }]);
+    await store.command('DROP DATABASE tokenwatch_0006');
   });
 
   it('requests, tokens and cost per tenant equal SQL, in the raw table and in the daily rollup', async () => {

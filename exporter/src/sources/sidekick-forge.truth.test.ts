@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { createTestDatabase, type TestDatabase } from '../testing/databases.ts';
 import { sidekickClientDdl } from '../embedded/ddl.ts';
 import { silentLogger } from '../testing/fixtures.ts';
+import { samples, value } from '../testing/metrics-text.ts';
 import { Config } from '../config/schema.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import { MemoryCheckpointStore } from '../reader/checkpoint-store.ts';
@@ -20,24 +21,6 @@ import { MetricsRegistry } from '../metrics/registry.ts';
 import { prometheusText } from '../metrics/prometheus-text.ts';
 import { openStore, type EventStore } from '../store/clickhouse.ts';
 import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
-
-interface Sample { name: string; labels: Record<string, string>; value: number }
-
-function samples(text: string, name: string): Sample[] {
-  const out: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    const space = line.lastIndexOf(' ');
-    const labels: Record<string, string> = {};
-    for (const m of line.slice(name.length, space).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[m[1]!] = m[2]!;
-    out.push({ name, labels, value: Number(line.slice(space + 1)) });
-  }
-  return out;
-}
-
-function value(text: string, name: string, labels: Record<string, string>): number | undefined {
-  return samples(text, name).find((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
-}
 
 interface Client { id: string; name: string; tier: string | null; db: 'platform' | 'acme' | 'globex'; agents: string[] }
 

@@ -11,6 +11,7 @@ import { qualifiedTable, quoteIdent } from '../reader/sql.ts';
 import { errorText } from '../log.ts';
 import { adapterFor } from '../sources/registry.ts';
 import { IncrementalReader } from '../reader/incremental-reader.ts';
+import { indexStatement } from '../reader/cursor-index.ts';
 import { MemoryCheckpointStore } from '../reader/checkpoint-store.ts';
 import type { Config, SourceConfig } from '../config/schema.ts';
 import type { NamedSource } from '../sources/adapter.ts';
@@ -100,7 +101,7 @@ export async function checkSource(source: NamedSource, onParts?: (parts: NamedSo
             ok: indexed ? true : 'warn',
             text: indexed
               ? `stream ${stream.table}: columns selectable; polls use an index on ${stream.spec.cursorColumn}`
-              : `stream ${stream.table}: columns selectable; no index used on ${stream.spec.cursorColumn}: each poll scans the table${stream.intervalMs ? `, so it is polled every ${Math.round(stream.intervalMs / 1000)} s` : ''} (an index makes it cheap: CREATE INDEX CONCURRENTLY ON ${stream.spec.table} (${stream.spec.cursorColumn});)`,
+              : `stream ${stream.table}: columns selectable; no index used on ${stream.spec.cursorColumn}: each poll scans the table${stream.unindexedIntervalMs ? `, so it is polled every ${Math.round(stream.unindexedIntervalMs / 1000)} s instead of every ${Math.round(source.pollInterval / 1000)} s` : ''} (an index makes it cheap: ${indexStatement(stream.spec)})`,
           });
         } catch (error) {
           lines.push({ ok: false, text: `stream ${stream.table}: ${errorText(error)} (map renamed or absent columns with columns: in the config)` });

@@ -206,6 +206,11 @@ export const METRICS = {
     help: 'Largest time from a late row\'s timestamp to the sweep that delivered it, since start (an upper bound of its commit delay).',
     labels: ['source', 'table'], source: 'straggler sweep',
   },
+  pollInterval: {
+    name: 'tokenwatch_source_poll_interval_seconds', type: 'gauge', unit: 's',
+    help: 'How often the table is read: pollInterval (snapshotInterval for snapshots), or longer while an incremental table has no index on its cursor column (tokenwatch check prints the index).',
+    labels: ['source', 'table'], source: 'configuration and the source\'s indexes',
+  },
   maxCommitDelay: {
     name: 'tokenwatch_source_max_commit_delay_seconds', type: 'gauge', unit: 's',
     help: 'Configured maxCommitDelay: rows that commit later than this after their timestamp are delivered by the straggler sweep, not the poll.',

@@ -374,7 +374,7 @@ export class MetricsRegistry {
     }
     const self = newFamilies([
       'activeTenants', 'rowsRead', 'rowsInvalid', 'sourceUp', 'lastSuccess', 'ingestLag', 'pollDuration', 'checkpointWatermark',
-      'rowsLate', 'rowsBeyondSweepWindow', 'lateMaxDelay', 'maxCommitDelay', 'sweepWindow', 'sinkUp', 'sinkFailures', 'probeUp', 'probeDuration', 'seriesOverflow', 'labelValuesShortened',
+      'rowsLate', 'rowsBeyondSweepWindow', 'lateMaxDelay', 'pollInterval', 'maxCommitDelay', 'sweepWindow', 'sinkUp', 'sinkFailures', 'probeUp', 'probeDuration', 'seriesOverflow', 'labelValuesShortened',
       'buildInfo', 'processCpu', 'processResident', 'heapUsed', 'heapTotal', 'externalMemory', 'processStart', 'eventLoopDelay',
     ]);
     const now = this.now();
@@ -393,6 +393,7 @@ export class MetricsRegistry {
       }
       if (s.lastPollDurationMs !== null) self.get('pollDuration')!.set(labels, s.lastPollDurationMs / 1000);
       if (s.watermarkAt !== null) self.get('checkpointWatermark')!.set(labels, s.watermarkAt / 1000);
+      if (s.intervalMs !== null) self.get('pollInterval')!.set(labels, s.intervalMs / 1000);
       if (s.kind === 'incremental') {
         self.get('rowsLate')!.set(labels, s.rowsLate);
         self.get('rowsBeyondSweepWindow')!.set(labels, s.rowsBeyondSweepWindow);

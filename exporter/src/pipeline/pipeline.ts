@@ -15,6 +15,7 @@ import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
 import { BulkLoader, SLOTS, type BulkTransport } from '../store/bulk-load.ts';
 import { copyToFile } from '../db/copy-to-file.ts';
 import { quoteIdent } from '../reader/sql.ts';
+import { indexStatement, unindexedCursors } from '../reader/cursor-index.ts';
 import type { CheckpointStore } from '../reader/checkpoint-store.ts';
 import { RowQuality } from '../quality/row-quality.ts';
 import { mapRowChecked } from '../quality/map-row.ts';
@@ -35,6 +36,8 @@ interface ActiveSource {
     status: StreamStatus;
     /** The checkpoint this process started from: writes after it may be half done (see recover()). */
     resumedFrom: { at: Date; watermark: Date | null } | undefined;
+    /** How often it is polled: pollInterval, or unindexedIntervalMs while its cursor column has no index. */
+    intervalMs: number;
   }[];
   snapshots: { query: SnapshotQuery; status: StreamStatus }[];
 }
@@ -183,7 +186,16 @@ export class Pipeline {
       await pool.end();
       throw new SourceUnavailable(errorText(error), false, error);
     }
-    const added = [this.activate(config, adapter, pool)];
+    let built: ReturnType<SourceAdapter['build']>;
+    let unindexed: Set<string>;
+    try {
+      built = adapter.build(config);
+      unindexed = await unindexedCursors(pool, built.streams);
+    } catch (error) {
+      await pool.end();
+      throw new SourceUnavailable(`source ${config.name}: ${errorText(error)}`, false, error);
+    }
+    const added = [this.activate(config, adapter, pool, built, unindexed)];
     for (const part of parts) {
       try {
         added.push(...(await this.addSource(part)));
@@ -196,8 +208,7 @@ export class Pipeline {
   }
 
   /** A connected source with its streams and snapshots, resumed from their checkpoints. */
-  private activate(config: NamedSource, adapter: SourceAdapter, pool: pg.Pool): ActiveSource {
-    const built = adapter.build(config);
+  private activate(config: NamedSource, adapter: SourceAdapter, pool: pg.Pool, built: ReturnType<SourceAdapter['build']>, unindexed: ReadonlySet<string>): ActiveSource {
     const active: ActiveSource = { config, adapter, pool, streams: [], snapshots: [] };
     const connect = () => pool.connect();
     const metrics = this.options.metrics;
@@ -210,13 +221,21 @@ export class Pipeline {
         saved: (state: unknown) => metrics.committed(id, (state as { metrics: SavedMetrics }).metrics),
       };
       const status = newStatus(id, config, stream.table, 'incremental', stream.spec);
+      status.intervalMs = unindexed.has(id) ? stream.unindexedIntervalMs! : config.pollInterval;
       if (checkpoint?.watermark) status.watermarkAt = cursorTime(checkpoint.watermark);
+      const intervalMs = status.intervalMs;
+      if (unindexed.has(id)) {
+        this.options.logger.warn(
+          { stream: id, intervalMs, index: indexStatement(stream.spec) },
+          `${stream.spec.table} has no index on ${stream.spec.cursorColumn}: each poll scans it, so it is polled every ${Math.round(intervalMs / 1000)} s; create the index to poll it every ${Math.round(config.pollInterval / 1000)} s`,
+        );
+      }
       active.streams.push({
-        stream, reader: new IncrementalReader(stream.spec, this.options.store, connect, companion), status,
+        stream, reader: new IncrementalReader(stream.spec, this.options.store, connect, companion), status, intervalMs,
         resumedFrom: checkpoint ? { at: new Date(checkpoint.updatedAt), watermark: checkpoint.watermark ? new Date(cursorTime(checkpoint.watermark)) : null } : undefined,
       });
     }
-    for (const query of built.snapshots) active.snapshots.push({ query, status: newStatus(query.id, config, snapshotTable(query), 'snapshot') });
+    for (const query of built.snapshots) active.snapshots.push({ query, status: { ...newStatus(query.id, config, snapshotTable(query), 'snapshot'), intervalMs: config.snapshotInterval } });
     this.sources.push(active);
     this.options.logger.info(
       { source: config.name, type: config.type, streams: built.streams.map((s) => s.table), snapshots: built.snapshots.map((s) => s.table) },
@@ -675,7 +694,7 @@ export class Pipeline {
 
   private startSource(source: ActiveSource): void {
     for (const entry of source.streams) {
-      this.loop(entry.status, entry.stream.intervalMs ?? source.config.pollInterval, () => this.pollStream(entry));
+      this.loop(entry.status, entry.intervalMs, () => this.pollStream(entry));
     }
     for (const entry of source.snapshots) {
       this.loop(entry.status, source.config.snapshotInterval, () => this.pollSnapshot(source, entry));

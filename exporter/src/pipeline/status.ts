@@ -22,6 +22,8 @@ export interface StreamStatus {
   lastError: string | null;
   /** The stream's guarantees, from its configuration (incremental streams; 0 = no sweep). */
   maxCommitDelayMs: number | null;
+  /** How often the stream or snapshot is read (a table without an index on its cursor is read less often). */
+  intervalMs: number | null;
   sweepWindowMs: number | null;
   /** Rows the straggler sweep delivered (they committed later than maxCommitDelay). */
   rowsLate: number;
@@ -40,10 +42,10 @@ export interface SinkStatus {
 }
 
 export function newStreamStatus(
-  stream: Pick<StreamStatus, 'id' | 'source' | 'sourceType' | 'table' | 'kind'> & Partial<Pick<StreamStatus, 'maxCommitDelayMs' | 'sweepWindowMs'>>,
+  stream: Pick<StreamStatus, 'id' | 'source' | 'sourceType' | 'table' | 'kind'> & Partial<Pick<StreamStatus, 'maxCommitDelayMs' | 'sweepWindowMs' | 'intervalMs'>>,
 ): StreamStatus {
   return {
-    maxCommitDelayMs: null, sweepWindowMs: null,
+    maxCommitDelayMs: null, sweepWindowMs: null, intervalMs: null,
     ...stream,
     rowsRead: 0, eventsEmitted: 0, rowsRejected: 0, polls: 0,
     lastPollStartedAt: null, lastSuccessAt: null, lastSuccessStartedAt: null, lastPollDurationMs: null, watermarkAt: null,

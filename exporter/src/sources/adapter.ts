@@ -47,11 +47,12 @@ export interface IncrementalStream {
   /** How a bulk backfill moves this stream's request rows without map(); absent: row by row. */
   bulk?: BulkSpec;
   /**
-   * Poll this often instead of the source's pollInterval: a table without an index on its
-   * cursor column is scanned by every poll, so it is polled rarely (`check` names the index
-   * that would make it cheap).
+   * For a table whose real schema has no index on the cursor column: while the database has
+   * none, every poll scans the table, so it is polled this often instead of pollInterval
+   * (checked when the source connects; `check` names the index that makes it cheap). Once the
+   * index exists, pollInterval applies.
    */
-  intervalMs?: number;
+  unindexedIntervalMs?: number;
 }
 
 export interface BulkContext {

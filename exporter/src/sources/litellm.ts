@@ -140,7 +140,7 @@ function mapErrorLog(row: Record<string, unknown>, ctx: MapContext): CanonicalEv
   return [event];
 }
 
-/** The error log has no index on "startTime": each read scans it, so it is read this rarely. */
+/** The error log has no index on "startTime": while it has none, each read scans it, so it is read this rarely. */
 export const ERROR_LOG_INTERVAL_MS = 5 * 60_000;
 
 export const litellm: SourceAdapter = {
@@ -191,7 +191,7 @@ export const litellm: SourceAdapter = {
       },
       rowId: (row) => String(row.request_id),
       map: mapErrorLog,
-      intervalMs: Math.max(source.pollInterval, ERROR_LOG_INTERVAL_MS),
+      unindexedIntervalMs: Math.max(source.pollInterval, ERROR_LOG_INTERVAL_MS),
     };
     return { streams: [spend, errors], snapshots: [] };
   },

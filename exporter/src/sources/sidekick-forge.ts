@@ -88,6 +88,11 @@ function id(source: NamedSource, table: string): string {
   return `${source.name}/${table}`;
 }
 
+/**
+ * Transcripts: inserted per utterance, a streamed voice reply updated in place as it grows.
+ * The real table has no index on created_at; while it has none, each poll scans it, so it is
+ * polled on the snapshot interval (docs/sources.md, "Tables without an index").
+ */
 function transcriptStream(source: NamedSource, names: SourceNames): IncrementalStream {
   const agentId = `t.${names.required('agent_id')}`;
   const selectList = [
@@ -107,6 +112,7 @@ function transcriptStream(source: NamedSource, names: SourceNames): IncrementalS
   return {
     kind: 'incremental',
     table: 'conversation_transcripts',
+    unindexedIntervalMs: Math.max(source.pollInterval, source.snapshotInterval),
     spec: {
       id: id(source, 'conversation_transcripts'),
       table: names.table('conversation_transcripts'),
@@ -142,14 +148,15 @@ function transcriptStream(source: NamedSource, names: SourceNames): IncrementalS
 
 /**
  * Conversations are inserted once, at their start, and never changed: read incrementally. The
- * real table has no index on created_at, so each read scans it: read on the snapshot interval.
+ * real table has no index on created_at; while it has none, each read scans it, so it is read
+ * on the snapshot interval.
  */
 function conversationStream(source: NamedSource, names: SourceNames): IncrementalStream {
   const agentId = `t.${names.required('agent_id')}`;
   return {
     kind: 'incremental',
     table: 'conversations',
-    intervalMs: Math.max(source.pollInterval, source.snapshotInterval),
+    unindexedIntervalMs: Math.max(source.pollInterval, source.snapshotInterval),
     spec: {
       id: id(source, 'conversations'),
       table: names.table('conversations'),

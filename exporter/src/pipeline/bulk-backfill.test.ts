@@ -1,10 +1,12 @@
-// The bulk backfill stores and counts exactly what the row-by-row backfill does. One source
-// table with every kind of row the mapping treats specially (errors from the body, proxy
-// errors, rate-limit warnings, conversations, subtasks, NULL and negative values, unknown
-// models, future timestamps, microsecond timestamps) is backfilled three ways, each into its
-// own ClickHouse database of one embedded store: row by row, bulk through a file ClickHouse
-// reads, bulk through a streamed insert. Tables, metric counters, quality counts and stream statuses
-// must be equal.
+// The bulk backfill stores and counts exactly what the row-by-row backfill does. For each
+// table with a bulk path (Claude Nexus Proxy's api_requests, LiteLLM's SpendLogs), one source
+// table with every kind of row the mapping treats specially (for the proxy: errors from the
+// body, proxy errors, rate-limit warnings, conversations, subtasks, NULL and negative values,
+// unknown models, future timestamps, microsecond timestamps; for LiteLLM: failures with and
+// without a status code, missing teams, odd spend and usage values) is backfilled three ways,
+// each into its own ClickHouse database of one embedded store: row by row, bulk through a file
+// ClickHouse reads, bulk through a streamed insert. Tables, metric counters, quality counts and
+// stream statuses must be equal.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,14 +14,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../testing/databases.ts';
 import { silentLogger, testConfig } from '../testing/fixtures.ts';
 import { API_REQUEST_COLUMNS, apiRequestRows, insertRows, uuidFrom } from '../embedded/seed.ts';
+import type { SourceName } from '../model/events.ts';
+import { buildWorld } from '../simulate/world.ts';
+import { litellmCall } from '../simulate/litellm.ts';
+import { seeded } from '../simulate/random.ts';
 import { openStore, type EventStore } from '../store/clickhouse.ts';
 import { Pipeline } from './pipeline.ts';
 import { MemoryCheckpointStore } from '../reader/checkpoint-store.ts';
 import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
 import { MetricsRegistry, type SavedMetrics } from '../metrics/registry.ts';
 import type { BulkTransport } from '../store/bulk-load.ts';
-
-const STREAM = 'claude-nexus-proxy/api_requests';
 
 interface Outcome {
   tables: Record<string, unknown[]>;
@@ -28,54 +32,129 @@ interface Outcome {
   status: { rowsRead: number; rowsRejected: number; eventsEmitted: number };
 }
 
-describe('bulk backfill', () => {
-  let db: TestDatabase;
-  let stateDir: string;
-  let stores: EventStore[] = [];
-  const outcomes: Record<string, Outcome> = {};
+interface BulkCase {
+  name: string;
+  schema: SourceName;
+  source: { type: SourceName; batchSize: number };
+  /** Stream id and the table's name in SQL. */
+  stream: string;
+  table: string;
+  /** Rows before the first backfill. */
+  seed(db: TestDatabase): Promise<void>;
+  /** Rows after it (timestamps in the last minute: above the first poll's watermark). */
+  more(db: TestDatabase): Promise<void>;
+  /** The data set exercises both paths (rows the bulk path hands to map(), rows it does not). */
+  exercised(db: TestDatabase, rowByRow: Outcome): Promise<void>;
+}
 
-  /** Opens a pipeline writing to ClickHouse database `name`; `run()` backfills, `outcome()` dumps. */
-  async function open(name: string, bulk: BulkTransport | false) {
-    const config = testConfig(db.url, {
-      stateDir,
-      sources: [{ type: 'claude-nexus-proxy', batchSize: 700 }],
-      clickhouse: { database: name, bulkBackfill: bulk !== false, bulkChunkRows: 1000 },
+function bulkEquivalence(c: BulkCase): void {
+  describe(`bulk backfill: ${c.name}`, () => {
+    let db: TestDatabase;
+    let stateDir: string;
+    let stores: EventStore[] = [];
+    const outcomes: Record<string, Outcome> = {};
+
+    /** Opens a pipeline writing to ClickHouse database `name`; `run()` backfills, `outcome()` dumps. */
+    async function open(name: string, bulk: BulkTransport | false) {
+      const config = testConfig(db.url, { stateDir, sources: [c.source], clickhouse: { database: name, bulkBackfill: bulk !== false, bulkChunkRows: 1000 } });
+      const store = await openStore(config);
+      stores.push(store);
+      await store.migrate();
+      const metrics = new MetricsRegistry();
+      // One checkpoint store across both backfills: the second resumes from the first.
+      const checkpoints = new MemoryCheckpointStore();
+      const pipeline = await Pipeline.open({ config, logger: silentLogger(), sinks: [new ClickHouseSink(store, 'redacted')], store: checkpoints, autoSources: false, metrics });
+      const dump = (sql: string) => store.query<Record<string, unknown>>(sql.replaceAll('{db}', name));
+      return {
+        run: () => pipeline.backfill(undefined, bulk === false ? {} : { transport: bulk }),
+        async outcome(): Promise<Outcome> {
+          const status = pipeline.statuses().find((s) => s.id === c.stream)!;
+          // Order of first occurrence differs between the paths; the counts must not.
+          const quality = pipeline.quality.snapshot().map((q) => JSON.stringify(q)).sort();
+          await pipeline.close();
+          return {
+            tables: {
+              requests: await dump('SELECT * EXCEPT ingested_at FROM {db}.requests FINAL ORDER BY request_id'),
+              messages: await dump('SELECT * EXCEPT ingested_at FROM {db}.messages FINAL ORDER BY message_id'),
+              activity: await dump('SELECT * FROM {db}.activity_events FINAL ORDER BY event_id'),
+              requestsDaily: await dump('SELECT day, tenant, source, model, sum(requests), sum(errors), sum(input_tokens), sum(output_tokens), toString(sum(cost_usd)), sum(tool_calls) FROM {db}.requests_daily GROUP BY ALL ORDER BY ALL'),
+              messagesDaily: await dump('SELECT day, tenant, agent, channel, sum(messages) FROM {db}.messages_daily GROUP BY ALL ORDER BY ALL'),
+              physical: await dump('SELECT (SELECT count() FROM {db}.requests) AS requests, (SELECT count() FROM {db}.messages) AS messages'),
+            },
+            metrics: metrics.saveStream(c.stream),
+            quality,
+            status: { rowsRead: status.rowsRead, rowsRejected: status.rowsRejected, eventsEmitted: status.eventsEmitted },
+          };
+        },
+      };
+    }
+
+    beforeAll(async () => {
+      db = await createTestDatabase({ schemas: [c.schema] });
+      stateDir = mkdtempSync(join(tmpdir(), 'tw-bulk-'));
+      await c.seed(db);
+      await db.pool.query(`ANALYZE ${c.table}`);
+      const ways = { rows: await open('tw_rows', false), file: await open('tw_bulk_file', 'file'), stream: await open('tw_bulk_stream', 'stream') };
+      for (const way of Object.values(ways)) await way.run();
+      // New rows after the first backfill: the second one resumes from its checkpoint (the
+      // previous poll's snapshot and watermark in the chunks' conditions).
+      await c.more(db);
+      for (const way of Object.values(ways)) await way.run();
+      for (const [name, way] of Object.entries(ways)) outcomes[name] = await way.outcome();
     });
-    const store = await openStore(config);
-    stores.push(store);
-    await store.migrate();
-    const metrics = new MetricsRegistry();
-    // One checkpoint store across both backfills: the second resumes from the first.
-    const checkpoints = new MemoryCheckpointStore();
-    const pipeline = await Pipeline.open({ config, logger: silentLogger(), sinks: [new ClickHouseSink(store, 'redacted')], store: checkpoints, autoSources: false, metrics });
-    const dump = (sql: string) => store.query<Record<string, unknown>>(sql.replaceAll('{db}', name));
-    return {
-      run: () => pipeline.backfill(undefined, bulk === false ? {} : { transport: bulk }),
-      async outcome(): Promise<Outcome> {
-        const status = pipeline.statuses().find((s) => s.id === STREAM)!;
-        // Order of first occurrence differs between the paths; the counts must not.
-        const quality = pipeline.quality.snapshot().map((q) => JSON.stringify(q)).sort();
-        await pipeline.close();
-        return {
-          tables: {
-            requests: await dump('SELECT * EXCEPT ingested_at FROM {db}.requests FINAL ORDER BY request_id'),
-            messages: await dump('SELECT * EXCEPT ingested_at FROM {db}.messages FINAL ORDER BY message_id'),
-            activity: await dump('SELECT * FROM {db}.activity_events FINAL ORDER BY event_id'),
-            requestsDaily: await dump('SELECT day, tenant, source, model, sum(requests), sum(errors), sum(input_tokens), sum(output_tokens), toString(sum(cost_usd)), sum(tool_calls) FROM {db}.requests_daily GROUP BY ALL ORDER BY ALL'),
-            messagesDaily: await dump('SELECT day, tenant, agent, channel, sum(messages) FROM {db}.messages_daily GROUP BY ALL ORDER BY ALL'),
-            physical: await dump('SELECT (SELECT count() FROM {db}.requests) AS requests, (SELECT count() FROM {db}.messages) AS messages'),
-          },
-          metrics: metrics.saveStream(STREAM),
-          quality,
-          status: { rowsRead: status.rowsRead, rowsRejected: status.rowsRejected, eventsEmitted: status.eventsEmitted },
-        };
-      },
-    };
-  }
+    afterAll(async () => {
+      for (const store of stores) await store.close();
+      stores = [];
+      await db?.drop();
+      if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+    });
 
-  beforeAll(async () => {
-    db = await createTestDatabase({ schemas: ['claude-nexus-proxy'] });
-    stateDir = mkdtempSync(join(tmpdir(), 'tw-bulk-'));
+    it('reads every row once over two backfills, and the data set exercises both paths', async () => {
+      const { rows } = await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${c.table}`);
+      expect(outcomes.rows!.status.rowsRead).toBe(rows[0]!.n);
+      expect(outcomes.rows!.status.rowsRejected).toBeGreaterThan(0);
+      await c.exercised(db, outcomes.rows!);
+    });
+
+    for (const transport of ['file', 'stream'] as const) {
+      it(`bulk through ${transport === 'file' ? 'a spooled file' : 'a streamed insert'} stores the same rows`, () => {
+        for (const [table, rows] of Object.entries(outcomes.rows!.tables)) expect(outcomes[transport]!.tables[table], table).toEqual(rows);
+      });
+
+      it(`bulk through ${transport === 'file' ? 'a spooled file' : 'a streamed insert'} counts the same metrics, quality and statuses`, () => {
+        const expected = outcomes.rows!;
+        const actual = outcomes[transport]!;
+        expect(actual.status).toEqual(expected.status);
+        expect(actual.quality).toEqual(expected.quality);
+        expect(Object.keys(actual.metrics).sort()).toEqual(Object.keys(expected.metrics).sort());
+        for (const [key, series] of Object.entries(expected.metrics)) {
+          const mine = new Map(actual.metrics[key as keyof SavedMetrics]!.map((s) => [s[0].join('|'), s]));
+          expect(mine.size, key).toBe(series.length);
+          for (const s of series) {
+            const other = mine.get(s[0].join('|'));
+            expect(other, `${key} ${s[0].join('|')}`).toBeDefined();
+            if (s.length === 2) {
+              // Sums of costs in another order differ in the last bits of a double.
+              expect(other![1] as number, `${key} ${s[0].join('|')}`).toBeCloseTo(s[1], 9);
+            } else {
+              expect(other![1], `${key} ${s[0].join('|')} buckets`).toEqual(s[1]);
+              expect(other![2] as number, `${key} ${s[0].join('|')} sum`).toBeCloseTo(s[2], 6);
+              expect(other![3], `${key} ${s[0].join('|')} count`).toBe(s[3]);
+            }
+          }
+        }
+      });
+    }
+  });
+}
+
+bulkEquivalence({
+  name: 'Claude Nexus Proxy api_requests',
+  schema: 'claude-nexus-proxy',
+  source: { type: 'claude-nexus-proxy', batchSize: 700 },
+  stream: 'claude-nexus-proxy/api_requests',
+  table: 'api_requests',
+  async seed(db) {
     await insertRows(db.pool, 'api_requests', API_REQUEST_COLUMNS, apiRequestRows(4000, { seed: 11, spanMs: 7 * 24 * 3_600_000 }));
     const q = (sql: string, params: unknown[] = []) => db.pool.query(sql, params);
     // Half the requests carry no conversation (no messages: the bulk path alone), some have
@@ -102,61 +181,68 @@ describe('bulk backfill', () => {
     await q(`${base} VALUES ($1, 'acme.example.com', now() - interval '5 days', 'claude-sonnet-4-5', 'inference', 10, 10, $2, $3, 200)`, [
       bad('mail'), uuidFrom('bulk-conv-mail'), JSON.stringify({ messages: [{ role: 'user', content: [{ type: 'text', text: 'mail me at jane@example.org' }] }] }),
     ]);
-    await q('ANALYZE api_requests');
-
-    const ways = { rows: await open('tw_rows', false), file: await open('tw_bulk_file', 'file'), stream: await open('tw_bulk_stream', 'stream') };
-    for (const way of Object.values(ways)) await way.run();
-    // New rows after the first backfill: the second one resumes from its checkpoint (the
-    // previous poll's snapshot and watermark in the chunks' conditions).
-    // (Timestamps in the last minute: above the first poll's watermark.)
+  },
+  async more(db) {
     await insertRows(db.pool, 'api_requests', API_REQUEST_COLUMNS, apiRequestRows(1500, { seed: 12, spanMs: 60_000, idPrefix: 'later-' }));
-    await q("UPDATE api_requests SET conversation_id = NULL WHERE timestamp BETWEEN now() - interval '2 minutes' AND now() AND get_byte(decode(md5(request_id::text), 'hex'), 0) < 128");
-    for (const way of Object.values(ways)) await way.run();
-    for (const [name, way] of Object.entries(ways)) outcomes[name] = await way.outcome();
-  });
-  afterAll(async () => {
-    for (const store of stores) await store.close();
-    stores = [];
-    await db?.drop();
-    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
-  });
-
-  it('reads every row once over two backfills, and the data set exercises both paths', async () => {
+    await db.pool.query("UPDATE api_requests SET conversation_id = NULL WHERE timestamp BETWEEN now() - interval '2 minutes' AND now() AND get_byte(decode(md5(request_id::text), 'hex'), 0) < 128");
+  },
+  async exercised(db, rowByRow) {
     const { rows } = await db.pool.query<{ n: number; conversations: number }>('SELECT count(*)::int AS n, count(conversation_id)::int AS conversations FROM api_requests');
-    expect(outcomes.rows!.status.rowsRead).toBe(rows[0]!.n);
     expect(rows[0]!.conversations).toBeGreaterThan(1000);
     expect(rows[0]!.n - rows[0]!.conversations).toBeGreaterThan(1000);
-    expect(outcomes.rows!.status.rowsRejected).toBeGreaterThan(0);
-    expect(outcomes.rows!.tables.activity!.length).toBeGreaterThan(100);
-  });
+    expect(rowByRow.tables.activity!.length).toBeGreaterThan(100);
+  },
+});
 
-  for (const transport of ['file', 'stream'] as const) {
-    it(`bulk through ${transport === 'file' ? 'a spooled file' : 'a streamed insert'} stores the same rows`, () => {
-      for (const [table, rows] of Object.entries(outcomes.rows!.tables)) expect(outcomes[transport]!.tables[table], table).toEqual(rows);
-    });
-
-    it(`bulk through ${transport === 'file' ? 'a spooled file' : 'a streamed insert'} counts the same metrics, quality and statuses`, () => {
-      const expected = outcomes.rows!;
-      const actual = outcomes[transport]!;
-      expect(actual.status).toEqual(expected.status);
-      expect(actual.quality).toEqual(expected.quality);
-      expect(Object.keys(actual.metrics).sort()).toEqual(Object.keys(expected.metrics).sort());
-      for (const [key, series] of Object.entries(expected.metrics)) {
-        const mine = new Map(actual.metrics[key as keyof SavedMetrics]!.map((s) => [s[0].join('|'), s]));
-        expect(mine.size, key).toBe(series.length);
-        for (const s of series) {
-          const other = mine.get(s[0].join('|'));
-          expect(other, `${key} ${s[0].join('|')}`).toBeDefined();
-          if (s.length === 2) {
-            // Sums of costs in another order differ in the last bits of a double.
-            expect(other![1] as number, `${key} ${s[0].join('|')}`).toBeCloseTo(s[1], 9);
-          } else {
-            expect(other![1], `${key} ${s[0].join('|')} buckets`).toEqual(s[1]);
-            expect(other![2] as number, `${key} ${s[0].join('|')} sum`).toBeCloseTo(s[2], 6);
-            expect(other![3], `${key} ${s[0].join('|')} count`).toBe(s[3]);
-          }
-        }
-      }
-    });
+/** Calls as LiteLLM writes them, `count` of them ending in the `spanMs` before now. */
+async function litellmCalls(db: TestDatabase, count: number, seed: number, spanMs: number): Promise<void> {
+  const world = buildWorld(seed);
+  const rnd = seeded(seed);
+  const start = Date.now() - spanMs - 60_000;
+  for (let i = 0; i < count; i++) {
+    for (const { table, row } of litellmCall(rnd, world, start + Math.floor((i * spanMs) / count))) {
+      if (!table.includes('SpendLogs')) continue;
+      if (i % 10 === 0) Object.assign(row, { team_id: '', organization_id: i % 20 === 0 ? 'org-direct' : null });
+      const columns = Object.keys(row);
+      await db.pool.query(`INSERT INTO ${table} (${columns.map((c) => `"${c}"`).join(', ')}) VALUES (${columns.map((_, k) => `$${k + 1}`).join(', ')})`, Object.values(row));
+    }
   }
+}
+
+bulkEquivalence({
+  name: 'LiteLLM SpendLogs',
+  schema: 'litellm',
+  source: { type: 'litellm', batchSize: 700 },
+  stream: 'litellm/LiteLLM_SpendLogs',
+  table: '"LiteLLM_SpendLogs"',
+  async seed(db) {
+    await litellmCalls(db, 2500, 21, 7 * 24 * 3_600_000);
+    const q = (sql: string) => db.pool.query(sql);
+    const where = (byte: number, from: number, to: number) => `WHERE get_byte(decode(md5(request_id), 'hex'), ${byte}) BETWEEN ${from} AND ${to}`;
+    // Values the mapping treats specially; the bulk path either maps them the same or hands them to map().
+    await q(`UPDATE "LiteLLM_SpendLogs" SET spend = 'NaN' ${where(0, 0, 2)}`);
+    await q(`UPDATE "LiteLLM_SpendLogs" SET spend = -1 ${where(0, 3, 5)}`);
+    await q(`UPDATE "LiteLLM_SpendLogs" SET spend = 0.0000000005 ${where(0, 6, 8)}`);
+    await q(`UPDATE "LiteLLM_SpendLogs" SET spend = 1e-5 ${where(0, 9, 11)}`);
+    await q(`UPDATE "LiteLLM_SpendLogs" SET prompt_tokens = -3 ${where(1, 0, 3)}`);
+    await q(`UPDATE "LiteLLM_SpendLogs" SET "startTime" = now() + interval '2 hours' ${where(1, 4, 5)}`);
+    await q(`UPDATE "LiteLLM_SpendLogs" SET status = 'failure', metadata = '{"error_information": {"error_class": 7, "error_code": 429}}' ${where(2, 0, 4)}`);
+    await q(`UPDATE "LiteLLM_SpendLogs" SET status = 'failure', metadata = '{"error_information": {"error_class": "", "error_code": "not-a-code"}}' ${where(2, 5, 9)}`);
+    await q(`UPDATE "LiteLLM_SpendLogs" SET status = 'failure', metadata = '{"error_information": {"error_code": 503}}' ${where(2, 10, 14)}`);
+    await q(`UPDATE "LiteLLM_SpendLogs" SET metadata = '{"usage_object": {"cache_read_input_tokens": "12", "cache_creation_input_tokens": 4.7}}' ${where(3, 0, 4)}`);
+    await q(`UPDATE "LiteLLM_SpendLogs" SET metadata = '{"usage_object": {"cache_read_input_tokens": 0, "prompt_tokens_details": {"cached_tokens": 33}}}' ${where(3, 5, 9)}`);
+    await q(`UPDATE "LiteLLM_SpendLogs" SET metadata = '[1, 2]', custom_llm_provider = '', call_type = 'atext_completion', model = '' ${where(3, 10, 14)}`);
+    await q(`UPDATE "LiteLLM_SpendLogs" SET request_duration_ms = NULL, "completionStartTime" = "endTime" ${where(4, 0, 9)}`);
+    await q(`UPDATE "LiteLLM_SpendLogs" SET status = '' ${where(4, 10, 14)}`);
+  },
+  async more(db) {
+    await litellmCalls(db, 600, 22, 50_000);
+  },
+  async exercised(db, rowByRow) {
+    const { rows } = await db.pool.query<{ failed: number; odd: number }>(`SELECT count(*) FILTER (WHERE status = 'failure')::int AS failed,
+      count(*) FILTER (WHERE spend = 'NaN' OR spend < 0 OR prompt_tokens < 0)::int AS odd FROM "LiteLLM_SpendLogs"`);
+    expect(rows[0]!.failed).toBeGreaterThan(50);
+    expect(rows[0]!.odd).toBeGreaterThan(10);
+    expect(rowByRow.tables.requests!.length).toBeGreaterThan(2500);
+  },
 });

@@ -5,7 +5,8 @@
 // Not selected: api_key (hashed, but still a credential identifier), messages and response
 // bodies (LiteLLM stores them only when store_prompts_in_spend_logs is on).
 import type { ActivityEvent, CanonicalEvent, RequestEvent } from '../model/events.ts';
-import type { IncrementalStream, MapContext, SourceAdapter } from './adapter.ts';
+import type { BulkSpec, IncrementalStream, MapContext, SourceAdapter } from './adapter.ts';
+import { clickhouseString } from '../store/literal.ts';
 import { SourceNames, httpStatusOf, jsonValue, nonNegativeIntegerOrNull, nonNegativeOrNull, optionalString, readerSettings, requiredTimestamp, tokenCount, toIso } from './adapter.ts';
 import { RowRejected } from '../quality/row-quality.ts';
 
@@ -90,7 +91,8 @@ function mapSpendLog(row: Record<string, unknown>, ctx: MapContext): CanonicalEv
     outputTokens: tokenCount(row.completion_tokens, 'completion_tokens', ctx),
     cacheReadTokens: numberAt(usage, 'cache_read_input_tokens') || numberAt(usage, 'prompt_tokens_details', 'cached_tokens'),
     cacheWriteTokens: numberAt(usage, 'cache_creation_input_tokens'),
-    costUsd: spend >= 0 ? spend : null,
+    // To the nano-dollar, as ClickHouse stores it (Decimal(18, 9)): /metrics and the event store add the same amounts.
+    costUsd: spend >= 0 ? Number(spend.toFixed(9)) : null,
     durationMs: nonNegativeOrNull(row.request_duration_ms) ?? durationBetween(startedAt, endedAt),
     timeToFirstTokenMs: durationBetween(startedAt, firstToken),
     toolCalls: 0,
@@ -140,6 +142,80 @@ function mapErrorLog(row: Record<string, unknown>, ctx: MapContext): CanonicalEv
   return [event];
 }
 
+/**
+ * The bulk backfill of SpendLogs: the same fields as mapSpendLog, from the same columns.
+ * PostgreSQL takes the JSON fields apart (metadata stays in PostgreSQL); ClickHouse does the
+ * rest. A row is clean only where both paths provably agree: spend a finite amount under
+ * 10^9 (read from PostgreSQL's shortest text of the double, rounded to 9 decimals as
+ * toFixed(9) does), token counts present and not negative, a status code of three digits, an
+ * error class that is a string, usage counts that are JSON numbers. Anything else goes
+ * through mapSpendLog.
+ */
+function spendBulkSpec(names: SourceNames): BulkSpec {
+  const raw = (reference: string) => (names.column(reference) === null ? 'NULL' : `t.${names.column(reference)}`);
+  const text = (reference: string) => `nullif(${raw(reference)}, '')`;
+  const metadata = names.column('metadata') === null ? 'NULL::jsonb' : raw('metadata');
+  const json = (path: string) => `${metadata}${path}`;
+  // A usage count as numberAt() reads it: a JSON number in [0, 2^53) truncated, other JSON
+  // numbers and non-numbers 0; -1 marks a JSON string (JavaScript's Number() parses those).
+  const count = (path: string) => `CASE jsonb_typeof(${json(path)}) WHEN 'number' THEN CASE WHEN (${json(path)})::numeric >= 0 AND (${json(path)})::numeric <= 9007199254740991
+    THEN trunc((${json(path)})::numeric)::bigint ELSE 0 END WHEN 'string' THEN -1 ELSE 0 END`;
+  const time = (column: string) => `toDateTime64(${column}, 3, 'UTC')`;
+  const providers = [...PROVIDERS.entries()];
+  const fromStart = (column: string) => `if(${column} IS NOT NULL AND ${time(column)} >= ${time('ts')}, toFloat64(toUnixTimestamp64Milli(${time(column)}) - toUnixTimestamp64Milli(${time('ts')})), NULL)`;
+  return {
+    columns: [
+      { name: 'request_id', sql: raw('request_id'), type: 'String' },
+      { name: 'team', sql: text('team_id'), type: 'Nullable(String)' },
+      { name: 'organization', sql: text('organization_id'), type: 'Nullable(String)' },
+      { name: 'ts', sql: raw('startTime'), type: "DateTime64(6, 'UTC')" },
+      { name: 'end_ts', sql: raw('endTime'), type: "Nullable(DateTime64(6, 'UTC'))" },
+      { name: 'first_ts', sql: raw('completionStartTime'), type: "Nullable(DateTime64(6, 'UTC'))" },
+      { name: 'duration_ms', sql: raw('request_duration_ms'), type: 'Nullable(Float64)' },
+      { name: 'model', sql: text('model'), type: 'Nullable(String)' },
+      { name: 'model_group', sql: text('model_group'), type: 'Nullable(String)' },
+      { name: 'provider', sql: text('custom_llm_provider'), type: 'Nullable(String)' },
+      { name: 'call_type', sql: text('call_type'), type: 'Nullable(String)' },
+      { name: 'api_base', sql: text('api_base'), type: 'Nullable(String)' },
+      { name: 'end_user', sql: text('end_user'), type: 'Nullable(String)' },
+      { name: 'user', sql: text('user'), type: 'Nullable(String)' },
+      { name: 'session_id', sql: text('session_id'), type: 'Nullable(String)' },
+      { name: 'status', sql: text('status'), type: 'Nullable(String)' },
+      { name: 'prompt_tokens', sql: raw('prompt_tokens'), type: 'Nullable(Int64)' },
+      { name: 'completion_tokens', sql: raw('completion_tokens'), type: 'Nullable(Int64)' },
+      { name: 'spend', sql: `${raw('spend')}::text`, type: 'Nullable(String)' },
+      { name: 'error_class', sql: `CASE WHEN jsonb_typeof(${json("->'error_information'->'error_class'")}) = 'string' THEN ${json("->'error_information'->>'error_class'")} END`, type: 'Nullable(String)' },
+      { name: 'error_class_plain', sql: `coalesce(jsonb_typeof(${json("->'error_information'->'error_class'")}) IN ('string', 'null'), true)`, type: 'Bool' },
+      { name: 'error_code', sql: `CASE WHEN jsonb_typeof(${json("->'error_information'->'error_code'")}) IN ('string', 'number') THEN ${json("->'error_information'->>'error_code'")} END`, type: 'Nullable(String)' },
+      { name: 'cache_read', sql: count("->'usage_object'->'cache_read_input_tokens'"), type: 'Int64' },
+      { name: 'cached', sql: count("->'usage_object'->'prompt_tokens_details'->'cached_tokens'"), type: 'Int64' },
+      { name: 'cache_write', sql: count("->'usage_object'->'cache_creation_input_tokens'"), type: 'Int64' },
+    ],
+    derived: () => "toDecimal128OrNull(ifNull(spend, ''), 20) AS spend_exact, ifNull(status != 'success', false) AS failed",
+    requests: () => [
+      "coalesce(team, organization, 'default')", `'${SOURCE}'`, 'request_id', time('ts'), `if(end_ts IS NULL, NULL, ${time('end_ts')})`,
+      "ifNull(session_id, '')", "''", "''", "''", 'false', "ifNull(api_base, '')", "coalesce(end_user, user, '')",
+      "coalesce(model, model_group, 'unknown')",
+      `if(provider IS NULL, 'unknown', transform(assumeNotNull(provider), [${providers.map(([k]) => clickhouseString(k)).join(', ')}], [${providers.map(([, v]) => clickhouseString(v)).join(', ')}], assumeNotNull(provider)))`,
+      "multiIf(call_type IS NULL, 'chat', position(call_type, 'embedding') > 0, 'embeddings', position(call_type, 'image_generation') > 0, 'image_generation', call_type IN ('text_completion', 'atext_completion'), 'text_completion', 'chat')",
+      'toUInt16(if(failed, ifNull(toUInt16OrNull(error_code), 0), 200))', "if(failed, coalesce(error_class, 'failure'), '')",
+      'toUInt64(prompt_tokens)', 'toUInt64(completion_tokens)', 'toUInt64(if(cache_read != 0, cache_read, cached))', 'toUInt64(cache_write)',
+      'toDecimal64(round(assumeNotNull(spend_exact), 9), 9)', 'true',
+      `if(duration_ms >= 0, duration_ms, ${fromStart('end_ts')})`, fromStart('first_ts'),
+      'toUInt32(0)', `first_ts IS NOT NULL AND (end_ts IS NULL OR ${time('first_ts')} != ${time('end_ts')})`, "''",
+    ].join(', '),
+    clean: (ctx) => [
+      "request_id != ''",
+      `ts <= toDateTime64('${ctx.futureLimit.replace('T', ' ').replace('Z', '')}', 6, 'UTC')`,
+      'ifNull(prompt_tokens >= 0, false)', 'ifNull(completion_tokens >= 0, false)',
+      'spend_exact IS NOT NULL', 'spend_exact >= 0', 'spend_exact < 1000000000',
+      'error_class_plain', "(error_code IS NULL OR match(error_code, '^[1-9][0-9]{2}$'))",
+      'cache_read >= 0', 'cached >= 0', 'cache_write >= 0',
+    ].join(' AND '),
+    otherEvents: 'false',
+  };
+}
+
 /** The error log has no index on "startTime": while it has none, each read scans it, so it is read this rarely. */
 export const ERROR_LOG_INTERVAL_MS = 5 * 60_000;
 
@@ -175,6 +251,7 @@ export const litellm: SourceAdapter = {
       },
       rowId: (row) => String(row.request_id),
       map: mapSpendLog,
+      bulk: spendBulkSpec(names),
     };
     const errors: IncrementalStream = {
       kind: 'incremental',

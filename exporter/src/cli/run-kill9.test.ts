@@ -9,13 +9,14 @@ import { createTestDatabase, type TestDatabase } from '../testing/databases.ts';
 import { freePortOnLoopback } from '../embedded/ports.ts';
 import { random } from '../embedded/seed.ts';
 import { startPrometheus, type PrometheusServer } from '../testing/prometheus.ts';
-import { startTokenwatch, waitUntil } from '../testing/tokenwatch-process.ts';
+import { afterCheckpoint, checkpointWrittenAt, startTokenwatch, waitUntil } from '../testing/tokenwatch-process.ts';
 import { startWriter } from '../testing/writer.ts';
 import { sumSamples } from '../testing/metrics-text.ts';
 import { testConfig } from '../testing/fixtures.ts';
 import { openStore } from '../store/clickhouse.ts';
 
 const KILLS = 20;
+const STREAM = 'claude-nexus-proxy/api_requests';
 
 describe('kill -9 of run while rows arrive', () => {
   let db: TestDatabase;
@@ -46,11 +47,15 @@ describe('kill -9 of run while rows arrive', () => {
     const writer = startWriter(db.url, { rowsPerInsert: 4, everyMs: 50 });
     const rnd = random(912);
     const delays: number[] = [];
+    const state = join(dir, 'state');
     for (let i = 0; i < KILLS; i++) {
+      // Killed at a random moment after the run's first new checkpoint (observed progress,
+      // not a fixed delay, which a loaded machine can spend before the first poll).
+      const before = checkpointWrittenAt(state, STREAM);
       const tw = startTokenwatch(['run'], env, address);
-      const delay = Math.round(500 + rnd() * 3000);
+      const delay = Math.round(rnd() * 2000);
       delays.push(delay);
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      await afterCheckpoint(state, STREAM, before, tw.exited, delay);
       tw.child.kill('SIGKILL');
       expect((await tw.exited).signal).toBe('SIGKILL');
     }
@@ -77,7 +82,7 @@ describe('kill -9 of run while rows arrive', () => {
           (SELECT sum(requests) FROM tokenwatch.requests_daily) AS rollup`);
       const lost = total - Number(ch!.distinct_ids);
       const duplicated = Number(ch!.physical) - Number(ch!.distinct_ids);
-      console.log(`kill -9 x${KILLS} (after ${delays.join(', ')} ms): ${total} source rows, ${lost} lost, ${duplicated} duplicated, rollup ${ch!.rollup}`);
+      console.log(`kill -9 x${KILLS} (${delays.join(', ')} ms after a checkpoint): ${total} source rows, ${lost} lost, ${duplicated} duplicated, rollup ${ch!.rollup}`);
       expect(lost).toBe(0);
       expect(duplicated).toBe(0);
       expect(Number(ch!.rollup)).toBe(total);

@@ -11,9 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../testing/databases.ts';
 import { openStore } from './clickhouse.ts';
 import { testConfig } from '../testing/fixtures.ts';
+import { afterCheckpoint, checkpointWrittenAt } from '../testing/tokenwatch-process.ts';
+import { random } from '../embedded/seed.ts';
 
 const MAIN = new URL('../cli/main.ts', import.meta.url).pathname;
 const ROWS = 60_000;
+const STREAM = 'claude-nexus-proxy/api_requests';
 
 const MODES = [
   { mode: 'row by row', yaml: '  bulkBackfill: false\n' },
@@ -48,14 +51,22 @@ describe.each(MODES)('kill -9 during backfill ($mode)', ({ yaml }) => {
   });
 
   it('loses and duplicates nothing', async () => {
-    const killDelays = [2500, 3200, 4000, 3600, 2900];
+    // Each kill comes after the run's first new checkpoint (plus up to half a second, so it
+    // lands anywhere in the next page or chunk), never after a fixed delay: on a loaded
+    // machine fixed delays all fell before the first checkpoint.
+    const state = join(dir, 'state');
+    const rnd = random(99);
     let logs = '';
-    for (const delay of killDelays) {
+    for (let kill = 0; kill < 5; kill++) {
+      const before = checkpointWrittenAt(state, STREAM);
       const child = spawn(process.execPath, [MAIN, 'backfill', '--no-progress', '--config', config], { env, stdio: ['ignore', 'ignore', 'pipe'] });
       child.stderr.on('data', (chunk: Buffer) => (logs += chunk.toString()));
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      await afterCheckpoint(state, STREAM, before, exited, Math.round(rnd() * 500));
       child.kill('SIGKILL');
-      await new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(undefined) : child.once('exit', resolve)));
+      await exited;
+      // A run that finished before its kill leaves nothing for the next one to resume.
+      if (child.exitCode === 0) break;
     }
     const last = spawnSync(process.execPath, [MAIN, 'backfill', '--no-progress', '--config', config], { env, encoding: 'utf8', timeout: 300_000 });
     expect(last.status, last.stderr).toBe(0);

@@ -1,6 +1,7 @@
 // `tokenwatch` as a separate process, the way an operator runs it, for tests: its log lines,
 // its HTTP endpoints, and how it ends.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { FileCheckpointStore } from '../reader/checkpoint-store.ts';
 
 const MAIN = new URL('../cli/main.ts', import.meta.url).pathname;
 
@@ -44,4 +45,27 @@ export async function waitUntil(check: () => Promise<boolean> | boolean, what: s
     if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
+}
+
+/** When a stream's checkpoint in `stateDir` was last written ('' when never). */
+export function checkpointWrittenAt(stateDir: string, streamId: string): string {
+  return new FileCheckpointStore(stateDir).load(streamId)?.updatedAt ?? '';
+}
+
+/**
+ * Waits until the stream's checkpoint has been written again since `previous` (a value of
+ * checkpointWrittenAt), then `extraMs` more: kill tests kill on observed progress, so every
+ * killed run has done some work however loaded the machine is. Throws when the process
+ * exits first.
+ */
+export async function afterCheckpoint(stateDir: string, streamId: string, previous: string, exited: Promise<unknown>, extraMs: number, timeoutMs = 120_000): Promise<void> {
+  let gone = false;
+  void exited.then(() => (gone = true));
+  const started = Date.now();
+  while (checkpointWrittenAt(stateDir, streamId) === previous) {
+    if (gone) throw new Error(`the process exited before it wrote a checkpoint of ${streamId}`);
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for a checkpoint of ${streamId}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  await new Promise((resolve) => setTimeout(resolve, extraMs));
 }

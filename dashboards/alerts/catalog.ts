@@ -453,6 +453,25 @@ export function alertCatalog(config: MonitoringConfig): AlertRule[] {
       ],
     },
     {
+      alert: 'TokenwatchSinkRowsRejected',
+      severity: 'warning',
+      component: 'pipeline',
+      for: '0m',
+      expr: `sum by (sink, table, reason) (increase(tokenwatch_sink_rows_rejected_total{${job}}[1h])) > 0`,
+      summary: 'The event store refused rows: they are set aside in dead_letters, not stored.',
+      description: '{{ $value | humanize }} rows meant for {{ $labels.sink }} table {{ $labels.table }} were refused in the last hour ({{ $labels.reason }}).',
+      runbook: {
+        meaning: 'ClickHouse refused rows of a page (a value the column cannot hold, text it cannot parse). tokenwatch split the page until those rows were isolated, wrote the rest and kept each refused row, with its source id and the error, in the dead_letters table.',
+        impact: 'Those rows are missing from ClickHouse (dashboards built on it undercount by that many rows); /metrics counted them. The stream goes on.',
+        diagnosis: "SELECT failed_at, target_table, row_id, reason, error FROM tokenwatch.dead_letters ORDER BY failed_at DESC LIMIT 20; then look the row id up in the source table.",
+        mitigation: 'Fix the writer of the source rows; rows fixed in the source come back with a backfill into a fresh state directory, or insert them from dead_letters by hand once the value fits.',
+      },
+      tests: [
+        { name: 'fires when a row is refused', input: [counter(`tokenwatch_sink_rows_rejected_total{${job},sink="clickhouse",table="requests",reason="ARGUMENT_OUT_OF_BOUND"}`, '0x10 1x20')], evalTime: '20m', expect: [{ labels: { sink: 'clickhouse', table: 'requests', reason: 'ARGUMENT_OUT_OF_BOUND' }, description: '1 rows meant for clickhouse table requests were refused in the last hour (ARGUMENT_OUT_OF_BOUND).' }] },
+        { name: 'silent while none are', input: [counter(`tokenwatch_sink_rows_rejected_total{${job},sink="clickhouse",table="requests",reason="ARGUMENT_OUT_OF_BOUND"}`, '0x30')], evalTime: '20m', expect: [] },
+      ],
+    },
+    {
       alert: 'TokenwatchSourceDown',
       severity: 'critical',
       component: 'pipeline',

@@ -13,6 +13,7 @@ CREATE ROW POLICY IF NOT EXISTS unrestricted ON tokenwatch.requests_daily_mv FOR
 CREATE ROW POLICY IF NOT EXISTS unrestricted ON tokenwatch.messages_daily FOR SELECT USING 1 TO tokenwatch, grafana;
 CREATE ROW POLICY IF NOT EXISTS unrestricted ON tokenwatch.messages_daily_mv FOR SELECT USING 1 TO tokenwatch, grafana;
 CREATE ROW POLICY IF NOT EXISTS unrestricted ON tokenwatch.error_events_mv FOR SELECT USING 1 TO tokenwatch, grafana;
+CREATE ROW POLICY IF NOT EXISTS unrestricted ON tokenwatch.dead_letters FOR SELECT USING 1 TO tokenwatch, grafana;
 
 -- ACME Corp: acme.example.com, team-search, northwind-travel
 CREATE ROLE IF NOT EXISTS tokenwatch_tenant_acme;
@@ -36,6 +37,8 @@ GRANT SELECT ON tokenwatch.messages_daily_mv TO tokenwatch_tenant_acme;
 CREATE ROW POLICY IF NOT EXISTS tenant_acme ON tokenwatch.messages_daily_mv FOR SELECT USING tenant IN ('acme.example.com', 'team-search', 'northwind-travel') TO tokenwatch_tenant_acme;
 GRANT SELECT ON tokenwatch.error_events_mv TO tokenwatch_tenant_acme;
 CREATE ROW POLICY IF NOT EXISTS tenant_acme ON tokenwatch.error_events_mv FOR SELECT USING tenant IN ('acme.example.com', 'team-search', 'northwind-travel') TO tokenwatch_tenant_acme;
+GRANT SELECT ON tokenwatch.dead_letters TO tokenwatch_tenant_acme;
+CREATE ROW POLICY IF NOT EXISTS tenant_acme ON tokenwatch.dead_letters FOR SELECT USING tenant IN ('acme.example.com', 'team-search', 'northwind-travel') TO tokenwatch_tenant_acme;
 
 -- Globex: globex.example.com, team-support, contoso-health
 CREATE ROLE IF NOT EXISTS tokenwatch_tenant_globex;
@@ -59,3 +62,5 @@ GRANT SELECT ON tokenwatch.messages_daily_mv TO tokenwatch_tenant_globex;
 CREATE ROW POLICY IF NOT EXISTS tenant_globex ON tokenwatch.messages_daily_mv FOR SELECT USING tenant IN ('globex.example.com', 'team-support', 'contoso-health') TO tokenwatch_tenant_globex;
 GRANT SELECT ON tokenwatch.error_events_mv TO tokenwatch_tenant_globex;
 CREATE ROW POLICY IF NOT EXISTS tenant_globex ON tokenwatch.error_events_mv FOR SELECT USING tenant IN ('globex.example.com', 'team-support', 'contoso-health') TO tokenwatch_tenant_globex;
+GRANT SELECT ON tokenwatch.dead_letters TO tokenwatch_tenant_globex;
+CREATE ROW POLICY IF NOT EXISTS tenant_globex ON tokenwatch.dead_letters FOR SELECT USING tenant IN ('globex.example.com', 'team-support', 'contoso-health') TO tokenwatch_tenant_globex;

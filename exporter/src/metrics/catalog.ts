@@ -226,6 +226,11 @@ export const METRICS = {
     help: '1 when the last write to the sink succeeded (jsonl, clickhouse).',
     labels: ['sink'], source: 'pipeline',
   },
+  sinkRowsRejected: {
+    name: 'tokenwatch_sink_rows_rejected_total', type: 'counter', unit: '{row}',
+    help: 'Rows the sink\'s store refused (a value it cannot hold, text it cannot parse), by target table and the store\'s error name: kept in the dead_letters table, the rest of the page and the stream went on.',
+    labels: ['sink', 'table', 'reason'], source: 'pipeline',
+  },
   sinkFailures: {
     name: 'tokenwatch_sink_write_failures_total', type: 'counter', unit: '{write}',
     help: 'Failed writes to the sink; the page is read again on the next poll.',

@@ -130,7 +130,7 @@ describe('Prometheus ground truth', () => {
     // Everything shows up but the overflow and shortened-label counters, the bad-row counter (no bad rows here), sinks and probes (none
     // configured), and the event-loop delay (its first 30 s window has not ended).
     const expectedAbsent = ['nodejs_eventloop_lag_p99_seconds',
-      'tokenwatch_sink_up', 'tokenwatch_sink_write_failures_total', 'tokenwatch_metric_series_overflow_total', 'tokenwatch_metric_label_values_shortened_total',
+      'tokenwatch_sink_up', 'tokenwatch_sink_write_failures_total', 'tokenwatch_sink_rows_rejected_total', 'tokenwatch_metric_series_overflow_total', 'tokenwatch_metric_label_values_shortened_total',
       'tokenwatch_source_rows_invalid_total', 'tokenwatch_probe_up', 'tokenwatch_probe_duration_seconds',
     ];
     expect(catalog.filter((n) => !names.has(n)).sort()).toEqual(expectedAbsent.sort());

@@ -374,7 +374,7 @@ export class MetricsRegistry {
     }
     const self = newFamilies([
       'activeTenants', 'rowsRead', 'rowsInvalid', 'sourceUp', 'lastSuccess', 'ingestLag', 'pollDuration', 'checkpointWatermark',
-      'rowsLate', 'rowsBeyondSweepWindow', 'lateMaxDelay', 'pollInterval', 'maxCommitDelay', 'sweepWindow', 'sinkUp', 'sinkFailures', 'probeUp', 'probeDuration', 'seriesOverflow', 'labelValuesShortened',
+      'rowsLate', 'rowsBeyondSweepWindow', 'lateMaxDelay', 'pollInterval', 'maxCommitDelay', 'sweepWindow', 'sinkUp', 'sinkFailures', 'sinkRowsRejected', 'probeUp', 'probeDuration', 'seriesOverflow', 'labelValuesShortened',
       'buildInfo', 'processCpu', 'processResident', 'heapUsed', 'heapTotal', 'externalMemory', 'processStart', 'eventLoopDelay',
     ]);
     const now = this.now();
@@ -409,6 +409,7 @@ export class MetricsRegistry {
     for (const sink of sinks) {
       self.get('sinkUp')!.set([sink.sink], sink.up ? 1 : 0);
       self.get('sinkFailures')!.set([sink.sink], sink.failures);
+      for (const r of sink.rowsRejected) self.get('sinkRowsRejected')!.set([sink.sink, r.table, r.reason], r.count);
     }
     for (const p of probes) {
       self.get('probeUp')!.set([p.name, p.kind], p.up ? 1 : 0);

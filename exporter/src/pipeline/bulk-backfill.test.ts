@@ -224,6 +224,8 @@ bulkEquivalence({
     await q(`UPDATE "LiteLLM_SpendLogs" SET spend = -1 ${where(0, 3, 5)}`);
     await q(`UPDATE "LiteLLM_SpendLogs" SET spend = 0.0000000005 ${where(0, 6, 8)}`);
     await q(`UPDATE "LiteLLM_SpendLogs" SET spend = 1e-5 ${where(0, 9, 11)}`);
+    await q(`UPDATE "LiteLLM_SpendLogs" SET spend = 1e12 ${where(0, 12, 13)}`);
+    await q(`UPDATE "LiteLLM_SpendLogs" SET spend = 'Infinity' ${where(0, 14, 15)}`);
     await q(`UPDATE "LiteLLM_SpendLogs" SET prompt_tokens = -3 ${where(1, 0, 3)}`);
     await q(`UPDATE "LiteLLM_SpendLogs" SET "startTime" = now() + interval '2 hours' ${where(1, 4, 5)}`);
     await q(`UPDATE "LiteLLM_SpendLogs" SET status = 'failure', metadata = '{"error_information": {"error_class": 7, "error_code": 429}}' ${where(2, 0, 4)}`);

@@ -19,6 +19,7 @@ import { indexStatement, unindexedCursors } from '../reader/cursor-index.ts';
 import type { CheckpointStore } from '../reader/checkpoint-store.ts';
 import { RowQuality } from '../quality/row-quality.ts';
 import { mapRowChecked } from '../quality/map-row.ts';
+import { fitStoreLimits } from '../quality/store-limits.ts';
 import type { Sink } from '../sinks/sink.ts';
 import type { MetricsRegistry, SavedMetrics } from '../metrics/registry.ts';
 import { newStreamStatus, type SinkStatus, type StreamStatus } from './status.ts';
@@ -329,7 +330,7 @@ export class Pipeline {
 
   private sinkStatusOf(name: string): SinkStatus {
     let status = this.sinkStatus.get(name);
-    if (!status) this.sinkStatus.set(name, (status = { sink: name, up: true, failures: 0, eventsWritten: 0 }));
+    if (!status) this.sinkStatus.set(name, (status = { sink: name, up: true, failures: 0, eventsWritten: 0, rowsRejected: [] }));
     return status;
   }
 
@@ -350,7 +351,7 @@ export class Pipeline {
   }
 
   sinks(): SinkStatus[] {
-    return this.options.sinks.map((s) => ({ ...this.sinkStatusOf(s.name) }));
+    return this.options.sinks.map((s) => ({ ...this.sinkStatusOf(s.name), rowsRejected: s.rejectedRows?.() ?? [] }));
   }
 
   /**
@@ -380,6 +381,7 @@ export class Pipeline {
         this.quality.record(stream.spec.id, 'rejected', outcome.rejected.reason, outcome.rejected.message, id);
         continue;
       }
+      for (const event of outcome.events) fitStoreLimits(event, ctx);
       events.push(...(keepRequest(row) ? outcome.events : outcome.events.filter((e) => e.kind !== 'request')));
     }
     return events;

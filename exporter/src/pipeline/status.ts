@@ -1,6 +1,7 @@
 // What the runner knows about every stream and sink, as /metrics, /readyz and the logs show
-// it. Plain data with no imports, so the metrics registry can read it without depending on
-// the pipeline that fills it in.
+// it. Plain data (one type import from the sinks), so the metrics registry can read it
+// without depending on the pipeline that fills it in.
+import type { RejectedRows } from '../sinks/sink.ts';
 
 export interface StreamStatus {
   id: string;
@@ -39,6 +40,8 @@ export interface SinkStatus {
   up: boolean;
   failures: number;
   eventsWritten: number;
+  /** Rows the sink's store refused, set aside as dead letters (the stream went on). */
+  rowsRejected: readonly RejectedRows[];
 }
 
 export function newStreamStatus(

@@ -175,6 +175,8 @@ describe('hostile rows', () => {
       'sidekick-forge/conversation_transcripts rejected missing_field': 1,
       'litellm/LiteLLM_SpendLogs repaired null_tokens': 2,
       'litellm/LiteLLM_SpendLogs rejected negative_tokens': 1,
+      // A spend that is not an amount (NaN, -Infinity): the request counts, its cost is unknown.
+      'litellm/LiteLLM_SpendLogs repaired invalid_cost': 2,
       'litellm/LiteLLM_SpendLogs repaired malformed_json': 1,
       'litellm/LiteLLM_SpendLogs rejected future_timestamp': 1,
       'litellm/LiteLLM_SpendLogs rejected duplicate_id': 1,

@@ -5,7 +5,7 @@
 import type { Logger } from '../log.ts';
 
 export const REJECT_REASONS = ['negative_tokens', 'future_timestamp', 'missing_field', 'invalid_event', 'duplicate_id'] as const;
-export const REPAIR_REASONS = ['null_tokens', 'unknown_model', 'malformed_json', 'oversized_body', 'invalid_utf8'] as const;
+export const REPAIR_REASONS = ['null_tokens', 'unknown_model', 'malformed_json', 'oversized_body', 'invalid_utf8', 'invalid_cost', 'cost_out_of_range'] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 export type RepairReason = (typeof REPAIR_REASONS)[number];
 

@@ -10,7 +10,30 @@ import type { ActivityEvent, AgentSnapshot, CanonicalEvent, ConversationSnapshot
 import type { EventStore } from '../store/clickhouse.ts';
 import { storedContent, type ContentMode } from '../store/redact.ts';
 import { recoverDerived, type RecoverResult } from '../store/recover.ts';
-import type { Sink } from './sink.ts';
+import type { RejectedRows, Sink } from './sink.ts';
+
+/**
+ * ClickHouse errors that mean "these rows", not "this connection": the insert would fail the
+ * same way however often it is tried. Anything else (network, server down) fails the write,
+ * and the page is read again.
+ */
+const DATA_ERRORS = new Set([
+  'ARGUMENT_OUT_OF_BOUND', 'DECIMAL_OVERFLOW', 'VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE', 'CANNOT_PARSE_INPUT_ASSERTION_FAILED', 'CANNOT_PARSE_TEXT',
+  'CANNOT_PARSE_QUOTED_STRING', 'CANNOT_PARSE_DATE', 'CANNOT_PARSE_DATETIME', 'CANNOT_PARSE_NUMBER', 'CANNOT_PARSE_BOOL', 'CANNOT_PARSE_UUID',
+  'TYPE_MISMATCH', 'CANNOT_CONVERT_TYPE', 'INCORRECT_DATA', 'TOO_LARGE_STRING_SIZE', 'CANNOT_READ_ARRAY_FROM_TEXT',
+]);
+
+/** The ClickHouse error name when `error` is a refusal of the data itself, else undefined. */
+export function refusedDataReason(error: unknown): string | undefined {
+  const type = (error as { type?: unknown } | null)?.type;
+  return typeof type === 'string' && DATA_ERRORS.has(type) ? type : undefined;
+}
+
+/** The source id a refused row carries, whatever table it was meant for. */
+function rowIdOf(row: Record<string, unknown>): string {
+  for (const key of ['request_id', 'message_id', 'event_id', 'conversation_id']) if (typeof row[key] === 'string') return row[key];
+  return '';
+}
 
 /** '2026-11-22T04:03:20.920Z' -> '2026-11-22 04:03:20.920', what DateTime64 parses by default. */
 export function chTime(iso: string): string {
@@ -46,10 +69,49 @@ export class ClickHouseSink implements Sink {
   readonly name = 'clickhouse';
   readonly store: EventStore;
   private readonly content: ContentMode;
+  private readonly rejected = new Map<string, RejectedRows>();
 
   constructor(store: EventStore, content: ContentMode) {
     this.store = store;
     this.content = content;
+  }
+
+  rejectedRows(): readonly RejectedRows[] {
+    return [...this.rejected.values()].map((r) => ({ ...r }));
+  }
+
+  /**
+   * Inserts `rows`; when ClickHouse refuses the data (not the connection), splits the page in
+   * halves until the refused rows are isolated, keeps each in dead_letters and counts it, and
+   * inserts the rest. Each insert of a page this size is one block, so a refused insert wrote
+   * nothing and the halves add nothing twice.
+   */
+  private async insert(table: string, rows: readonly Record<string, unknown>[]): Promise<void> {
+    if (rows.length === 0) return;
+    try {
+      await this.store.insert(table, rows);
+    } catch (error) {
+      const reason = refusedDataReason(error);
+      if (reason === undefined) throw error;
+      if (rows.length === 1) {
+        await this.deadLetter(table, rows[0]!, reason, error);
+        return;
+      }
+      const half = Math.ceil(rows.length / 2);
+      await this.insert(table, rows.slice(0, half));
+      await this.insert(table, rows.slice(half));
+    }
+  }
+
+  private async deadLetter(table: string, row: Record<string, unknown>, reason: string, error: unknown): Promise<void> {
+    await this.store.insert('dead_letters', [{
+      tenant: typeof row.tenant === 'string' ? row.tenant : '', source: typeof row.source === 'string' ? row.source : '', target_table: table,
+      row_id: rowIdOf(row), reason, error: (error instanceof Error ? error.message : String(error)).slice(0, 2000), row: JSON.stringify(row),
+    }]);
+    const key = `${table}\u0000${reason}`;
+    const entry = this.rejected.get(key) ?? { table, reason, count: 0 };
+    entry.count += 1;
+    this.rejected.set(key, entry);
   }
 
   /** Ids of `ids` already stored in `table`, searched within the time range of the page. */
@@ -85,18 +147,18 @@ export class ClickHouseSink implements Sink {
       const stored = await this.existing('requests', 'request_id', 'started_at', requests.map((r) => r.requestId), requests.map((r) => r.startedAt));
       const fresh = requests.filter((r) => !stored.has(r.requestId));
       // Error activity events follow from these rows (materialized view error_events_mv).
-      await this.store.insert('requests', fresh.map(requestRow));
+      await this.insert('requests', fresh.map(requestRow));
     }
     if (messages.length > 0) {
       const stored = await this.existing('messages', 'message_id', 'created_at', messages.map((m) => m.messageId), messages.map((m) => m.createdAt));
-      await this.store.insert('messages', messages.filter((m) => !stored.has(m.messageId)).map((m) => ({
+      await this.insert('messages', messages.filter((m) => !stored.has(m.messageId)).map((m) => ({
         tenant: m.tenant, source: m.source, conversation_id: m.conversationId, message_id: m.messageId, role: m.role,
         content: storedContent(m.content, this.content), sequence: m.sequence, channel: m.channel ?? '', agent: m.agent ?? '',
         user: m.user ?? '', request_id: m.requestId ?? '', created_at: chTime(m.createdAt),
       })));
     }
     if (conversations.length > 0) {
-      await this.store.insert('conversations', conversations.map((c) => ({
+      await this.insert('conversations', conversations.map((c) => ({
         tenant: c.tenant, source: c.source, conversation_id: c.conversationId, agent: c.agent ?? '', user: c.user ?? '',
         channel: c.channel, status: c.status, started_at: chTime(c.startedAt), last_activity_at: chTime(c.lastActivityAt),
         duration_seconds: c.durationSeconds, observed_at: chTime(c.observedAt),
@@ -106,7 +168,7 @@ export class ClickHouseSink implements Sink {
       }
     }
     if (usage.length > 0) {
-      await this.store.insert('usage_daily', usage.map((u) => ({
+      await this.insert('usage_daily', usage.map((u) => ({
         tenant: u.tenant, source: u.source, client: u.client, agent: u.agent, resource: u.resource, period_start: u.periodStart,
         day: u.observedAt.slice(0, 10), used: u.used, quota: u.limit, observed_at: chTime(u.observedAt),
       })));
@@ -124,7 +186,7 @@ export class ClickHouseSink implements Sink {
         details: JSON.stringify({ action: a.action, status: a.status, resource_name: a.resourceName, ...a.details }),
       }));
     }
-    await this.store.insert('activity_events', activities);
+    await this.insert('activity_events', activities);
   }
 
   /** After a crash: rebuilds the rollups and events derived from rows written since the checkpoint (store/recover.ts). */

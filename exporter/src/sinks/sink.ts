@@ -13,4 +13,13 @@ export interface Sink {
    */
   recover?(source: string, since: Date, notBefore: Date | null): Promise<readonly unknown[]>;
   close(): Promise<void>;
+  /** Rows the sink's store refused and set aside (a dead letter each), by table and reason. */
+  rejectedRows?(): readonly RejectedRows[];
+}
+
+export interface RejectedRows {
+  table: string;
+  /** The store's name for the error, e.g. ClickHouse's ARGUMENT_OUT_OF_BOUND. */
+  reason: string;
+  count: number;
 }

@@ -57,6 +57,18 @@ function numberAt(object: unknown, ...path: string[]): number {
   return nonNegativeIntegerOrNull(value) ?? 0;
 }
 
+/**
+ * The spend LiteLLM recorded: NULL is 0 (as SQL's SUM reads it); NaN, infinite or negative
+ * spend is not a cost, so the request's cost is unknown, counted as a repair (it used to be
+ * stored as 0 with no trace).
+ */
+function spendOf(value: unknown, ctx: MapContext): number | null {
+  if (value === null || value === undefined) return 0;
+  const spend = nonNegativeOrNull(value);
+  if (spend === null) ctx.repaired('invalid_cost', `spend is ${optionalString(value)?.slice(0, 40)}: not an amount, cost unknown`);
+  return spend;
+}
+
 function mapSpendLog(row: Record<string, unknown>, ctx: MapContext): CanonicalEvent[] {
   const requestId = optionalString(row.request_id);
   if (requestId === null) throw new RowRejected('missing_field', 'request_id is missing');
@@ -65,7 +77,7 @@ function mapSpendLog(row: Record<string, unknown>, ctx: MapContext): CanonicalEv
   const firstToken = toIso(row.completionStartTime);
   const metadata = jsonValue(row.metadata, 'metadata', ctx) as Record<string, unknown> | null;
   const usage = metadata?.usage_object;
-  const spend = row.spend === null || row.spend === undefined ? 0 : (nonNegativeOrNull(row.spend) ?? -1);
+  const spend = spendOf(row.spend, ctx);
   const status = optionalString(row.status);
   const failed = status !== null && status !== 'success';
   const errorInfo = (metadata?.error_information ?? null) as { error_class?: unknown; error_code?: unknown } | null;
@@ -92,7 +104,7 @@ function mapSpendLog(row: Record<string, unknown>, ctx: MapContext): CanonicalEv
     cacheReadTokens: numberAt(usage, 'cache_read_input_tokens') || numberAt(usage, 'prompt_tokens_details', 'cached_tokens'),
     cacheWriteTokens: numberAt(usage, 'cache_creation_input_tokens'),
     // To the nano-dollar, as ClickHouse stores it (Decimal(18, 9)): /metrics and the event store add the same amounts.
-    costUsd: spend >= 0 ? Number(spend.toFixed(9)) : null,
+    costUsd: spend === null ? null : Number(spend.toFixed(9)),
     durationMs: nonNegativeOrNull(row.request_duration_ms) ?? durationBetween(startedAt, endedAt),
     timeToFirstTokenMs: durationBetween(startedAt, firstToken),
     toolCalls: 0,
@@ -200,7 +212,9 @@ function spendBulkSpec(names: SourceNames): BulkSpec {
       "multiIf(call_type IS NULL, 'chat', position(call_type, 'embedding') > 0, 'embeddings', position(call_type, 'image_generation') > 0, 'image_generation', call_type IN ('text_completion', 'atext_completion'), 'text_completion', 'chat')",
       'toUInt16(if(failed, ifNull(toUInt16OrNull(error_code), 0), 200))', "if(failed, coalesce(error_class, 'failure'), '')",
       'toUInt64(prompt_tokens)', 'toUInt64(completion_tokens)', 'toUInt64(if(cache_read != 0, cache_read, cached))', 'toUInt64(cache_write)',
-      'toDecimal64(round(assumeNotNull(spend_exact), 9), 9)', 'true',
+      // Clamped first: the mapping runs on every row, clean or not, and a spend past 10^9 would
+      // make the conversion throw for the whole chunk.
+      'toDecimal64(round(least(greatest(ifNull(spend_exact, 0), 0), 999999999), 9), 9)', 'true',
       `if(duration_ms >= 0, duration_ms, ${fromStart('end_ts')})`, fromStart('first_ts'),
       'toUInt32(0)', `first_ts IS NOT NULL AND (end_ts IS NULL OR ${time('first_ts')} != ${time('end_ts')})`, "''",
     ].join(', '),

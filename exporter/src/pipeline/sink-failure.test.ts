@@ -46,7 +46,7 @@ describe('sink failure', () => {
     for (const source of config.sources) source.databaseUrl = db.url;
     const pipeline = await Pipeline.open({ config, logger: silentLogger(), sinks: [sink], store, autoSources: false, metrics });
     await expect(pipeline.backfill()).rejects.toThrow('sink flaky: disk full');
-    expect(pipeline.sinks()).toEqual([{ sink: 'flaky', up: false, failures: 1, eventsWritten: expect.any(Number) }]);
+    expect(pipeline.sinks()).toEqual([{ sink: 'flaky', up: false, failures: 1, eventsWritten: expect.any(Number), rowsRejected: [] }]);
     await pipeline.backfill();
     expect(pipeline.sinks()[0]!.up).toBe(true);
     await pipeline.close();

@@ -132,7 +132,11 @@ export async function openRuntime(loaded: LoadedConfig, logger: Logger, options:
   let store: EventStore | undefined;
   try {
     store = await openEventStore(loaded.config, logger, { migrate: loaded.config.clickhouse.migrateOnStart });
-    if (store) sinks.push(new ClickHouseSink(store, loaded.config.clickhouse.content));
+    if (store) {
+      const sink = new ClickHouseSink(store, loaded.config.clickhouse.content);
+      await sink.restoreRejectedCounts();
+      sinks.push(sink);
+    }
     const metrics = createMetricsRegistry(loaded.config);
     const shutdown = cleanShutdownMarker(loaded.config.stateDir);
     const pipeline = await Pipeline.open({

@@ -20,6 +20,7 @@ import type { CheckpointStore } from '../reader/checkpoint-store.ts';
 import { RowQuality } from '../quality/row-quality.ts';
 import { mapRowChecked } from '../quality/map-row.ts';
 import { fitStoreLimits } from '../quality/store-limits.ts';
+import { restoreStreamCounters, saveStreamCounters } from './stream-counters.ts';
 import type { Sink } from '../sinks/sink.ts';
 import type { MetricsRegistry, SavedMetrics } from '../metrics/registry.ts';
 import { newStreamStatus, type SinkStatus, type StreamStatus } from './status.ts';
@@ -216,12 +217,17 @@ export class Pipeline {
     for (const stream of built.streams) {
       const id = stream.spec.id;
       const checkpoint = this.options.store.load(id);
-      metrics?.restoreStream(id, (checkpoint?.extra as { metrics?: SavedMetrics } | undefined)?.metrics);
-      const companion = metrics && {
-        save: () => ({ metrics: metrics.saveStream(id) }),
-        saved: (state: unknown) => metrics.committed(id, (state as { metrics: SavedMetrics }).metrics),
-      };
+      const saved = checkpoint?.extra as { metrics?: SavedMetrics; counters?: unknown } | undefined;
+      metrics?.restoreStream(id, saved?.metrics);
       const status = newStatus(id, config, stream.table, 'incremental', stream.spec);
+      restoreStreamCounters(status, this.quality, saved?.counters);
+      const companion = {
+        save: () => ({ metrics: metrics?.saveStream(id), counters: saveStreamCounters(status, this.quality) }),
+        saved: (state: unknown) => {
+          const { metrics: savedMetrics } = state as { metrics?: SavedMetrics };
+          if (metrics && savedMetrics) metrics.committed(id, savedMetrics);
+        },
+      };
       status.intervalMs = unindexed.has(id) ? stream.unindexedIntervalMs! : config.pollInterval;
       if (checkpoint?.watermark) status.watermarkAt = cursorTime(checkpoint.watermark);
       const intervalMs = status.intervalMs;

@@ -88,6 +88,11 @@ describe('poison rows', () => {
     const metrics = new MetricsRegistry();
     const text = prometheusText(metrics.collect([], [], [], [{ sink: 'clickhouse', up: true, failures: 0, eventsWritten: 99, rowsRejected: sink.rejectedRows() }]));
     expect(value(text, 'tokenwatch_sink_rows_rejected_total', { sink: 'clickhouse', table: 'requests', reason: 'ARGUMENT_OUT_OF_BOUND' })).toBe(1);
+    // The next process counts it too: the count comes from dead_letters, where the row is kept.
+    const restarted = new ClickHouseSink(store, 'redacted');
+    expect(restarted.rejectedRows()).toEqual([]);
+    await restarted.restoreRejectedCounts();
+    expect(restarted.rejectedRows()).toEqual([{ table: 'requests', reason: 'ARGUMENT_OUT_OF_BOUND', count: 1 }]);
   });
 
   it('an error that is not about the data (connection, server) is not a refusal: the write fails and the page is read again', () => {

@@ -63,6 +63,11 @@ export class RowQuality {
     }
   }
 
+  /** Sets a stream's count from its checkpoint, before the stream reads again (no log line, no listener). */
+  restore(stream: string, action: 'rejected' | 'repaired', reason: RejectReason | RepairReason, count: number): void {
+    this.counts.set(`${stream}\u0000${action}\u0000${reason}`, { stream, action, reason, count });
+  }
+
   snapshot(): QualityCount[] {
     return [...this.counts.values()].map((c) => ({ ...c }));
   }

@@ -76,6 +76,22 @@ export class ClickHouseSink implements Sink {
     this.content = content;
   }
 
+  /**
+   * Counts of refused rows from the dead_letters table, where each of them is kept: the counter
+   * survives a restart, and counts what an earlier run (a backfill) set aside.
+   */
+  async restoreRejectedCounts(): Promise<void> {
+    const rows = await this.store.query<{ table: string; reason: string; count: string | number }>(
+      `SELECT target_table AS table, reason, count() AS count FROM ${this.store.database}.dead_letters GROUP BY target_table, reason`,
+    ).catch((error: unknown) => {
+      // A store whose migrations are not applied yet (clickhouse.migrateOnStart: false) has none.
+      if ((error as { type?: unknown }).type === 'UNKNOWN_TABLE') return [];
+      throw error;
+    });
+    this.rejected.clear();
+    for (const r of rows) this.rejected.set(`${r.table}\u0000${r.reason}`, { table: r.table, reason: r.reason, count: Number(r.count) });
+  }
+
   rejectedRows(): readonly RejectedRows[] {
     return [...this.rejected.values()].map((r) => ({ ...r }));
   }

@@ -77,6 +77,9 @@ function mapSpendLog(row: Record<string, unknown>, ctx: MapContext): CanonicalEv
   const firstToken = toIso(row.completionStartTime);
   const metadata = jsonValue(row.metadata, 'metadata', ctx) as Record<string, unknown> | null;
   const usage = metadata?.usage_object;
+  // Tokens before spend: a row rejected for its tokens is not also counted as repaired.
+  const inputTokens = tokenCount(row.prompt_tokens, 'prompt_tokens', ctx);
+  const outputTokens = tokenCount(row.completion_tokens, 'completion_tokens', ctx);
   const spend = spendOf(row.spend, ctx);
   const status = optionalString(row.status);
   const failed = status !== null && status !== 'success';
@@ -99,8 +102,8 @@ function mapSpendLog(row: Record<string, unknown>, ctx: MapContext): CanonicalEv
     operation: operationOf(optionalString(row.call_type)),
     httpStatus: failed ? httpStatusOf(errorInfo?.error_code) : 200,
     errorType: failed ? (optionalString(errorInfo?.error_class) ?? 'failure') : null,
-    inputTokens: tokenCount(row.prompt_tokens, 'prompt_tokens', ctx),
-    outputTokens: tokenCount(row.completion_tokens, 'completion_tokens', ctx),
+    inputTokens,
+    outputTokens,
     cacheReadTokens: numberAt(usage, 'cache_read_input_tokens') || numberAt(usage, 'prompt_tokens_details', 'cached_tokens'),
     cacheWriteTokens: numberAt(usage, 'cache_creation_input_tokens'),
     // To the nano-dollar, as ClickHouse stores it (Decimal(18, 9)): /metrics and the event store add the same amounts.

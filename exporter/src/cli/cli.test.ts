@@ -80,6 +80,23 @@ describe('tokenwatch CLI', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('exits 2 at once, naming the setting and the path, when the state directory cannot be written', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tokenwatch-state-'));
+    const file = join(dir, 'not-a-directory');
+    writeFileSync(file, '');
+    // /proc: a directory nobody can create files in (it made run spin in a mkdir loop); a file where a directory should be.
+    for (const stateDir of ['/proc', file]) {
+      for (const command of ['check', 'backfill', 'run']) {
+        const started = Date.now();
+        const result = tokenwatch([command, '--no-progress'].slice(0, command === 'backfill' ? 2 : 1), { DATABASE_URL: db.url, TOKENWATCH_STATE_DIR: stateDir, TOKENWATCH_LISTEN_ADDRESS: '127.0.0.1:0' });
+        expect(result.code, `${command} ${stateDir}: ${result.stderr}`).toBe(2);
+        expect(result.stderr).toContain(`stateDir (TOKENWATCH_STATE_DIR) ${stateDir} is not a writable directory`);
+        expect(Date.now() - started).toBeLessThan(15_000);
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('backfill reads everything once and is safe to repeat', async () => {
     const env = { DATABASE_URL: db.url, TOKENWATCH_STATE_DIR: stateDir };
     const first = tokenwatch(['backfill', '--no-progress'], env);
@@ -108,6 +125,11 @@ describe('tokenwatch CLI', () => {
       const bad = tokenwatch(['check'], { DATABASE_URL: empty.url, TOKENWATCH_SOURCES: 'litellm' });
       expect(bad.code).toBe(1);
       expect(bad.stdout).toMatch(/FAIL table public\.LiteLLM_SpendLogs: not found/);
+      // Sources chosen automatically: each absent one is skipped, but none at all is a failure.
+      const none = tokenwatch(['check'], { DATABASE_URL: empty.url });
+      expect(none.code, none.stdout).toBe(1);
+      expect(none.stdout).toMatch(/FAIL none of the known sources has its tables in this database \(claude-nexus-proxy: api_requests; sidekick-forge: /);
+      expect(none.stdout).not.toContain('all checks passed');
       const renamed = tokenwatch(['check'], { DATABASE_URL: db.url.replace('postgres@', 'postgres:topsecret@'), TOKENWATCH_SOURCES: 'claude-nexus-proxy' });
       expect(renamed.stdout).toContain('postgres:****@');
       expect(renamed.stdout + renamed.stderr).not.toContain('topsecret');

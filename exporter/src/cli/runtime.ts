@@ -1,6 +1,7 @@
 // Assembles the parts every command needs from a loaded configuration: the embedded demo
 // database when no database is configured, the checkpoint store, the sinks and the pipeline.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { requireUsableStateDir } from '../config/state-dir.ts';
 import { join } from 'node:path';
 import type { LoadedConfig } from '../config/load.ts';
 import type { Logger } from '../log.ts';
@@ -81,6 +82,7 @@ function probesFor(config: Config): Probe[] {
 
 /** Points every source at the embedded database when none is configured; returns it. */
 export async function resolveDatabase(loaded: LoadedConfig, logger: Logger): Promise<EmbeddedDatabase | undefined> {
+  requireUsableStateDir(loaded.config.stateDir);
   if (!loaded.embedded) return undefined;
   const embedded = await startEmbeddedDatabase(loaded.config.stateDir);
   logger.info(
@@ -95,6 +97,7 @@ export async function resolveDatabase(loaded: LoadedConfig, logger: Logger): Pro
 
 /** Opens the ClickHouse store (embedded unless CLICKHOUSE_URL) and applies migrations. */
 export async function openEventStore(config: Config, logger: Logger, options: { migrate: boolean }): Promise<EventStore | undefined> {
+  if (!config.clickhouse.url) requireUsableStateDir(config.stateDir);
   if (!config.clickhouse.enabled) return undefined;
   let store: EventStore;
   try {

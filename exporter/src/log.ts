@@ -30,5 +30,19 @@ export function createLogger(options: { level: string; format: 'auto' | 'json' |
 
 /** Error text safe to log: connection strings in driver messages lose their passwords. */
 export function errorText(error: unknown): string {
-  return redactSecrets(error instanceof Error ? error.message : String(error));
+  return redactSecrets(error instanceof Error ? error.message : describeThrown(error));
+}
+
+/** Something thrown that is not an Error (a library's plain object): its message, else its JSON, never "[object Object]". */
+function describeThrown(value: unknown): string {
+  if (value !== null && typeof value === 'object') {
+    const { message, code } = value as { message?: unknown; code?: unknown };
+    if (typeof message === 'string' && message !== '') return typeof code === 'string' || typeof code === 'number' ? `${message} (${code})` : message;
+    try {
+      return JSON.stringify(value);
+    } catch {
+      return Object.prototype.toString.call(value);
+    }
+  }
+  return String(value);
 }

@@ -47,7 +47,13 @@ describe('least privilege', () => {
     const grantLines = grants.stdout.split('\n').filter((l) => l.startsWith('GRANT SELECT'));
     expect(grantLines).toHaveLength(11);
     expect(grantLines.join('\n')).not.toMatch(/"headers"|openai_api_key|livekit_api_secret|"api_key"|embeddings/);
-    await db.pool.query(grants.stdout.replace("'choose-a-password'", `'${password}'`));
+    // As psql -v password=… runs it; twice, as an operator re-running it would.
+    expect(grants.stdout).toContain(":'password'");
+    const script = grants.stdout.replaceAll(":'password'", `'${password}'`);
+    await db.pool.query(script);
+    await db.pool.query(script);
+    // Unchanged (no password chosen) it does not run.
+    await expect(db.pool.query(grants.stdout)).rejects.toThrow(/syntax error/);
 
     const backfill = tokenwatch(['backfill', '--no-progress', '--json'], { DATABASE_URL: roleUrl, TOKENWATCH_STATE_DIR: join(dir, 'state') });
     expect(backfill.code, backfill.stderr).toBe(0);

@@ -5,6 +5,9 @@ import { createLogger, type Logger } from '../log.ts';
 
 export const EXIT_CONFIG = 2;
 
+/** A flag or argument that cannot be used (exit 2, like a bad configuration). */
+export class UsageError extends Error {}
+
 export interface CommonOptions {
   config?: string;
   logLevel?: string;

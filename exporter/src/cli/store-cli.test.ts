@@ -69,6 +69,23 @@ describe('store commands', () => {
     expect(csv.stdout.split('\n')[0]).toBe('tenant,conversation_id,message_id,sequence,role,channel,agent,user,request_id,created_at,content');
   });
 
+  it('export refuses a --from or --to that is not a time, or a range that is empty, with exit 2', () => {
+    const words = tokenwatch(['export', 'conversations', '--from', 'yesterday']);
+    expect(words.code).toBe(2);
+    expect(words.stderr).toContain('--from yesterday is not a time: use a date or a time such as 2026-11-01 or 2026-11-01T12:00:00Z');
+    expect(words.stderr).not.toContain('SELECT');
+    const backwards = tokenwatch(['export', 'conversations', '--from', '2026-11-02', '--to', '2026-11-01']);
+    expect(backwards.code).toBe(2);
+    expect(backwards.stderr).toContain('--from 2026-11-02 is not before --to 2026-11-01');
+  });
+
+  it('output cut short by a closed pipe (| head) ends quietly', () => {
+    const r = spawnSync('bash', ['-c', `set -o pipefail; "${process.execPath}" "${MAIN}" query --format csv --log-level warn "SELECT number FROM numbers(200000)" | head -n 2`], { env, encoding: 'utf8', timeout: 120_000 });
+    expect(r.stdout).toBe('number\n0\n');
+    expect(r.stderr).not.toMatch(/EPIPE|Error/);
+    expect(r.status).toBe(0);
+  });
+
   it('query refuses anything but one read-only statement', () => {
     const write = tokenwatch(['query', 'DROP TABLE tokenwatch.requests']);
     expect(write.code).toBe(1);
@@ -92,6 +109,12 @@ describe('store commands', () => {
       expect(Number((JSON.parse(result.stdout) as { n: string }[])[0]!.n)).toBe(rows[0]!.n);
       const refused = await fetch(`http://127.0.0.1:${port}/api/v1/query`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sql: 'DROP TABLE tokenwatch.requests' }) });
       expect(refused.status).toBe(400);
+      // Pointed at the wrong address, it says what it tried and how to set it (it printed "fetch failed").
+      const elsewhere = await freePortOnLoopback();
+      const lost = tokenwatch(['query', 'SELECT 1'], { TOKENWATCH_LISTEN_ADDRESS: `127.0.0.1:${elsewhere}` });
+      expect(lost.code).toBe(1);
+      expect(lost.stderr).toContain(`http://127.0.0.1:${elsewhere}/api/v1/query did not answer (ECONNREFUSED)`);
+      expect(lost.stderr).toContain('TOKENWATCH_LISTEN_ADDRESS');
     } finally {
       child.kill('SIGTERM');
       await new Promise((resolve) => (child.exitCode !== null ? resolve(undefined) : child.once('exit', resolve)));

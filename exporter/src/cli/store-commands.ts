@@ -1,7 +1,7 @@
 // Commands on the ClickHouse event store: migrate, query, export conversations, report usage.
 // With the embedded store, only one process can open it; while `tokenwatch run` holds it,
 // these commands send their read-only query to the running instance over loopback instead.
-import { loadOrExit, type CommonOptions } from './load-or-exit.ts';
+import { loadOrExit, UsageError, type CommonOptions } from './load-or-exit.ts';
 import { openEventStore } from './runtime.ts';
 import { StoreLocked, type EventStore } from '../store/clickhouse.ts';
 import type { Config } from '../config/schema.ts';
@@ -29,7 +29,13 @@ async function readQuery(config: Config, store: EventStore | undefined, sql: str
   if (store) return store.query<Record<string, unknown>>(sql, params);
   const [host, port] = [config.server.listenAddress.slice(0, config.server.listenAddress.lastIndexOf(':')), config.server.listenAddress.slice(config.server.listenAddress.lastIndexOf(':') + 1)];
   const target = `http://${host === '' || host === '0.0.0.0' ? '127.0.0.1' : host}:${port}/api/v1/query`;
-  const response = await fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sql, params }) });
+  let response: Response;
+  try {
+    response = await fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sql, params }) });
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    throw new Error(`the embedded store is in use by a running tokenwatch, so this command asks it over HTTP, but ${target} did not answer (${cause?.code ?? cause?.message ?? (error as Error).message}): set server.listenAddress (TOKENWATCH_LISTEN_ADDRESS, --config) to the address that tokenwatch run serves on`, { cause: error });
+  }
   const body = (await response.json()) as { rows?: Record<string, unknown>[]; error?: string };
   if (!response.ok) throw new Error(body.error ?? `HTTP ${response.status}`);
   return body.rows ?? [];
@@ -73,7 +79,19 @@ export async function queryCommand(sql: string, options: CommonOptions & { forma
   });
 }
 
+/** A --from/--to value as ClickHouse will read it, or a UsageError naming the flag. */
+function timeFlag(flag: string, value: string | undefined, fallback: string): string {
+  if (value === undefined) return fallback;
+  if (!/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(value) || Number.isNaN(Date.parse(value))) {
+    throw new UsageError(`${flag} ${value} is not a time: use a date or a time such as 2026-11-01 or 2026-11-01T12:00:00Z`);
+  }
+  return value;
+}
+
 export async function exportConversationsCommand(options: CommonOptions & { tenant?: string; from?: string; to?: string; format: 'csv' | 'json' }): Promise<void> {
+  const from = timeFlag('--from', options.from, '1970-01-01');
+  const to = timeFlag('--to', options.to, '2999-01-01');
+  if (Date.parse(from) >= Date.parse(to)) throw new UsageError(`--from ${from} is not before --to ${to}: nothing could match`);
   await withStore(options, async (config, store) => {
     const db = config.clickhouse.database;
     const rows = await readQuery(config, store,
@@ -82,7 +100,7 @@ export async function exportConversationsCommand(options: CommonOptions & { tena
        WHERE ({tenant:String} = '' OR tenant = {tenant:String})
          AND created_at >= parseDateTime64BestEffort({from:String}, 3, 'UTC') AND created_at < parseDateTime64BestEffort({to:String}, 3, 'UTC')
        ORDER BY tenant, conversation_id, created_at, message_id`,
-      { tenant: options.tenant ?? '', from: options.from ?? '1970-01-01', to: options.to ?? '2999-01-01' });
+      { tenant: options.tenant ?? '', from, to });
     process.stdout.write(formatRows(rows, options.format, ['tenant', 'conversation_id', 'message_id', 'sequence', 'role', 'channel', 'agent', 'user', 'request_id', 'created_at', 'content']));
   });
 }

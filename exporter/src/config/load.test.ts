@@ -84,6 +84,12 @@ colour: blue
     expect(found).toHaveLength(5);
   });
 
+  it('refuses a port beyond 65535 before anything starts', () => {
+    expect(problems(() => loadConfig({ env: { TOKENWATCH_LISTEN_ADDRESS: '127.0.0.1:99999' } }))).toEqual([
+      expect.stringMatching(/^server\.listenAddress: the port must be 0 to 65535 \(got "127\.0\.0\.1:99999"\)$/),
+    ]);
+  });
+
   it('reports YAML syntax errors with the line, unset variables and unreadable files', () => {
     expect(problems(() => loadConfig({ file: file('sources: [\n  - type: litellm\n'), env: {} }))[0]).toMatch(/is not valid YAML at line \d/);
     expect(problems(() => loadConfig({ file: file('stateDir: ${NOPE}\n'), env: {} }))[0]).toMatch(/environment variable NOPE is not set/);

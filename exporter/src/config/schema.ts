@@ -113,6 +113,7 @@ export const Config = z
         listenAddress: z
           .string()
           .regex(/^[^:]*:\d{1,5}$/, 'must be host:port, e.g. "0.0.0.0:9464" or ":9464"')
+          .refine((address) => Number(address.slice(address.lastIndexOf(':') + 1)) <= 65535, 'the port must be 0 to 65535')
           .default('0.0.0.0:9464'),
         /** TLS and basic auth: a Prometheus exporter-toolkit web configuration file (--web.config.file). */
         webConfigFile: z.string().min(1).optional(),

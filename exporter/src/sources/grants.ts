@@ -29,6 +29,19 @@ export function tableGrants(source: NamedSource): TableGrant[] {
   }));
 }
 
+/**
+ * Creates the role unless it exists, then sets its password from psql's variable `password`:
+ * the script can be run again, and run unchanged without `-v password=…` it stops at a syntax
+ * error instead of leaving a role with a password anyone could read in the documentation.
+ */
+function roleLines(role: string): string[] {
+  const literal = `'${role.replaceAll("'", "''")}'`;
+  return [
+    `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = ${literal}) THEN CREATE ROLE ${quoteIdent(role)} LOGIN; END IF; END $$;`,
+    `ALTER ROLE ${quoteIdent(role)} LOGIN PASSWORD :'password';`,
+  ];
+}
+
 function grantLines(grants: readonly TableGrant[], role: string): string[] {
   const schemas = [...new Set(grants.map((g) => g.schema))];
   return [
@@ -46,14 +59,15 @@ export function grantsSql(sources: readonly (SourceConfig & { name: string })[],
   const lines = [
     `-- tokenwatch: a read-only role that can read exactly the columns tokenwatch reads (${sources.map((s) => s.name).join(', ')}).`,
     '-- Secret columns (request headers, provider keys, LiveKit secrets, LiteLLM API keys, embeddings) are not granted.',
-    `CREATE ROLE ${quoteIdent(role)} LOGIN PASSWORD 'choose-a-password';`,
+    "-- Run as the tables' owner, choosing the password: psql -v password='…' -f grants.sql. Safe to run again.",
+    ...roleLines(role),
     ...grantLines(sources.flatMap(tableGrants), role),
   ];
   for (const source of sources) {
     for (const db of source.clientDatabases) {
       // The tenant is not known without connecting; the grants do not depend on it.
       const part = clientDatabasePart(source, db, '');
-      lines.push('', `-- In the database of client ${db.client} (${part.name}):`, `CREATE ROLE ${quoteIdent(role)} LOGIN PASSWORD 'choose-a-password';`, ...grantLines(tableGrants(part), role));
+      lines.push('', `-- In the database of client ${db.client} (${part.name}):`, ...roleLines(role), ...grantLines(tableGrants(part), role));
     }
   }
   return [...lines, ''].join('\n');

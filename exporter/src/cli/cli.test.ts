@@ -159,6 +159,11 @@ describe('tokenwatch CLI', () => {
       const read = /tokenwatch_source_rows_read_total\{source="claude-nexus-proxy",table="api_requests"\} (\d+)/.exec(metrics);
       expect(Number(read?.[1])).toBeGreaterThanOrEqual(3000);
       expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+      // A second process on the same demo state directory is told who holds it (it aborted inside PGlite).
+      const second = tokenwatch(['check'], { TOKENWATCH_STATE_DIR: dir });
+      expect(second.code).toBe(1);
+      expect(second.stderr).toContain(`the embedded demo database in ${dir} is in use by process ${child.pid}`);
+      expect(second.stderr).not.toContain('Aborted');
     } finally {
       child.kill('SIGTERM');
     }

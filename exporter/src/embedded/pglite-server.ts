@@ -5,6 +5,7 @@
 // keeps arriving while `run` runs, so a new user sees the pipeline move.
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { lockDirectory } from './dir-lock.ts';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { SourceName } from '../model/events.ts';
@@ -30,7 +31,14 @@ export async function startEmbeddedDatabase(stateDir: string, options: { port?: 
   const dataDir = join(stateDir, 'embedded-postgres');
   const created = !existsSync(join(dataDir, 'PG_VERSION'));
   mkdirSync(dataDir, { recursive: true });
-  const db = await PGlite.create({ dataDir });
+  const release = lockDirectory(stateDir, 'the embedded demo database');
+  let db: PGlite;
+  try {
+    db = await PGlite.create({ dataDir });
+  } catch (error) {
+    release();
+    throw error;
+  }
   if (created && options.populate !== false) {
     // Straight into PGlite, before any client connects (DDL through exec: several statements).
     const simulator = new Simulator({ query: (sql, params) => (params?.length ? db.query(sql, params) : db.exec(sql)) }, { seed: DEMO_SEED, rate: DEMO_HISTORY_RATE, sources: SourceName.options });
@@ -60,6 +68,7 @@ export async function startEmbeddedDatabase(stateDir: string, options: { port?: 
       await traffic?.pool.end();
       await server.close();
       await db.close();
+      release();
     },
   };
 }

@@ -12,7 +12,7 @@
 // at 100 rows/s for a day would have 8.6M rows in the sweep's window: the sweep's cost per
 // million rows in its window is reported for that extrapolation.
 //   npm run bench -- db-cost      (BENCH_DB_SIZES=100000,1000000,5000000 BENCH_DB_SECONDS=30)
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -111,7 +111,16 @@ async function oneSweep(cluster: PgCluster, admin: pg.Client, role: string): Pro
   }
 }
 
+/** The peer is a separate program: say which package brings it rather than die with spawn ENOENT. */
+function requirePeer(): void {
+  const found = spawnSync('prometheus-sql-exporter', ['-version'], { stdio: 'ignore' });
+  if ((found.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
+    throw new Error('db-cost measures against prometheus-sql-exporter, which is not installed: apt-get install prometheus-sql-exporter (Debian and Ubuntu), or put the binary from github.com/justwatchcom/sql_exporter on PATH');
+  }
+}
+
 export async function runDbCostBench(report: BenchReport): Promise<void> {
+  requirePeer();
   const sizes = (process.env.BENCH_DB_SIZES ?? '100000,1000000,5000000').split(',').map(Number);
   const seconds = Number(process.env.BENCH_DB_SECONDS ?? 30);
   console.log(`\ndatabase cost: tokenwatch against prometheus-sql-exporter, ${seconds} s each, 100 rows/s arriving, tables of ${sizes.join(', ')} rows`);

@@ -92,6 +92,7 @@ describe('tokenwatch CLI', () => {
         expect(result.code, `${command} ${stateDir}: ${result.stderr}`).toBe(2);
         expect(result.stderr).toContain(`stateDir (TOKENWATCH_STATE_DIR) ${stateDir} is not a writable directory`);
         expect(Date.now() - started).toBeLessThan(15_000);
+        expect(result.stderr, 'nothing starts first').not.toContain('serving HTTP');
       }
     }
     rmSync(dir, { recursive: true, force: true });

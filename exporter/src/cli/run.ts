@@ -1,6 +1,7 @@
 // `tokenwatch run`: the long-running job. The HTTP address is bound first, so a port in use
 // ends the process before any source is read; sources that are down at start are waited for
 // (their streams show as down on /metrics and /readyz) rather than ending it.
+import { requireUsableStateDir } from '../config/state-dir.ts';
 import { configOrExit, loadOrExit, type CommonOptions } from './load-or-exit.ts';
 import { loadWebConfig } from '../http/web-config.ts';
 import { openRuntime, type Runtime } from './runtime.ts';
@@ -18,6 +19,8 @@ export async function runCommand(options: CommonOptions & { demoTraffic: boolean
   const { loaded, logger } = loadOrExit(options);
   const webConfigFile = options.webConfigFile ?? loaded.config.server.webConfigFile;
   const web = webConfigFile === undefined ? undefined : configOrExit(() => loadWebConfig(webConfigFile));
+  // Before the HTTP server: an unusable state directory is a configuration error, exit 2 at once.
+  configOrExit(() => requireUsableStateDir(loaded.config.stateDir));
   // What is running, filled in as it starts: the HTTP server answers before the runtime exists.
   const running: {
     opened?: Promise<Runtime>;

@@ -15,9 +15,7 @@ import { createTestDatabase, type TestDatabase } from '../testing/databases.ts';
 import { silentLogger, testConfig } from '../testing/fixtures.ts';
 import { API_REQUEST_COLUMNS, apiRequestRows, insertRows, uuidFrom } from '../embedded/seed.ts';
 import type { SourceName } from '../model/events.ts';
-import { buildWorld } from '../simulate/world.ts';
-import { litellmCall } from '../simulate/litellm.ts';
-import { seeded } from '../simulate/random.ts';
+import { writeLitellmCalls } from '../testing/litellm-calls.ts';
 import { openStore, type EventStore } from '../store/clickhouse.ts';
 import { Pipeline } from './pipeline.ts';
 import { MemoryCheckpointStore } from '../reader/checkpoint-store.ts';
@@ -194,21 +192,6 @@ bulkEquivalence({
   },
 });
 
-/** Calls as LiteLLM writes them, `count` of them ending in the `spanMs` before now. */
-async function litellmCalls(db: TestDatabase, count: number, seed: number, spanMs: number): Promise<void> {
-  const world = buildWorld(seed);
-  const rnd = seeded(seed);
-  const start = Date.now() - spanMs - 60_000;
-  for (let i = 0; i < count; i++) {
-    for (const { table, row } of litellmCall(rnd, world, start + Math.floor((i * spanMs) / count))) {
-      if (!table.includes('SpendLogs')) continue;
-      if (i % 10 === 0) Object.assign(row, { team_id: '', organization_id: i % 20 === 0 ? 'org-direct' : null });
-      const columns = Object.keys(row);
-      await db.pool.query(`INSERT INTO ${table} (${columns.map((c) => `"${c}"`).join(', ')}) VALUES (${columns.map((_, k) => `$${k + 1}`).join(', ')})`, Object.values(row));
-    }
-  }
-}
-
 bulkEquivalence({
   name: 'LiteLLM SpendLogs',
   schema: 'litellm',
@@ -216,7 +199,7 @@ bulkEquivalence({
   stream: 'litellm/LiteLLM_SpendLogs',
   table: '"LiteLLM_SpendLogs"',
   async seed(db) {
-    await litellmCalls(db, 2500, 21, 7 * 24 * 3_600_000);
+    await writeLitellmCalls(db.pool, { count: 2500, seed: 21, start: Date.now() - 7 * 24 * 3_600_000 - 60_000, stepMs: (7 * 24 * 3_600_000) / 2500, errorLogs: false });
     const q = (sql: string) => db.pool.query(sql);
     const where = (byte: number, from: number, to: number) => `WHERE get_byte(decode(md5(request_id), 'hex'), ${byte}) BETWEEN ${from} AND ${to}`;
     // Values the mapping treats specially; the bulk path either maps them the same or hands them to map().
@@ -238,7 +221,7 @@ bulkEquivalence({
     await q(`UPDATE "LiteLLM_SpendLogs" SET status = '' ${where(4, 10, 14)}`);
   },
   async more(db) {
-    await litellmCalls(db, 600, 22, 50_000);
+    await writeLitellmCalls(db.pool, { count: 600, seed: 22, start: Date.now() - 50_000 - 60_000, stepMs: 50_000 / 600, errorLogs: false });
   },
   async exercised(db, rowByRow) {
     const { rows } = await db.pool.query<{ failed: number; odd: number }>(`SELECT count(*) FILTER (WHERE status = 'failure')::int AS failed,

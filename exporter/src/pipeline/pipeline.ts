@@ -14,7 +14,7 @@ import { IncrementalReader, PollAborted, cursorTime, type PollResult } from '../
 import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
 import { BulkLoader, SLOTS, type BulkTransport } from '../store/bulk-load.ts';
 import { copyToFile } from '../db/copy-to-file.ts';
-import { quoteIdent } from '../reader/sql.ts';
+import { quoteIdent, unquoteIdent } from '../reader/sql.ts';
 import { indexStatement, unindexedCursors } from '../reader/cursor-index.ts';
 import type { CheckpointStore } from '../reader/checkpoint-store.ts';
 import { RowQuality } from '../quality/row-quality.ts';
@@ -220,6 +220,8 @@ export class Pipeline {
       const saved = checkpoint?.extra as { metrics?: SavedMetrics; counters?: unknown } | undefined;
       metrics?.restoreStream(id, saved?.metrics);
       const status = newStatus(id, config, stream.table, 'incremental', stream.spec);
+      const intervalMs = unindexed.has(id) ? stream.unindexedIntervalMs! : config.pollInterval;
+      status.intervalMs = intervalMs;
       restoreStreamCounters(status, this.quality, saved?.counters);
       const companion = {
         save: () => ({ metrics: metrics?.saveStream(id), counters: saveStreamCounters(status, this.quality) }),
@@ -228,9 +230,7 @@ export class Pipeline {
           if (metrics && savedMetrics) metrics.committed(id, savedMetrics);
         },
       };
-      status.intervalMs = unindexed.has(id) ? stream.unindexedIntervalMs! : config.pollInterval;
       if (checkpoint?.watermark) status.watermarkAt = cursorTime(checkpoint.watermark);
-      const intervalMs = status.intervalMs;
       if (unindexed.has(id)) {
         this.options.logger.warn(
           { stream: id, intervalMs, index: indexStatement(stream.spec) },
@@ -555,7 +555,7 @@ export class Pipeline {
     const unique = await source.pool.query<{ unique: boolean }>(
       `SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
          WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indnatts = 1 AND i.indpred IS NULL AND a.attname = $2) AS unique`,
-      [table, idColumn.slice(1, -1).replace(/""/g, '"')],
+      [table, unquoteIdent(idColumn)],
     );
     if (unique.rows[0]?.unique !== true) {
       this.options.logger.info({ stream: entry.stream.spec.id }, `bulk backfill needs a unique index on ${idColumn}: reading row by row`);
@@ -651,7 +651,7 @@ export class Pipeline {
   /** The SQL type of a stream's id column, for `= ANY($1::type[])` on its index. */
   private async idTypeOf(entry: ActiveSource['streams'][number], client: pg.PoolClient): Promise<string> {
     const { table, idColumn } = entry.stream.spec;
-    const { rows } = await client.query<{ type: string }>('SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2', [table, idColumn.slice(1, -1).replace(/""/g, '"')]);
+    const { rows } = await client.query<{ type: string }>('SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2', [table, unquoteIdent(idColumn)]);
     return rows[0]?.type ?? 'text';
   }
 

@@ -4,18 +4,14 @@
 // `check` prints the statement that creates it.
 import type pg from 'pg';
 import type { IncrementalStreamSpec } from './incremental-reader.ts';
-
-/** The column name inside a quoted identifier ("startTime" -> startTime). */
-function unquote(identifier: string): string {
-  return identifier.startsWith('"') ? identifier.slice(1, -1).replace(/""/g, '"') : identifier;
-}
+import { unquoteIdent } from './sql.ts';
 
 /** True when an index of the table (not a partial one) starts with the cursor column. */
 export async function hasCursorIndex(db: Pick<pg.Pool, 'query'>, spec: Pick<IncrementalStreamSpec, 'table' | 'cursorColumn'>): Promise<boolean> {
   const { rows } = await db.query<{ indexed: boolean }>(
     `SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
        WHERE i.indrelid = $1::regclass AND a.attname = $2 AND i.indpred IS NULL AND i.indisvalid) AS indexed`,
-    [spec.table, unquote(spec.cursorColumn)],
+    [spec.table, unquoteIdent(spec.cursorColumn)],
   );
   return rows[0]?.indexed === true;
 }

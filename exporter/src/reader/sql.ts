@@ -5,6 +5,11 @@ export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
+/** The name inside a quoted identifier ("startTime" -> startTime), for catalog lookups. */
+export function unquoteIdent(identifier: string): string {
+  return identifier.startsWith('"') ? identifier.slice(1, -1).replace(/""/g, '"') : identifier;
+}
+
 export function qualifiedTable(schema: string, table: string): string {
   return `${quoteIdent(schema)}.${quoteIdent(table)}`;
 }

@@ -29,6 +29,11 @@ export function refusedDataReason(error: unknown): string | undefined {
   return typeof type === 'string' && DATA_ERRORS.has(type) ? type : undefined;
 }
 
+/** The key of a (table, reason) count of refused rows. */
+function rejectedKey(table: string, reason: string): string {
+  return `${table}\u0000${reason}`;
+}
+
 /** The source id a refused row carries, whatever table it was meant for. */
 function rowIdOf(row: Record<string, unknown>): string {
   for (const key of ['request_id', 'message_id', 'event_id', 'conversation_id']) if (typeof row[key] === 'string') return row[key];
@@ -89,7 +94,7 @@ export class ClickHouseSink implements Sink {
       throw error;
     });
     this.rejected.clear();
-    for (const r of rows) this.rejected.set(`${r.table}\u0000${r.reason}`, { table: r.table, reason: r.reason, count: Number(r.count) });
+    for (const r of rows) this.rejected.set(rejectedKey(r.table, r.reason), { table: r.table, reason: r.reason, count: Number(r.count) });
   }
 
   rejectedRows(): readonly RejectedRows[] {
@@ -124,7 +129,7 @@ export class ClickHouseSink implements Sink {
       tenant: typeof row.tenant === 'string' ? row.tenant : '', source: typeof row.source === 'string' ? row.source : '', target_table: table,
       row_id: rowIdOf(row), reason, error: (error instanceof Error ? error.message : String(error)).slice(0, 2000), row: JSON.stringify(row),
     }]);
-    const key = `${table}\u0000${reason}`;
+    const key = rejectedKey(table, reason);
     const entry = this.rejected.get(key) ?? { table, reason, count: 0 };
     entry.count += 1;
     this.rejected.set(key, entry);

@@ -9,18 +9,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase, type TestDatabase } from '../testing/databases.ts';
-import { silentLogger } from '../testing/fixtures.ts';
 import { samples, value } from '../testing/metrics-text.ts';
 import { Config } from '../config/schema.ts';
-import { Pipeline } from '../pipeline/pipeline.ts';
-import { MemoryCheckpointStore } from '../reader/checkpoint-store.ts';
-import { MetricsRegistry } from '../metrics/registry.ts';
-import { prometheusText } from '../metrics/prometheus-text.ts';
-import { openStore, type EventStore } from '../store/clickhouse.ts';
-import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
-import { buildWorld } from '../simulate/world.ts';
-import { litellmCall } from '../simulate/litellm.ts';
-import { seeded } from '../simulate/random.ts';
+import type { EventStore } from '../store/clickhouse.ts';
+import { backfillOnce } from '../testing/event-store.ts';
+import { writeLitellmCalls } from '../testing/litellm-calls.ts';
 
 /** tokenwatch's tenant and model of a SpendLogs row, in SQL. */
 const TENANT = "coalesce(nullif(team_id, ''), nullif(organization_id, ''), 'default')";
@@ -34,31 +27,13 @@ describe('LiteLLM truth (real DDL, the proxy\'s write pattern)', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase({ schemas: ['litellm'] });
-    const world = buildWorld(7);
-    const rnd = seeded(7);
-    const now = Date.now();
-    let errorLogs = 0;
-    for (let i = 0; i < 1200; i++) {
-      for (const { table, row } of litellmCall(rnd, world, now - 3 * 24 * 3_600_000 + i * 200_000)) {
-        // Keys without a team (LiteLLM writes ''), some with an organization.
-        if (table.includes('SpendLogs') && i % 10 === 0) Object.assign(row, { team_id: '', organization_id: i % 20 === 0 ? 'org-direct' : null });
-        if (table.includes('ErrorLogs')) errorLogs += 1;
-        const columns = Object.keys(row);
-        await db.pool.query(`INSERT INTO ${table} (${columns.map((c) => `"${c}"`).join(', ')}) VALUES (${columns.map((_, k) => `$${k + 1}`).join(', ')})`, Object.values(row));
-      }
-    }
-    expect(errorLogs).toBeGreaterThan(0);
+    const written = await writeLitellmCalls(db.pool, { count: 1200, seed: 7, start: Date.now() - 3 * 24 * 3_600_000, stepMs: 200_000, errorLogs: true });
+    expect(written.errorLogs).toBeGreaterThan(0);
 
     stateDir = mkdtempSync(join(tmpdir(), 'tw-litellm-truth-'));
-    const config = Config.parse({ stateDir, sources: [{ type: 'litellm', name: 'litellm', databaseUrl: db.url }] });
-    store = await openStore(config);
-    await store.migrate();
-    const metrics = new MetricsRegistry();
-    const pipeline = await Pipeline.open({ config, logger: silentLogger(), sinks: [new ClickHouseSink(store, 'full')], store: new MemoryCheckpointStore(), autoSources: false, metrics });
-    await pipeline.backfill();
-    text = prometheusText(metrics.collect(pipeline.statuses(), pipeline.quality.snapshot(), []));
-    expect(pipeline.quality.snapshot()).toEqual([]);
-    await pipeline.close();
+    let quality: unknown[];
+    ({ store, text, quality } = await backfillOnce(Config.parse({ stateDir, sources: [{ type: 'litellm', name: 'litellm', databaseUrl: db.url }] })));
+    expect(quality).toEqual([]);
   }, 120_000);
 
   afterAll(async () => {

@@ -12,15 +12,10 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { createTestDatabase, type TestDatabase } from '../testing/databases.ts';
 import { sidekickClientDdl } from '../embedded/ddl.ts';
-import { silentLogger } from '../testing/fixtures.ts';
 import { samples, value } from '../testing/metrics-text.ts';
 import { Config } from '../config/schema.ts';
-import { Pipeline } from '../pipeline/pipeline.ts';
-import { MemoryCheckpointStore } from '../reader/checkpoint-store.ts';
-import { MetricsRegistry } from '../metrics/registry.ts';
-import { prometheusText } from '../metrics/prometheus-text.ts';
-import { openStore, type EventStore } from '../store/clickhouse.ts';
-import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
+import type { EventStore } from '../store/clickhouse.ts';
+import { backfillOnce } from '../testing/event-store.ts';
 
 interface Client { id: string; name: string; tier: string | null; db: 'platform' | 'acme' | 'globex'; agents: string[] }
 
@@ -128,14 +123,9 @@ describe('Sidekick Forge truth (real DDL, platform + client databases)', () => {
         clientDatabases: [{ client: acmeClient.id, name: 'acme', databaseUrl: acme.url }, { client: globexClient.id, databaseUrl: globex.url }],
       }],
     });
-    store = await openStore(config);
-    await store.migrate();
-    const metrics = new MetricsRegistry();
-    const pipeline = await Pipeline.open({ config, logger: silentLogger(), sinks: [new ClickHouseSink(store, 'full')], store: new MemoryCheckpointStore(), autoSources: false, metrics });
-    await pipeline.backfill();
-    text = prometheusText(metrics.collect(pipeline.statuses(), pipeline.quality.snapshot(), []));
-    expect(pipeline.quality.snapshot()).toEqual([]);
-    await pipeline.close();
+    let quality: unknown[];
+    ({ store, text, quality } = await backfillOnce(config));
+    expect(quality).toEqual([]);
   }, 120_000);
 
   afterAll(async () => {

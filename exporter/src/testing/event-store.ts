@@ -7,6 +7,10 @@ import { createTestDatabase, type TestDatabase } from './databases.ts';
 import { seedAll } from '../embedded/seed.ts';
 import { silentLogger, testConfig } from './fixtures.ts';
 import { openStore, type EventStore } from '../store/clickhouse.ts';
+import type { Config } from '../config/schema.ts';
+import { MetricsRegistry } from '../metrics/registry.ts';
+import { prometheusText } from '../metrics/prometheus-text.ts';
+import type { QualityCount } from '../quality/row-quality.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import { MemoryCheckpointStore } from '../reader/checkpoint-store.ts';
 import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
@@ -42,4 +46,22 @@ export async function seededEventStore(options: { requests: number; spendLogs: n
       rmSync(stateDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Backfills the configured sources once into a fresh store in the configuration's state
+ * directory: the store (left open, to query) and what /metrics shows afterwards.
+ */
+export async function backfillOnce(config: Config): Promise<{ store: EventStore; text: string; quality: QualityCount[] }> {
+  const store = await openStore(config);
+  await store.migrate();
+  const metrics = new MetricsRegistry();
+  const pipeline = await Pipeline.open({ config, logger: silentLogger(), sinks: [new ClickHouseSink(store, 'full')], store: new MemoryCheckpointStore(), autoSources: false, metrics });
+  try {
+    await pipeline.backfill();
+    const quality = pipeline.quality.snapshot();
+    return { store, text: prometheusText(metrics.collect(pipeline.statuses(), quality, [])), quality };
+  } finally {
+    await pipeline.close();
+  }
 }

@@ -7,9 +7,40 @@ export type { Logger };
 
 const LEVEL_COLOURS: Record<string, string> = { debug: '\x1b[90m', info: '\x1b[36m', warn: '\x1b[33m', error: '\x1b[31m', fatal: '\x1b[31m' };
 
+/** A line on the terminal that log lines must not print over: a progress bar. */
+export interface TransientLine {
+  /** The terminal it is on: only log lines to the same stream step around it. */
+  stream: NodeJS.WritableStream;
+  /** Erases the line, so that a log line can take its place. */
+  clear(): void;
+  /** Draws it again, below the log line. */
+  redraw(): void;
+}
+
+let transientLine: TransientLine | undefined;
+
+/** While a progress bar is on stderr, log lines go above it (undefined when it ends). */
+export function setTransientLine(line: TransientLine | undefined): void {
+  transientLine = line;
+}
+
+/** Writes that step around the progress bar on the same stream, if there is one. */
+function aroundTransientLine(destination: NodeJS.WritableStream): NodeJS.WritableStream {
+  return {
+    write(text: string) {
+      const line = transientLine?.stream === destination ? transientLine : undefined;
+      line?.clear();
+      const written = destination.write(text);
+      line?.redraw();
+      return written;
+    },
+  } as NodeJS.WritableStream;
+}
+
 export function createLogger(options: { level: string; format: 'auto' | 'json' | 'text'; destination?: NodeJS.WritableStream }): Logger {
-  const destination = options.destination ?? process.stderr;
-  const terminal = (destination as NodeJS.WriteStream).isTTY === true;
+  const terminalStream = options.destination ?? process.stderr;
+  const destination = aroundTransientLine(terminalStream);
+  const terminal = (terminalStream as NodeJS.WriteStream).isTTY === true;
   const format = options.format === 'auto' ? (terminal ? 'text' : 'json') : options.format;
   if (format === 'json') {
     return pino({ level: options.level, base: { service: 'tokenwatch' }, formatters: { level: (label) => ({ level: label }) } }, destination as pino.DestinationStream);

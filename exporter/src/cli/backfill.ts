@@ -3,6 +3,11 @@ import { loadOrExit, type CommonOptions } from './load-or-exit.ts';
 import { openRuntime } from './runtime.ts';
 import { startProgress } from './progress.ts';
 
+/** After Ctrl-C, how long the page in flight may take to finish and be checkpointed. */
+const INTERRUPT_GRACE_MS = 8_000;
+/** The shell's convention: 128 + the signal's number. */
+const SIGNAL_EXIT_CODES = { SIGINT: 130, SIGTERM: 143 } as const;
+
 export async function backfillCommand(options: CommonOptions & { progress: boolean; json?: boolean }): Promise<void> {
   const { loaded, logger } = loadOrExit(options);
   const runtime = await openRuntime(loaded, logger);
@@ -16,7 +21,30 @@ export async function backfillCommand(options: CommonOptions & { progress: boole
     const before = new Map(runtime.pipeline.statuses().map((s) => [s.id, { ...s }]));
     const qualityBefore = new Map(runtime.pipeline.quality.snapshot().map((q) => [`${q.stream} ${q.action} ${q.reason}`, q.count]));
     let rows = 0;
-    const result = await runtime.pipeline.backfill((stream, n) => progress.update((rows += n), stream)).finally(() => progress.stop());
+    // Ctrl-C: stop after the page in flight (checkpointed, so the next backfill resumes there),
+    // say so, and exit with the signal's code; a page that does not finish in time is repaired
+    // on the next start, as after a crash.
+    let interruptedBy: keyof typeof SIGNAL_EXIT_CODES | undefined;
+    const interrupt = (signal: keyof typeof SIGNAL_EXIT_CODES) => {
+      if (interruptedBy) return;
+      interruptedBy = signal;
+      progress.stop();
+      process.stderr.write(`tokenwatch: backfill interrupted by ${signal} after ${rows} rows; what was read is checkpointed: run backfill again to resume\n`);
+      runtime.pipeline.interrupt();
+      setTimeout(() => process.exit(SIGNAL_EXIT_CODES[signal]), INTERRUPT_GRACE_MS).unref();
+    };
+    process.on('SIGINT', () => interrupt('SIGINT'));
+    process.on('SIGTERM', () => interrupt('SIGTERM'));
+    const result = await runtime.pipeline.backfill((stream, n) => progress.update((rows += n), stream))
+      .catch((error: unknown) => {
+        if (interruptedBy) return { rows }; // the page in flight was aborted, not failed
+        throw error;
+      })
+      .finally(() => progress.stop());
+    if (interruptedBy) {
+      await runtime.close();
+      process.exit(SIGNAL_EXIT_CODES[interruptedBy]);
+    }
     const statuses = runtime.pipeline.statuses();
     const summary = {
       rows: result.rows,

@@ -98,8 +98,24 @@ describe('tokenwatch CLI', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('backfill reads everything once and is safe to repeat', async () => {
+  it('backfill reads everything once and is safe to repeat; Ctrl-C says what happened and exits 130', async () => {
     const env = { DATABASE_URL: db.url, TOKENWATCH_STATE_DIR: stateDir };
+    // Interrupted while opening or reading (in a state directory of its own): a message, the
+    // shell's code, and the next backfill resumes.
+    const interruptedDir = mkdtempSync(join(tmpdir(), 'tokenwatch-interrupted-'));
+    const interruptedEnv = { DATABASE_URL: db.url, TOKENWATCH_STATE_DIR: interruptedDir };
+    const interrupted = spawn(process.execPath, [MAIN, 'backfill', '--no-progress', '--log-format', 'json'], { env: { PATH: process.env.PATH ?? '', ...interruptedEnv }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let interruptedErr = '';
+    interrupted.stderr.on('data', (chunk: Buffer) => {
+      interruptedErr += chunk.toString();
+      if (interruptedErr.includes('ClickHouse migrations applied')) interrupted.kill('SIGINT');
+    });
+    const code = await new Promise<number | null>((resolve) => interrupted.on('exit', (c) => resolve(c)));
+    expect(code, interruptedErr).toBe(130);
+    expect(interruptedErr).toMatch(/^tokenwatch: (backfill )?interrupted by SIGINT/m);
+    const resumed = tokenwatch(['backfill', '--no-progress'], interruptedEnv);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    rmSync(interruptedDir, { recursive: true, force: true });
     const first = tokenwatch(['backfill', '--no-progress'], env);
     expect(first.code, first.stderr).toBe(0);
     const done = logLines(first.stderr).find((l) => l.msg === 'backfill complete') as { streams: Record<string, { rowsRead: number }> };
@@ -139,11 +155,52 @@ describe('tokenwatch CLI', () => {
     }
   });
 
-  it('run on embedded defaults (no database configured) serves /readyz and /metrics, and stops on SIGTERM', async () => {
+  it('exits 2 naming the setting when --web.telemetry-path or --web.listen-address is not usable', () => {
+    const path = tokenwatch(['run', '--web.telemetry-path', 'metrics'], { TOKENWATCH_STATE_DIR: stateDir });
+    expect(path.code).toBe(2);
+    expect(path.stderr).toContain('server.telemetryPath: must be a URL path starting with "/"');
+    const address = tokenwatch(['run', '--web.listen-address', 'localhost:99999'], { TOKENWATCH_STATE_DIR: stateDir });
+    expect(address.code).toBe(2);
+    expect(address.stderr).toContain('server.listenAddress: the port must be 0 to 65535');
+  });
+
+  it('SIGTERM while the demo database is first populated: stopped within 10 s, nothing starts reading after it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tokenwatch-seed-stop-'));
+    const port = await freePortOnLoopback();
+    const child = spawn(process.execPath, [MAIN, 'run', '--log-format', 'json'], {
+      env: { PATH: process.env.PATH ?? '', TOKENWATCH_STATE_DIR: dir, TOKENWATCH_LISTEN_ADDRESS: `127.0.0.1:${port}` },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      // HTTP is served before the database is opened, so this is the population phase.
+      for (let i = 0; i < 400 && !stderr.includes('serving HTTP'); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+      const signalled = Date.now();
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      const seconds = (Date.now() - signalled) / 1000;
+      expect(seconds).toBeLessThan(10);
+      const messages = logLines(stderr).map((l) => String(l.msg));
+      expect(messages).toContain('shutting down');
+      expect(messages.slice(messages.indexOf('shutting down')), stderr).not.toContain('source ready');
+      expect(stderr).not.toMatch(/"level":"(error|fatal)"/);
+      // Either the demo database was made whole before the signal, or nothing of it is kept
+      // (pglite-server.test.ts aborts the population itself).
+      const made = messages.some((m) => m.startsWith('no DATABASE_URL: created'));
+      expect(existsSync(join(dir, 'embedded-postgres', 'PG_VERSION'))).toBe(made);
+    } finally {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('run on embedded defaults (no database configured) serves /readyz and metrics on --web.telemetry-path, and stops on SIGTERM', async () => {
     const port = await freePortOnLoopback();
     const dir = mkdtempSync(join(tmpdir(), 'tokenwatch-run-'));
-    const child = spawn(process.execPath, [MAIN, 'run'], {
-      env: { PATH: process.env.PATH ?? '', TOKENWATCH_STATE_DIR: dir, TOKENWATCH_LISTEN_ADDRESS: `127.0.0.1:${port}` },
+    const child = spawn(process.execPath, [MAIN, 'run', '--web.listen-address', `127.0.0.1:${port}`, '--web.telemetry-path', '/probe/metrics'], {
+      env: { PATH: process.env.PATH ?? '', TOKENWATCH_STATE_DIR: dir },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
@@ -156,7 +213,8 @@ describe('tokenwatch CLI', () => {
         ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false);
       }
       expect(ready, stderr).toBe(true);
-      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/probe/metrics`)).text();
+      expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(404);
       const read = /tokenwatch_source_rows_read_total\{source="claude-nexus-proxy",table="api_requests"\} (\d+)/.exec(metrics);
       expect(Number(read?.[1])).toBeGreaterThanOrEqual(3000);
       expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);

@@ -12,6 +12,10 @@ export interface CommonOptions {
   config?: string;
   logLevel?: string;
   logFormat?: string;
+  /** exporter-toolkit's flags (--web.listen-address, --web.telemetry-path, --web.config.file), where a command takes them. */
+  'web.listenAddress'?: string;
+  'web.telemetryPath'?: string;
+  'web.config.file'?: string;
 }
 
 /** Runs a step that validates more configuration (a file it names): ConfigError exits 2. */
@@ -30,7 +34,10 @@ export function configOrExit<T>(step: () => T): T {
 export function loadOrExit(options: CommonOptions): { loaded: LoadedConfig; logger: Logger } {
   let loaded: LoadedConfig;
   try {
-    loaded = loadConfig({ file: options.config });
+    loaded = loadConfig({
+      file: options.config,
+      flags: { listenAddress: options['web.listenAddress'], telemetryPath: options['web.telemetryPath'], webConfigFile: options['web.config.file'] },
+    });
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`tokenwatch: ${error.message}\n`);

@@ -11,6 +11,16 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   throw error;
 });
 
+// Ctrl-C in a command without a stop of its own (run, backfill and simulate have theirs):
+// say so and exit with the shell's code for the signal, rather than vanish.
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  process.on(signal, () => {
+    if (process.listenerCount(signal) > 1) return;
+    process.stderr.write(`tokenwatch: interrupted by ${signal}\n`);
+    process.exit(code);
+  });
+}
+
 buildProgram()
   .parseAsync(process.argv)
   .catch((error: unknown) => {

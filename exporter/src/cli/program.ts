@@ -19,6 +19,11 @@ const environmentHelp = `\nEnvironment:\n${Object.entries(ENVIRONMENT_VARIABLES)
  * The options every command takes. `results`: the command prints a result on stdout, so its
  * informational log lines are off unless --log-level asks for them (they go to stderr).
  */
+/** The listen address: where `run` serves, and where the store commands find a running `run`. */
+function listenAddressOption(purpose: string): Option {
+  return new Option('--web.listen-address <host:port>', `${purpose} (server.listenAddress, $TOKENWATCH_LISTEN_ADDRESS; default 0.0.0.0:9464)`);
+}
+
 function command(parent: Command, name: string, examples: string[], options: { results?: boolean } = {}): Command {
   return parent
     .command(name)
@@ -40,8 +45,10 @@ export function buildProgram(): Command {
   command(program, 'run', ['tokenwatch run', 'DATABASE_URL=postgres://tokenwatch_ro:secret@db.internal:5432/proxy tokenwatch run --log-format json'])
     .description('Poll the sources continuously, export events and serve /metrics, /healthz and /readyz (the default job).')
     .option('--no-demo-traffic', 'with the embedded demo database: no simulated live traffic')
+    .addOption(listenAddressOption('address to serve metrics, health and readiness on'))
+    .option('--web.telemetry-path <path>', 'path of the metrics endpoint (server.telemetryPath, $TOKENWATCH_TELEMETRY_PATH; default /metrics)')
     .option('--web.config.file <file>', 'TLS and basic auth for the HTTP server: a Prometheus exporter-toolkit web configuration file (server.webConfigFile)')
-    .action(async (options: CommonOptions & { demoTraffic: boolean; 'web.config.file'?: string }) => runCommand({ ...options, webConfigFile: options['web.config.file'] }));
+    .action(async (options: CommonOptions & { demoTraffic: boolean }) => runCommand(options));
   command(program, 'backfill', ['tokenwatch backfill', 'tokenwatch backfill --no-progress --json > backfill-summary.json'])
     .description('Read everything committed up to now, then exit. Resumes from the checkpoints, so it is safe to repeat.')
     .option('--no-progress', 'no progress bar (progress is then logged every 10 s, as when stderr is not a terminal)')
@@ -74,12 +81,14 @@ export function buildProgram(): Command {
   command(program, 'query', ['tokenwatch query "SELECT tenant, count() AS requests FROM tokenwatch.requests FINAL GROUP BY tenant"', 'tokenwatch query --format csv "SELECT * FROM tokenwatch.requests_daily" > daily.csv'], { results: true })
     .argument('<sql>', 'one read-only statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN)')
     .description('Run ad-hoc SQL on the event store (embedded or server) and print the result.')
+    .addOption(listenAddressOption('where the running `tokenwatch run` listens, asked when it holds the embedded store'))
     .addOption(new Option('-f, --format <format>', 'output format').choices(['table', 'csv', 'json']).default('table'))
     .option('--json', 'the same as --format json')
     .action(async (sql: string, options: CommonOptions & { format: OutputFormat; json?: boolean }) => queryCommand(sql, { ...options, format: options.json ? 'json' : options.format }));
   const exportCommand = program.command('export').description('Export stored events.');
   command(exportCommand, 'conversations', ['tokenwatch export conversations --tenant acme.example.com --from 2026-11-01 > acme.csv', 'tokenwatch export conversations --json --from 2026-11-01T00:00:00Z'], { results: true })
     .description('Export conversation messages, one row per message, ordered by conversation and time.')
+    .addOption(listenAddressOption('where the running `tokenwatch run` listens, asked when it holds the embedded store'))
     .option('--tenant <tenant>', 'only this tenant (domain, client or team)')
     .option('--from <time>', 'from this time (inclusive), e.g. 2026-11-01 or 2026-11-01T12:00:00Z')
     .option('--to <time>', 'up to this time (exclusive)')
@@ -89,6 +98,7 @@ export function buildProgram(): Command {
   const reportCommand = program.command('report').description('Reports for cost allocation and billing.');
   command(reportCommand, 'usage', ['tokenwatch report usage --month 2026-11 --by tenant --format table', 'tokenwatch report usage --month 2026-11 --by tenant,model --json'], { results: true })
     .description('Requests, tokens and cost of one month, grouped for cost allocation; totals equal the source tables.')
+    .addOption(listenAddressOption('where the running `tokenwatch run` listens, asked when it holds the embedded store'))
     .requiredOption('--month <YYYY-MM>', 'the calendar month (UTC)')
     .option('--by <dimensions>', `comma-separated: ${REPORT_DIMENSIONS.join(', ')}`, 'tenant,model')
     .addOption(new Option('-f, --format <format>', 'output format').choices(['csv', 'json', 'table']).default('csv'))

@@ -15,9 +15,9 @@ import { redactSecrets } from '../config/load.ts';
 /** A stop that takes longer than this (a hung sink or database) ends the process anyway, with code 1. */
 const SHUTDOWN_DEADLINE_MS = 30_000;
 
-export async function runCommand(options: CommonOptions & { demoTraffic: boolean; webConfigFile?: string }): Promise<void> {
+export async function runCommand(options: CommonOptions & { demoTraffic: boolean }): Promise<void> {
   const { loaded, logger } = loadOrExit(options);
-  const webConfigFile = options.webConfigFile ?? loaded.config.server.webConfigFile;
+  const { webConfigFile, telemetryPath } = loaded.config.server;
   const web = webConfigFile === undefined ? undefined : configOrExit(() => loadWebConfig(webConfigFile));
   // Before the HTTP server: an unusable state directory is a configuration error, exit 2 at once.
   configOrExit(() => requireUsableStateDir(loaded.config.stateDir));
@@ -37,6 +37,7 @@ export async function runCommand(options: CommonOptions & { demoTraffic: boolean
       return store.query<Record<string, unknown>>(sql, params);
     },
     web,
+    telemetryPath,
   );
   let http: HttpServer;
   try {
@@ -47,13 +48,16 @@ export async function runCommand(options: CommonOptions & { demoTraffic: boolean
     process.stderr.write(`tokenwatch: ${error.message}\n`);
     process.exit(1);
   }
-  logger.info({ address: http.address, endpoints: ['/metrics', '/healthz', '/readyz'], tls: web?.tls !== undefined, basicAuth: web?.users !== undefined }, 'serving HTTP');
+  logger.info({ address: http.address, endpoints: [telemetryPath, '/healthz', '/readyz'], tls: web?.tls !== undefined, basicAuth: web?.users !== undefined }, 'serving HTTP');
 
   let stopping = false;
+  // Aborted on shutdown: opening can take seconds (the demo database's first day of traffic).
+  const opening = new AbortController();
   const stop = async (signal: string, code = 0): Promise<void> => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
+    opening.abort(new Error(`stopped by ${signal} while starting`));
     setTimeout(() => {
       logger.error({ afterMs: SHUTDOWN_DEADLINE_MS }, 'shutdown did not finish in time; exiting');
       process.exit(1);
@@ -73,14 +77,19 @@ export async function runCommand(options: CommonOptions & { demoTraffic: boolean
 
   running.opened = openRuntime(loaded, logger, {
     waitForSources: true,
+    signal: opening.signal,
     onFatal: (error) => {
       logger.error({ error: errorText(error) }, 'cannot run');
       process.stderr.write(`tokenwatch: ${errorText(error)}\n`);
       void stop('fatal', 1);
     },
   });
-  const runtime = (running.runtime = await running.opened);
-  if (stopping) return;
+  // A start interrupted by a signal is not an error: stop() ends the process.
+  const runtime = (running.runtime = await running.opened.catch((error: unknown) => {
+    if (stopping) return undefined;
+    throw error;
+  }));
+  if (stopping || !runtime) return;
   runtime.pipeline.start();
   runtime.probes.start(loaded.config.probes.interval, loaded.config.probes.timeout);
   running.otlp = loaded.config.otlp.enabled ? startOtlpPush(runtime.collect, { intervalMs: loaded.config.otlp.interval, version: VERSION }) : undefined;
@@ -91,7 +100,7 @@ export async function runCommand(options: CommonOptions & { demoTraffic: boolean
     embedded.startTraffic(DEMO_LIVE_RATE, (error) => logger.warn({ error: errorText(error) }, 'demo traffic insert failed'));
     logger.info({ requestsPerSecond: DEMO_LIVE_RATE }, 'embedded demo: simulated live traffic into all three schemas (--no-demo-traffic to stop)');
   }
-  process.stderr.write(banner({ address: http.address, tls: web?.tls !== undefined, embedded: embedded !== undefined, databaseUrl: loaded.config.sources[0]?.databaseUrl, terminal: process.stderr.isTTY === true }));
+  process.stderr.write(banner({ address: http.address, telemetryPath, tls: web?.tls !== undefined, embedded: embedded !== undefined, databaseUrl: loaded.config.sources[0]?.databaseUrl, terminal: process.stderr.isTTY === true }));
   const pipeline = runtime.pipeline;
   running.progress = setInterval(() => {
     const statuses = pipeline.statuses();
@@ -107,7 +116,7 @@ export async function runCommand(options: CommonOptions & { demoTraffic: boolean
  * the events, where the dashboards are and how to bring up Grafana. Nothing when stderr is not
  * a terminal (the 'serving HTTP' log line has the address).
  */
-export function banner(options: { address: string; tls: boolean; embedded: boolean; databaseUrl: string | undefined; terminal: boolean }): string {
+export function banner(options: { address: string; telemetryPath?: string; tls: boolean; embedded: boolean; databaseUrl: string | undefined; terminal: boolean }): string {
   if (!options.terminal) return '';
   const address = options.address.replace(/^(0\.0\.0\.0|::|\[::\])(?=:)/, 'localhost');
   // Run through npm (npm start) the CLI is `npm run tokenwatch --`; installed, it is `tokenwatch`.
@@ -119,7 +128,7 @@ export function banner(options: { address: string; tls: boolean; embedded: boole
   return [
     '',
     `${bold(`tokenwatch ${VERSION}`)} is reading ${source}`,
-    `  Metrics     ${options.tls ? 'https' : 'http'}://${address}/metrics   (health: /healthz, /readyz)`,
+    `  Metrics     ${options.tls ? 'https' : 'http'}://${address}${options.telemetryPath ?? '/metrics'}   (health: /healthz, /readyz)`,
     `  Events      ${cli} query "SELECT tenant, count() AS requests, sum(cost_usd) AS cost FROM tokenwatch.requests FINAL GROUP BY tenant"`,
     `  Reports     ${cli} report usage --month ${new Date().toISOString().slice(0, 7)} --by tenant --format table`,
     '  Dashboards  provisioning/grafana/dashboards/ (generated from dashboards/); with Docker: docker compose up -d, then http://localhost:3000',

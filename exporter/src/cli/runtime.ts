@@ -81,10 +81,10 @@ function probesFor(config: Config): Probe[] {
 }
 
 /** Points every source at the embedded database when none is configured; returns it. */
-export async function resolveDatabase(loaded: LoadedConfig, logger: Logger): Promise<EmbeddedDatabase | undefined> {
+export async function resolveDatabase(loaded: LoadedConfig, logger: Logger, signal?: AbortSignal): Promise<EmbeddedDatabase | undefined> {
   requireUsableStateDir(loaded.config.stateDir);
   if (!loaded.embedded) return undefined;
-  const embedded = await startEmbeddedDatabase(loaded.config.stateDir);
+  const embedded = await startEmbeddedDatabase(loaded.config.stateDir, { signal });
   logger.info(
     { dataDir: embedded.dataDir, created: embedded.created },
     embedded.created
@@ -126,15 +126,20 @@ export interface RuntimeOptions {
   waitForSources?: boolean;
   /** Called when the pipeline can no longer run (see PipelineOptions.onFatal). */
   onFatal?: (error: Error) => void;
+  /** Aborted on shutdown: stops the demo database's first population (the one long step of opening). */
+  signal?: AbortSignal;
 }
 
 export async function openRuntime(loaded: LoadedConfig, logger: Logger, options: RuntimeOptions = {}): Promise<Runtime> {
-  const embedded = await resolveDatabase(loaded, logger);
+  const embedded = await resolveDatabase(loaded, logger, options.signal);
   const sinks: Sink[] = [];
   if (loaded.config.sinks.jsonl) sinks.push(new JsonlSink(loaded.config.sinks.jsonl));
   let store: EventStore | undefined;
   try {
+    // A shutdown during opening stops between steps: nothing starts reading after it.
+    options.signal?.throwIfAborted();
     store = await openEventStore(loaded.config, logger, { migrate: loaded.config.clickhouse.migrateOnStart });
+    options.signal?.throwIfAborted();
     if (store) {
       const sink = new ClickHouseSink(store, loaded.config.clickhouse.content);
       await sink.restoreRejectedCounts();
@@ -142,6 +147,7 @@ export async function openRuntime(loaded: LoadedConfig, logger: Logger, options:
     }
     const metrics = createMetricsRegistry(loaded.config);
     const shutdown = cleanShutdownMarker(loaded.config.stateDir);
+    options.signal?.throwIfAborted();
     const pipeline = await Pipeline.open({
       previousRunClean: shutdown.wasClean,
       config: loaded.config,
@@ -153,6 +159,10 @@ export async function openRuntime(loaded: LoadedConfig, logger: Logger, options:
       waitForSources: options.waitForSources,
       onFatal: options.onFatal,
     });
+    if (options.signal?.aborted) {
+      await pipeline.close();
+      options.signal.throwIfAborted();
+    }
     const probes = new ProbeRunner(probesFor(loaded.config));
     const processMetrics = new ProcessMetrics();
     return {

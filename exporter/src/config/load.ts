@@ -13,7 +13,8 @@ export const ENVIRONMENT_VARIABLES = {
   DATABASE_URL: 'PostgreSQL URL of the source database, for every source that sets no databaseUrl. Unset: the embedded demo database.',
   TOKENWATCH_SOURCES: 'Comma-separated source types to read when the file lists no sources, e.g. "litellm". Default: every type whose tables exist.',
   TOKENWATCH_STATE_DIR: 'Directory for checkpoints and embedded stores (stateDir).',
-  TOKENWATCH_LISTEN_ADDRESS: 'host:port of the HTTP server (server.listenAddress).',
+  TOKENWATCH_LISTEN_ADDRESS: 'host:port of the HTTP server (server.listenAddress, --web.listen-address).',
+  TOKENWATCH_TELEMETRY_PATH: 'path of the metrics endpoint (server.telemetryPath, --web.telemetry-path; default /metrics).',
   TOKENWATCH_WEB_CONFIG_FILE: 'TLS and basic auth for the HTTP server: a Prometheus web configuration file (server.webConfigFile, --web.config.file).',
   TOKENWATCH_LOG_LEVEL: 'debug, info, warn or error (log.level).',
   TOKENWATCH_LOG_FORMAT: 'json, text or auto (log.format; auto: text on a terminal, json otherwise).',
@@ -125,6 +126,14 @@ function formatIssues(error: z.ZodError, input: unknown): string[] {
   });
 }
 
+function applyFlags(config: Record<string, unknown>, flags: ConfigFlags): Record<string, unknown> {
+  const server = { ...((config.server ?? {}) as Record<string, unknown>) };
+  if (flags.listenAddress !== undefined) server.listenAddress = flags.listenAddress;
+  if (flags.telemetryPath !== undefined) server.telemetryPath = flags.telemetryPath;
+  if (flags.webConfigFile !== undefined) server.webConfigFile = flags.webConfigFile;
+  return { ...config, server };
+}
+
 function applyEnvironment(raw: Record<string, unknown>, env: Env, problems: string[]): Record<string, unknown> {
   const out: Record<string, unknown> = { ...raw };
   const nested = (key: string): Record<string, unknown> => {
@@ -137,6 +146,7 @@ function applyEnvironment(raw: Record<string, unknown>, env: Env, problems: stri
   if (env.CLICKHOUSE_URL) nested('clickhouse').url = env.CLICKHOUSE_URL;
   if (env.TOKENWATCH_LISTEN_ADDRESS) nested('server').listenAddress = env.TOKENWATCH_LISTEN_ADDRESS;
   if (env.TOKENWATCH_WEB_CONFIG_FILE) nested('server').webConfigFile = env.TOKENWATCH_WEB_CONFIG_FILE;
+  if (env.TOKENWATCH_TELEMETRY_PATH) nested('server').telemetryPath = env.TOKENWATCH_TELEMETRY_PATH;
   if (env.TOKENWATCH_LOG_LEVEL) nested('log').level = env.TOKENWATCH_LOG_LEVEL;
   if (env.TOKENWATCH_LOG_FORMAT) nested('log').format = env.TOKENWATCH_LOG_FORMAT;
   if (env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT) nested('otlp').enabled = true;
@@ -157,12 +167,19 @@ function applyEnvironment(raw: Record<string, unknown>, env: Env, problems: stri
  * Loads and validates the configuration. Throws ConfigError listing every problem found;
  * the CLI turns that into exit code 2 before anything else happens.
  */
-export function loadConfig(options: { file?: string | undefined; env?: Env } = {}): LoadedConfig {
+/** Command-line flags that set configuration (they win over the file and the environment). */
+export interface ConfigFlags {
+  listenAddress?: string | undefined;
+  telemetryPath?: string | undefined;
+  webConfigFile?: string | undefined;
+}
+
+export function loadConfig(options: { file?: string | undefined; env?: Env; flags?: ConfigFlags } = {}): LoadedConfig {
   const env = withSecretFiles(options.env ?? process.env);
   const file = options.file ?? env.TOKENWATCH_CONFIG;
   const raw = file ? readFileConfig(file, env) : {};
   const problems: string[] = [];
-  const merged = applyEnvironment(raw, env, problems);
+  const merged = applyFlags(applyEnvironment(raw, env, problems), options.flags ?? {});
   const autoSources = merged.sources === undefined;
   if (autoSources) merged.sources = SourceName.options.map((type) => ({ type }));
   const result = Config.safeParse(merged);

@@ -115,6 +115,12 @@ export const Config = z
           .regex(/^[^:]*:\d{1,5}$/, 'must be host:port, e.g. "0.0.0.0:9464" or ":9464"')
           .refine((address) => Number(address.slice(address.lastIndexOf(':') + 1)) <= 65535, 'the port must be 0 to 65535')
           .default('0.0.0.0:9464'),
+        /** Path of the metrics endpoint (--web.telemetry-path), as exporter-toolkit's exporters have it. */
+        telemetryPath: z
+          .string()
+          .regex(/^\/[^\s?#]*$/, 'must be a URL path starting with "/", e.g. "/metrics"')
+          .refine((path) => !['/healthz', '/readyz', '/api/v1/query'].includes(path), 'is taken by another endpoint (/healthz, /readyz, /api/v1/query)')
+          .default('/metrics'),
         /** TLS and basic auth: a Prometheus exporter-toolkit web configuration file (--web.config.file). */
         webConfigFile: z.string().min(1).optional(),
       })

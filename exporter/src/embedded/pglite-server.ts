@@ -3,7 +3,7 @@
 // code path as a real server. Created once in the state directory with the three source
 // schemas and a day of simulated traffic (exporter/src/simulate/); live simulated traffic
 // keeps arriving while `run` runs, so a new user sees the pipeline move.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { lockDirectory } from './dir-lock.ts';
 import { PGlite } from '@electric-sql/pglite';
@@ -27,7 +27,12 @@ export interface EmbeddedDatabase {
   close(): Promise<void>;
 }
 
-export async function startEmbeddedDatabase(stateDir: string, options: { port?: number; populate?: boolean } = {}): Promise<EmbeddedDatabase & { created: boolean }> {
+/**
+ * Opens (creating and populating on first use) the demo database. An aborted `signal` stops
+ * the population between slices; a database left half-made is removed, so the next start
+ * creates it whole again rather than reading a partial day.
+ */
+export async function startEmbeddedDatabase(stateDir: string, options: { port?: number; populate?: boolean; signal?: AbortSignal } = {}): Promise<EmbeddedDatabase & { created: boolean }> {
   const dataDir = join(stateDir, 'embedded-postgres');
   const created = !existsSync(join(dataDir, 'PG_VERSION'));
   mkdirSync(dataDir, { recursive: true });
@@ -42,8 +47,15 @@ export async function startEmbeddedDatabase(stateDir: string, options: { port?: 
   if (created && options.populate !== false) {
     // Straight into PGlite, before any client connects (DDL through exec: several statements).
     const simulator = new Simulator({ query: (sql, params) => (params?.length ? db.query(sql, params) : db.exec(sql)) }, { seed: DEMO_SEED, rate: DEMO_HISTORY_RATE, sources: SourceName.options });
-    await simulator.setup();
-    await simulator.history(DEMO_HISTORY_DAYS);
+    try {
+      await simulator.setup();
+      await simulator.history(DEMO_HISTORY_DAYS, undefined, options.signal);
+    } catch (error) {
+      await db.close().catch(() => undefined);
+      rmSync(dataDir, { recursive: true, force: true });
+      release();
+      throw error;
+    }
   }
   const port = options.port ?? (await freePortOnLoopback());
   const server = new PGliteWireServer(db);

@@ -32,7 +32,7 @@ function isLoopback(address: string | undefined): boolean {
  * POST /api/v1/query for the CLI's read-only queries while this process holds the embedded
  * store: loopback clients only, one read-only statement only.
  */
-export function metricsApp(collect: () => Family[], ready: () => { ready: boolean }, query?: QueryFn, web?: WebConfig): express.Express {
+export function metricsApp(collect: () => Family[], ready: () => { ready: boolean }, query?: QueryFn, web?: WebConfig, telemetryPath = '/metrics'): express.Express {
   const app = express();
   app.disable('x-powered-by');
   // Every path, health checks included, behind the web configuration's users (as exporters do).
@@ -61,7 +61,7 @@ export function metricsApp(collect: () => Family[], ready: () => { ready: boolea
       }
     });
   }
-  app.get('/metrics', async (req, res) => {
+  app.get(telemetryPath, async (req, res) => {
     const gzipped = /\bgzip\b/.test(req.headers['accept-encoding'] ?? '');
     res.setHeader('Content-Type', PROMETHEUS_CONTENT_TYPE);
     if (gzipped) res.setHeader('Content-Encoding', 'gzip');
@@ -76,7 +76,7 @@ export function metricsApp(collect: () => Family[], ready: () => { ready: boolea
     res.status(state.ready ? 200 : 503).json(state);
   });
   app.get('/', (_req, res) => {
-    res.type('text/plain').send('tokenwatch\n\n/metrics  Prometheus metrics\n/healthz  liveness\n/readyz   readiness (every source stream polled without error)\n');
+    res.type('text/plain').send(`tokenwatch\n\n${telemetryPath}  Prometheus metrics\n/healthz  liveness\n/readyz   readiness (every source stream polled without error)\n`);
   });
   return app;
 }

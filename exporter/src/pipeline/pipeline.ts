@@ -528,13 +528,26 @@ export class Pipeline {
     let rows = 0;
     for (const source of this.sources) {
       for (const entry of source.streams) {
+        if (this.stopped) return { rows };
         const progress = (n: number) => onProgress?.(entry.stream.spec.id, n);
         const sink = await this.bulkSink(source, entry);
         rows += sink ? await this.pollStreamBulk(entry, sink, progress, options.transport) : await this.pollStream(entry, progress);
       }
-      for (const entry of source.snapshots) rows += await this.pollSnapshot(source, entry);
+      for (const entry of source.snapshots) {
+        if (this.stopped) return { rows };
+        rows += await this.pollSnapshot(source, entry);
+      }
     }
     return { rows };
+  }
+
+  /**
+   * Asks a backfill to end: row-by-row polls stop after their current page, the backfill
+   * after its current stream; every finished page is checkpointed. close() still follows.
+   */
+  interrupt(): void {
+    this.stopped = true;
+    this.stopping.abort();
   }
 
   /** The ClickHouse sink a bulk backfill of this stream writes through, or undefined for row by row. */

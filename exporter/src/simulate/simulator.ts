@@ -157,14 +157,16 @@ export class Simulator {
 
   /**
    * Writes the last `days` of history in one-hour slices, oldest first; rows whose response
-   * ends after now are left to the live traffic. `onProgress` gets the slices done and total.
+   * ends after now are left to the live traffic. `onProgress` gets the slices done and total;
+   * an aborted `signal` stops it between slices (it throws the signal's reason).
    */
-  async history(days: number, onProgress?: (done: number, total: number) => void): Promise<SimulatedCounts> {
+  async history(days: number, onProgress?: (done: number, total: number) => void, signal?: AbortSignal): Promise<SimulatedCounts> {
     const end = this.now();
     const start = end - days * 24 * HOUR;
     const total = Math.ceil((end - start) / HOUR);
     const later: PendingRow[] = [];
     for (let slice = 0; slice < total; slice++) {
+      signal?.throwIfAborted();
       const from = start + slice * HOUR;
       const to = Math.min(end, from + HOUR);
       const { rows, conversations } = this.generate(from, to);

@@ -1,15 +1,15 @@
 // Agents and quotas (Sidekick Forge): quota gauges, agent status, activity timeline,
 // conversation analytics and usage trends.
 import { CustomVariableBuilder, QueryVariableBuilder, VariableRefresh } from '@grafana/grafana-foundation-sdk/dashboard';
-import { CLICKHOUSE, PROMETHEUS, ch, chMatch, layout, newDashboard, place, prom } from './lib/grafana.ts';
+import { CLICKHOUSE, PROMETHEUS, ch, chMatch, layout, newDashboard, place, prom, dashboardSelector } from './lib/grafana.ts';
 import { barChart, gauge, pie, stat, table, timeseries, UTILISATION } from './lib/panels.ts';
 import type { MonitoringConfig } from './config.ts';
 
 const RESOURCES = [['voice_seconds', 'Voice minutes'], ['text_messages', 'Text messages'], ['embedding_chunks', 'Embedding chunks']] as const;
 
 export function agentsQuotas(config: MonitoringConfig) {
-  const job = config.jobSelector;
-  const dashboard = newDashboard('tokenwatch-agents-quotas', 'tokenwatch / Agents and quotas', 'Quota use per client, agent status, what happened and when, and how conversations go.')
+  const job = dashboardSelector(config);
+  const dashboard = newDashboard(config, 'tokenwatch-agents-quotas', 'tokenwatch / Agents and quotas', 'Quota use per client, agent status, what happened and when, and how conversations go.', { prometheus: true, clickhouse: true })
     .withVariable(new QueryVariableBuilder('client').label('Client').datasource(PROMETHEUS).query('label_values(tokenwatch_quota_used, client)').multi(true).includeAll(true).allValue('.*').refresh(VariableRefresh.OnTimeRangeChanged))
     .withVariable(new QueryVariableBuilder('agent').label('Agent').datasource(CLICKHOUSE).query("SELECT DISTINCT agent FROM tokenwatch.conversations WHERE agent != '' ORDER BY agent").multi(true).includeAll(true).allValue('.*').refresh(VariableRefresh.OnTimeRangeChanged))
     .withVariable(new CustomVariableBuilder('event_type').label('Event type').values('conversation_started,conversation_ended,quota_threshold_crossed,agent_configuration_changed,error').multi(true).includeAll(true).allValue('.*'));

@@ -1,13 +1,23 @@
 // Everything alerts, recording rules and dashboards are parameterised by, in one place (the
-// kubernetes-mixin `config` idea): selectors, the availability objective, thresholds, where
-// alerts evaluate and where notifications go. `npm run generate` renders provisioning/ from
-// `defaultConfig()`; environment variables override the parts that differ per installation.
+// kubernetes-mixin `_config` idea): selectors, datasource uids, the availability objective,
+// thresholds, where alerts evaluate and where notifications go. `npm run generate` renders
+// provisioning/ from the defaults, overridden by a small file (TOKENWATCH_MONITORING_CONFIG)
+// and then by environment variables (docs/dashboards-and-alerts.md).
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
 import { z } from 'zod';
 
 export const MonitoringConfig = z
   .object({
-    /** Prometheus selector of the tokenwatch scrape job. */
-    jobSelector: z.string().default('job="tokenwatch"'),
+    /**
+     * Prometheus selector of the tokenwatch scrape job: what `job_name` in your scrape_configs
+     * is. Rules and alerts select it; the dashboards' job variable starts on it.
+     */
+    jobSelector: z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*\s*(=|!=|=~|!~)\s*"[^"]*"(\s*,\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=|!=|=~|!~)\s*"[^"]*")*$/, 'must be PromQL label matchers such as job="tokenwatch"').default('job="tokenwatch"'),
+    /** Grafana datasource uids: the provisioned datasources get them, the dashboards' datasource variables start on them. */
+    prometheusDatasourceUid: z.string().min(1).default('tokenwatch-prometheus'),
+    clickhouseDatasourceUid: z.string().min(1).default('tokenwatch-clickhouse'),
+    alertmanagerDatasourceUid: z.string().min(1).default('tokenwatch-alertmanager'),
     /** Availability objective of LLM requests (share of requests without a 5xx). */
     availabilityObjective: z.number().gt(0).lt(1).default(0.995),
     /** p95 request latency threshold in seconds, per model; `default` for the rest. */
@@ -49,13 +59,30 @@ export const MonitoringConfig = z
   .strict();
 export type MonitoringConfig = z.infer<typeof MonitoringConfig>;
 
-/**
- * The configuration generate uses: defaults, overridden by TOKENWATCH_ALERTS_EVALUATE,
- * TOKENWATCH_PAGER_WEBHOOK_URL, TOKENWATCH_SLACK_WEBHOOK_URL, TOKENWATCH_SLACK_CHANNEL,
- * TOKENWATCH_RUNBOOK_BASE_URL and TOKENWATCH_AVAILABILITY_OBJECTIVE.
- */
+/** Environment variables generate reads, and the setting each overrides. */
+export const MONITORING_ENVIRONMENT = {
+  TOKENWATCH_MONITORING_CONFIG: 'a YAML file of settings (any field of MonitoringConfig); the variables below override it',
+  TOKENWATCH_JOB_SELECTOR: 'jobSelector, e.g. job="llm-exporter"',
+  TOKENWATCH_PROMETHEUS_DATASOURCE_UID: 'prometheusDatasourceUid',
+  TOKENWATCH_CLICKHOUSE_DATASOURCE_UID: 'clickhouseDatasourceUid',
+  TOKENWATCH_ALERTS_EVALUATE: 'evaluate (prometheus or grafana)',
+  TOKENWATCH_PAGER_WEBHOOK_URL: 'pagerWebhookUrl',
+  TOKENWATCH_SLACK_WEBHOOK_URL: 'chat.url (with TOKENWATCH_SLACK_CHANNEL: chat.channel)',
+  TOKENWATCH_RUNBOOK_BASE_URL: 'runbookBaseUrl',
+  TOKENWATCH_AVAILABILITY_OBJECTIVE: 'availabilityObjective',
+} as const;
+
+/** The configuration generate uses: defaults, then the TOKENWATCH_MONITORING_CONFIG file, then the variables. */
 export function configFromEnvironment(env: Record<string, string | undefined> = process.env): MonitoringConfig {
   const input: Record<string, unknown> = {};
+  if (env.TOKENWATCH_MONITORING_CONFIG) {
+    const file = parse(readFileSync(env.TOKENWATCH_MONITORING_CONFIG, 'utf8')) as unknown;
+    if (file !== null && (typeof file !== 'object' || Array.isArray(file))) throw new Error(`${env.TOKENWATCH_MONITORING_CONFIG}: must be a YAML mapping of settings`);
+    Object.assign(input, file);
+  }
+  if (env.TOKENWATCH_JOB_SELECTOR) input.jobSelector = env.TOKENWATCH_JOB_SELECTOR;
+  if (env.TOKENWATCH_PROMETHEUS_DATASOURCE_UID) input.prometheusDatasourceUid = env.TOKENWATCH_PROMETHEUS_DATASOURCE_UID;
+  if (env.TOKENWATCH_CLICKHOUSE_DATASOURCE_UID) input.clickhouseDatasourceUid = env.TOKENWATCH_CLICKHOUSE_DATASOURCE_UID;
   if (env.TOKENWATCH_ALERTS_EVALUATE) input.evaluate = env.TOKENWATCH_ALERTS_EVALUATE;
   if (env.TOKENWATCH_PAGER_WEBHOOK_URL) input.pagerWebhookUrl = env.TOKENWATCH_PAGER_WEBHOOK_URL;
   if (env.TOKENWATCH_SLACK_WEBHOOK_URL) {
@@ -63,5 +90,19 @@ export function configFromEnvironment(env: Record<string, string | undefined> = 
   }
   if (env.TOKENWATCH_RUNBOOK_BASE_URL) input.runbookBaseUrl = env.TOKENWATCH_RUNBOOK_BASE_URL;
   if (env.TOKENWATCH_AVAILABILITY_OBJECTIVE) input.availabilityObjective = Number(env.TOKENWATCH_AVAILABILITY_OBJECTIVE);
-  return MonitoringConfig.parse(input);
+  const result = MonitoringConfig.safeParse(input);
+  if (!result.success) {
+    throw new Error(`monitoring configuration: ${result.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ')}`);
+  }
+  return result.data;
+}
+
+/** The job name a dashboard's job variable starts on: the value of an exact `job="…"` matcher, if the selector has one. */
+export function jobNameOf(config: MonitoringConfig): string | undefined {
+  return /(?:^|,)\s*job\s*=\s*"([^"]*)"/.exec(config.jobSelector)?.[1];
+}
+
+/** The labels every series the selector matches has: its exact matchers (`job="x"` gives { job: 'x' }). */
+export function selectorLabels(config: MonitoringConfig): Record<string, string> {
+  return Object.fromEntries([...config.jobSelector.matchAll(/(?:^|,)\s*([a-zA-Z_]\w*)\s*=\s*"([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
 }

@@ -1,13 +1,14 @@
 // Conversations (ClickHouse): a searchable list, and a thread view of one conversation reached
 // by a data link from the list, with branches and sub-tasks.
 import { CustomVariableBuilder, QueryVariableBuilder, TextBoxVariableBuilder, VariableRefresh } from '@grafana/grafana-foundation-sdk/dashboard';
+import type { MonitoringConfig } from './config.ts';
 import { CLICKHOUSE, ch, layout, newDashboard, place, tenantVariable } from './lib/grafana.ts';
 import { table } from './lib/panels.ts';
 
 export const THREAD_UID = 'tokenwatch-conversation-thread';
 
-export function conversationList() {
-  const dashboard = newDashboard('tokenwatch-conversations', 'tokenwatch / Conversations', 'Find conversations by tenant, time, model, user or text, and open one as a thread.')
+export function conversationList(config: MonitoringConfig) {
+  const dashboard = newDashboard(config, 'tokenwatch-conversations', 'tokenwatch / Conversations', 'Find conversations by tenant, time, model, user or text, and open one as a thread.', { prometheus: true, clickhouse: true })
     .withVariable(tenantVariable())
     .withVariable(new QueryVariableBuilder('model').label('Model').datasource(CLICKHOUSE).query("SELECT DISTINCT model FROM tokenwatch.requests WHERE model != '' ORDER BY model").multi(true).includeAll(true).allValue('.*').refresh(VariableRefresh.OnTimeRangeChanged))
     .withVariable(new TextBoxVariableBuilder('user').label('User (exact)'))
@@ -39,8 +40,8 @@ LIMIT 500`)],
   return layout(dashboard, [{ title: 'Conversations', panels: [place(list, 24, 18)] }]);
 }
 
-export function conversationThread() {
-  const dashboard = newDashboard(THREAD_UID, 'tokenwatch / Conversation thread', 'One conversation message by message, with the requests that carried it, their branches and sub-tasks.')
+export function conversationThread(config: MonitoringConfig) {
+  const dashboard = newDashboard(config, THREAD_UID, 'tokenwatch / Conversation thread', 'One conversation message by message, with the requests that carried it, their branches and sub-tasks.', { clickhouse: true })
     .time({ from: 'now-30d', to: 'now' })
     .withVariable(new TextBoxVariableBuilder('conversation').label('Conversation id'))
     .withVariable(new CustomVariableBuilder('content_limit').label('Characters per message').values('2000,500,10000').current({ text: '2000', value: '2000' }));

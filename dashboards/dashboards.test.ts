@@ -89,21 +89,51 @@ describe('dashboards: structure', () => {
   });
 
   it('every panel has a title, a description and a unit; every variable and datasource referenced exists', () => {
-    const provisioned = parse(readFileSync(join(ROOT, 'provisioning/grafana/datasources/tokenwatch.yml'), 'utf8')) as { datasources: { uid: string }[] };
-    const uids = new Set(provisioned.datasources.map((d) => d.uid));
+    const provisioned = parse(readFileSync(join(ROOT, 'provisioning/grafana/datasources/tokenwatch.yml'), 'utf8')) as { datasources: { uid: string; type: string }[] };
+    const typeOfUid = new Map(provisioned.datasources.map((d) => [d.uid, d.type]));
     for (const { json } of built) {
-      const variables = new Set(((json.templating as { list?: { name: string; datasource?: { uid: string } }[] }).list ?? []).map((v) => v.name));
-      for (const v of (json.templating as { list?: { datasource?: { uid: string } }[] }).list ?? []) if (v.datasource) expect(uids.has(v.datasource.uid)).toBe(true);
+      type VariableJson = { name: string; type: string; query?: unknown; current?: { value?: string }; datasource?: { uid: string; type?: string } };
+      const list = (json.templating as { list?: VariableJson[] }).list ?? [];
+      const variables = new Map(list.map((v) => [v.name, v]));
+      // A datasource is named by a datasource variable whose starting value is a provisioned
+      // datasource of the same type (so the imported JSON can be pointed elsewhere).
+      const resolves = (ref: { uid?: string; type?: string } | undefined, where: string) => {
+        const variable = /^\$\{(\w+)\}$/.exec(ref?.uid ?? '')?.[1];
+        expect(variable, `${where}: datasource ${ref?.uid} is a variable`).toBeDefined();
+        const v = variables.get(variable!);
+        expect(v?.type, `${where}: $${variable} is a datasource variable`).toBe('datasource');
+        expect(typeOfUid.get(v!.current!.value!), `${where}: $${variable} starts on a provisioned datasource`).toBe(ref!.type);
+        expect(v!.query).toBe(ref!.type);
+      };
+      for (const v of list) if (v.datasource) resolves(v.datasource, `variable ${v.name}`);
       for (const p of panelsOf(json).filter((p) => p.type !== 'row')) {
         expect(p.title, String(json.uid)).toBeTruthy();
         expect(p.description?.length ?? 0, `${p.title} description`).toBeGreaterThan(30);
         expect(p.fieldConfig?.defaults?.unit, `${p.title} unit`).toBeTruthy();
-        expect(uids.has(p.datasource!.uid!), `${p.title} datasource`).toBe(true);
+        resolves(p.datasource as { uid: string; type: string }, p.title!);
         for (const t of p.targets ?? []) {
-          expect(uids.has((t.datasource as { uid: string }).uid)).toBe(true);
+          resolves(t.datasource as { uid: string; type: string }, p.title!);
           for (const name of variablesUsed(String(t.expr ?? t.rawSql ?? ''))) expect(variables.has(name), `${p.title}: $${name}`).toBe(true);
         }
       }
+    }
+  });
+
+  it('a non-default job and datasource uids reach every Prometheus query and variable', () => {
+    const config = MonitoringConfig.parse({ jobSelector: 'job="llm-exporter"', prometheusDatasourceUid: 'prom-main', clickhouseDatasourceUid: 'ch-main' });
+    for (const entry of dashboards(config)) {
+      const json = entry.build() as unknown as Record<string, unknown>;
+      const text = JSON.stringify(json);
+      expect(text, String(json.uid)).not.toContain('job=\\"tokenwatch\\"');
+      const list = (json.templating as { list?: { name: string; current?: { value?: string } }[] }).list ?? [];
+      const byName = new Map(list.map((v) => [v.name, v.current?.value]));
+      if (byName.has('datasource')) {
+        expect(byName.get('datasource')).toBe('prom-main');
+        expect(byName.get('job')).toBe('llm-exporter');
+        // Every selector of the exporter's own series goes through the job variable.
+        for (const expr of text.match(/tokenwatch_[a-z_]+\{[^}]*\}/g) ?? []) if (expr.includes('job')) expect(expr).toContain('job=~\\"$job\\"');
+      }
+      if (byName.has('clickhouse')) expect(byName.get('clickhouse')).toBe('ch-main');
     }
   });
 
@@ -177,7 +207,7 @@ describe('dashboards: every query runs on live data', () => {
     rmSync(stateDir, { recursive: true, force: true });
   });
 
-  const expandProm = (expr: string) => expr.replaceAll('$__rate_interval', '1m').replaceAll('$__range', '1h').replaceAll('$__interval', '15s').replace(/\$(tenant|client)\b/g, '.*');
+  const expandProm = (expr: string) => expr.replaceAll('$__rate_interval', '1m').replaceAll('$__range', '1h').replaceAll('$__interval', '15s').replace(/\$(tenant|client)\b/g, '.*').replaceAll('$job', 'tokenwatch');
 
   it('every PromQL target returns data (or is listed with the reason it cannot)', async () => {
     const unchecked: string[] = [];

@@ -17,8 +17,8 @@ export function dashboards(config: MonitoringConfig): DashboardEntry[] {
   return [
     { folder: 'LLM traffic', build: () => overview(config).build() },
     { folder: 'LLM traffic', build: () => tenantDetail(config).build() },
-    { folder: 'LLM traffic', build: () => conversationList().build() },
-    { folder: 'LLM traffic', build: () => conversationThread().build() },
+    { folder: 'LLM traffic', build: () => conversationList(config).build() },
+    { folder: 'LLM traffic', build: () => conversationThread(config).build() },
     { folder: 'Agents', build: () => agentsQuotas(config).build() },
     { folder: 'tokenwatch', build: () => systemHealth(config).build() },
   ];

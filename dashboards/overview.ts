@@ -1,5 +1,5 @@
 // LLM traffic overview: requests, tokens and cost; who and which models; latency and errors.
-import { ch, layout, newDashboard, place, prom, tenantVariable } from './lib/grafana.ts';
+import { ch, layout, newDashboard, place, prom, tenantVariable, dashboardSelector } from './lib/grafana.ts';
 import { barGauge, pie, stat, steps, table, timeseries } from './lib/panels.ts';
 import { recorded } from './queries.ts';
 import type { MonitoringConfig } from './config.ts';
@@ -10,9 +10,9 @@ function periodStat(title: string, description: string, unit: string, expr: (off
 }
 
 export function overview(config: MonitoringConfig) {
-  const job = config.jobSelector;
+  const job = dashboardSelector(config);
   const sel = `${job},tenant=~"$tenant"`;
-  const dashboard = newDashboard('tokenwatch-overview', 'tokenwatch / LLM traffic overview', 'All LLM traffic through the proxies: volume, spend, models, latency and errors.').withVariable(tenantVariable());
+  const dashboard = newDashboard(config, 'tokenwatch-overview', 'tokenwatch / LLM traffic overview', 'All LLM traffic through the proxies: volume, spend, models, latency and errors.', { prometheus: true, clickhouse: true }).withVariable(tenantVariable());
   const requests = (w: string) => (offset: string) => `sum(increase(tokenwatch_requests_total{${sel}}[${w}]${offset}))`;
   const tokens = (w: string) => (offset: string) => `sum(increase(tokenwatch_tokens_total{${sel}}[${w}]${offset}))`;
   const cost = (w: string) => (offset: string) => `sum(increase(tokenwatch_cost_usd_total{${sel}}[${w}]${offset}))`;

@@ -1,11 +1,11 @@
 // System health: is tokenwatch itself reading, writing and keeping up.
-import { layout, newDashboard, place, prom } from './lib/grafana.ts';
+import { layout, newDashboard, place, prom, dashboardSelector } from './lib/grafana.ts';
 import { stat, steps, table, timeseries, UP } from './lib/panels.ts';
 import type { MonitoringConfig } from './config.ts';
 
 export function systemHealth(config: MonitoringConfig) {
-  const job = config.jobSelector;
-  const dashboard = newDashboard('tokenwatch-system-health', 'tokenwatch / System health', 'Is tokenwatch scraping, reading every source table, writing its sinks and keeping up? Start here when a data alert looks wrong.');
+  const job = dashboardSelector(config);
+  const dashboard = newDashboard(config, 'tokenwatch-system-health', 'tokenwatch / System health', 'Is tokenwatch scraping, reading every source table, writing its sinks and keeping up? Start here when a data alert looks wrong.', { prometheus: true });
   return layout(dashboard, [
     {
       title: 'Exporter',
@@ -30,7 +30,16 @@ export function systemHealth(config: MonitoringConfig) {
         place(timeseries({ title: 'Ingest lag by table', description: 'Time since the last successful poll of each stream started. Grows when polls fail or stall.', unit: 's', thresholds: steps([null, 'green'], [config.ingestLagSeconds, 'red']), targets: [prom(`tokenwatch_ingest_lag_seconds{${job}}`, '{{source}}/{{table}}')] }), 12),
         place(timeseries({ title: 'Invalid rows by reason', description: 'Rows rejected (skipped) or repaired (kept with a field fixed), by reason. See the README section "Bad rows".', unit: 'short', targets: [prom(`sum by (source, table, reason, action) (increase(tokenwatch_source_rows_invalid_total{${job}}[$__rate_interval]))`, '{{action}} {{reason}} {{source}}/{{table}}')] }), 12),
         place(timeseries({ title: 'Poll duration by table', description: 'Duration of the last poll of each stream. A slow poll usually means a missing index (tokenwatch check) or a large maxCommitDelay.', unit: 's', targets: [prom(`tokenwatch_source_poll_duration_seconds{${job}}`, '{{source}}/{{table}}')] }), 12),
-        place(table({ title: 'Source streams', description: 'Per stream: 1 when the last poll succeeded, and how far the checkpoint is behind now.', unit: 'short', thresholds: UP(), targets: [prom(`tokenwatch_source_up{${job}}`, '', { instant: true, format: 'table' })] }), 12),
+        place(table({
+          title: 'Source streams',
+          description: 'Per stream: up (1 when the last poll succeeded) and the checkpoint delay (now minus the checkpoint watermark, in seconds: rows older than this are final).',
+          unit: 'short',
+          thresholds: UP(),
+          targets: [
+            prom(`tokenwatch_source_up{${job}}`, 'up', { instant: true, format: 'table' }),
+            prom(`time() - tokenwatch_checkpoint_watermark_timestamp_seconds{${job}}`, 'checkpoint delay', { instant: true, format: 'table' }),
+          ],
+        }).withTransformation({ id: 'merge', options: {} }), 12),
         place(timeseries({ title: 'Checkpoint age', description: 'Now minus the checkpoint watermark: rows older than this are final. Equals maxCommitDelay in steady state.', unit: 's', targets: [prom(`time() - tokenwatch_checkpoint_watermark_timestamp_seconds{${job}}`, '{{source}}/{{table}}')] }), 12),
       ],
     },

@@ -1,14 +1,14 @@
 // Tenant detail: the overview's views for the selected tenants, plus cost by model, the
 // 5-hour account window, rate-limit warnings, sub-tasks and tool calls.
-import { layout, newDashboard, place, prom, tenantVariable } from './lib/grafana.ts';
+import { layout, newDashboard, place, prom, tenantVariable, dashboardSelector } from './lib/grafana.ts';
 import { stat, steps, timeseries, UTILISATION } from './lib/panels.ts';
 import { recorded } from './queries.ts';
 import type { MonitoringConfig } from './config.ts';
 
 export function tenantDetail(config: MonitoringConfig) {
-  const job = config.jobSelector;
+  const job = dashboardSelector(config);
   const sel = `${job},tenant=~"$tenant"`;
-  const dashboard = newDashboard('tokenwatch-tenant-detail', 'tokenwatch / Tenant detail', 'One or more tenants in depth: traffic, cost by model, latency, rate limits, sub-tasks and tools.').withVariable(tenantVariable());
+  const dashboard = newDashboard(config, 'tokenwatch-tenant-detail', 'tokenwatch / Tenant detail', 'One or more tenants in depth: traffic, cost by model, latency, rate limits, sub-tasks and tools.', { prometheus: true }).withVariable(tenantVariable());
   return layout(dashboard, [
     {
       title: 'Usage',

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seededEventStore, type SeededEventStore } from '../exporter/src/testing/event-store.ts';
 import { dockerUnavailable } from '../exporter/src/testing/docker.ts';
 import { statements } from '../exporter/src/store/migrations.ts';
-import { CLICKHOUSE, PROMETHEUS } from './lib/grafana.ts';
+import { MonitoringConfig } from './config.ts';
 import { TenantsFile, clickhouseTenantSql, clickhouseTenantUsersScript, grafanaTenantBundle, roleOf, storedTables, tenantCondition, tenantValues, userOf } from './tenants.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
@@ -84,11 +84,13 @@ describe('tenant isolation, generated', () => {
   });
 
   it("binds each tenant's Grafana datasources to its ClickHouse user and to the label proxy, under the uids the dashboards use", () => {
-    const bundle = grafanaTenantBundle(tenants.tenants[0]!, []) as { datasources: { uid: string; url?: string; jsonData: Record<string, string>; secureJsonData: Record<string, string> }[] };
+    // The dashboards' datasource variables start on the configured uids: the tenant's datasources have them.
+    const config = MonitoringConfig.parse({});
+    const bundle = grafanaTenantBundle(tenants.tenants[0]!, [], { prometheus: config.prometheusDatasourceUid, clickhouse: config.clickhouseDatasourceUid }) as { datasources: { uid: string; url?: string; jsonData: Record<string, string>; secureJsonData: Record<string, string> }[] };
     const byUid = new Map(bundle.datasources.map((d) => [d.uid, d]));
-    expect([...byUid.keys()].sort()).toEqual([CLICKHOUSE.uid, PROMETHEUS.uid].sort());
-    expect(byUid.get(CLICKHOUSE.uid!)!.jsonData.username).toBe('grafana_acme');
-    const prometheus = byUid.get(PROMETHEUS.uid!)!;
+    expect([...byUid.keys()].sort()).toEqual([config.clickhouseDatasourceUid, config.prometheusDatasourceUid].sort());
+    expect(byUid.get(config.clickhouseDatasourceUid)!.jsonData.username).toBe('grafana_acme');
+    const prometheus = byUid.get(config.prometheusDatasourceUid)!;
     expect(prometheus.url).toBe('$PROM_LABEL_PROXY_URL');
     const matcher = new RegExp(`^(?:${prometheus.secureJsonData.httpHeaderValue1})$`);
     for (const value of tenantValues(tenants.tenants[0]!)) expect(matcher.test(value), value).toBe(true);

@@ -112,17 +112,17 @@ export function clickhouseTenantUsersScript(file: TenantsFile): string {
 }
 
 /** A tenant's Grafana organisation: its datasources (bound to its ClickHouse user and the label proxy) and dashboards. */
-export function grafanaTenantBundle(t: Tenant, dashboards: { folder: string; json: Record<string, unknown> }[]): Record<string, unknown> {
+export function grafanaTenantBundle(t: Tenant, dashboards: { folder: string; json: Record<string, unknown> }[], uids: { prometheus: string; clickhouse: string }): Record<string, unknown> {
   const values = tenantValues(t);
   const regex = values.map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
   const datasources = [
     {
-      name: 'Prometheus', uid: 'tokenwatch-prometheus', type: 'prometheus', access: 'proxy', url: '$PROM_LABEL_PROXY_URL', isDefault: true,
+      name: 'Prometheus', uid: uids.prometheus, type: 'prometheus', access: 'proxy', url: '$PROM_LABEL_PROXY_URL', isDefault: true,
       // prom-label-proxy adds tenant=~"<these values>" to every query it forwards.
       jsonData: { timeInterval: '15s', httpHeaderName1: 'X-Tokenwatch-Tenant' }, secureJsonData: { httpHeaderValue1: regex },
     },
     {
-      name: 'ClickHouse', uid: 'tokenwatch-clickhouse', type: 'grafana-clickhouse-datasource',
+      name: 'ClickHouse', uid: uids.clickhouse, type: 'grafana-clickhouse-datasource',
       jsonData: { host: '$CLICKHOUSE_HOST', port: '$CLICKHOUSE_PORT', protocol: 'http', username: userOf(t), defaultDatabase: 'tokenwatch' },
       secureJsonData: { password: `$CLICKHOUSE_TENANT_${t.id.toUpperCase()}_PASSWORD` },
     },

@@ -44,6 +44,22 @@ describe('alerts', () => {
     expect(test.output).toContain('SUCCESS');
   });
 
+  it('under a non-default job name every promtool test passes: the exporter-down alert fires for that job only, and data alerts see its series', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tw-promtool-job-'));
+    const config = { ...defaults, jobSelector: 'job="llm-gateway-exporter"' };
+    generate(dir, config);
+    const rules = readFileSync(join(dir, 'provisioning/prometheus/rules/tokenwatch.rules.yml'), 'utf8');
+    expect(rules).not.toContain('job="tokenwatch"');
+    const tests = readFileSync(join(dir, 'provisioning/prometheus/tests/tokenwatch.test.yml'), 'utf8');
+    // The inputs carry the custom job, and the default job's series would not count.
+    expect(tests).toContain('job="llm-gateway-exporter"');
+    expect(tests).toContain('TokenwatchSourceDown');
+    const result = run('promtool', ['test', 'rules', 'tests/tokenwatch.test.yml'], join(dir, 'provisioning/prometheus'));
+    expect(result.code, result.output).toBe(0);
+    expect(result.output).toContain('SUCCESS');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('promtool fails a test whose expectation is wrong (the tests can fail)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tw-promtool-'));
     generate(dir, { ...defaults, quotaWarningRatio: 0.9 });

@@ -2,7 +2,7 @@
 // entry and promtool tests (an input that fires it, an input just below that does not).
 // Prometheus rule files, Grafana alert provisioning, promtool tests and docs/runbooks.md are
 // all rendered from this list.
-import type { MonitoringConfig } from '../config.ts';
+import { selectorLabels, type MonitoringConfig } from '../config.ts';
 import { perLabelThreshold, recorded } from '../queries.ts';
 
 export type Severity = 'critical' | 'warning' | 'info';
@@ -61,7 +61,7 @@ export function alertCatalog(config: MonitoringConfig): AlertRule[] {
   const ttftBucket = (le: string, value: string) =>
     counter(`gen_ai_server_time_to_first_token_seconds_bucket{${job},gen_ai_operation_name="chat",gen_ai_provider_name="anthropic",gen_ai_request_model="claude-sonnet-4-5",tenant="acme",le="${le}"}`, value);
   // Alerts on series that keep their labels also carry the scrape job's.
-  const jobLabel = { job: 'tokenwatch' };
+  const jobLabel = selectorLabels(config);
   const quotaLabels = { ...jobLabel, source: 'sidekick-forge', client: 'client-0', resource: 'voice_seconds' };
 
   return [
@@ -345,7 +345,8 @@ export function alertCatalog(config: MonitoringConfig): AlertRule[] {
       for: '5m',
       expr: `up{${job}} == 0 or absent(up{${job}})`,
       summary: 'Prometheus cannot scrape tokenwatch: LLM metrics are stale and data alerts are silenced.',
-      description: 'tokenwatch at {{ $labels.instance }} has been unreachable for 5 minutes.',
+      // absent() has no instance: then no target of the job exists at all (often a job name that is not the scrape job's).
+      description: `{{ if $labels.instance }}tokenwatch at {{ $labels.instance }} has been unreachable for 5 minutes.{{ else }}Prometheus has no target matching ${config.jobSelector} (is jobSelector in the monitoring configuration the job_name of your scrape config?).{{ end }}`,
       runbook: {
         meaning: 'The tokenwatch scrape target is down or missing.',
         impact: 'No fresh LLM metrics: dashboards freeze and every data alert is silenced (inhibited) until it is back. No data is lost: tokenwatch resumes from its checkpoints.',
@@ -355,6 +356,12 @@ export function alertCatalog(config: MonitoringConfig): AlertRule[] {
       tests: [
         { name: 'fires when the target is down', input: [counter(`up{${job},instance="tw:9464"}`, '0x20')], evalTime: '10m', expect: [{ labels: { ...jobLabel, instance: 'tw:9464' }, description: 'tokenwatch at tw:9464 has been unreachable for 5 minutes.' }] },
         { name: 'silent when up', input: [counter(`up{${job},instance="tw:9464"}`, '1x20')], evalTime: '10m', expect: [] },
+        {
+          name: 'fires naming the selector when no target of the job exists (another job is scraped)',
+          input: [counter('up{job="some-other-job",instance="tw:9464"}', '1x20')],
+          evalTime: '10m',
+          expect: [{ labels: jobLabel, description: `Prometheus has no target matching ${config.jobSelector} (is jobSelector in the monitoring configuration the job_name of your scrape config?).` }],
+        },
       ],
     },
     {

@@ -2,14 +2,16 @@
 // references, the ClickHouse query type (the SDK has no ClickHouse module), and a layout that
 // places panels row by row with stable ids, so a dashboard module is a list of panels.
 import type { Builder, Dataquery } from '@grafana/grafana-foundation-sdk/cog';
-import { DashboardBuilder, RowBuilder, QueryVariableBuilder, VariableSort, VariableRefresh, type Panel, type RowPanel } from '@grafana/grafana-foundation-sdk/dashboard';
+import { DashboardBuilder, DatasourceVariableBuilder, RowBuilder, QueryVariableBuilder, VariableSort, VariableRefresh, type Panel, type RowPanel } from '@grafana/grafana-foundation-sdk/dashboard';
 import { DataqueryBuilder as PromQueryBuilder, PromQueryFormat } from '@grafana/grafana-foundation-sdk/prometheus';
 import type { DataSourceRef } from '@grafana/grafana-foundation-sdk/common';
 import { finalWithinPartitions } from './final.ts';
+import { jobNameOf, type MonitoringConfig } from '../config.ts';
 
-export const PROMETHEUS: DataSourceRef = { type: 'prometheus', uid: 'tokenwatch-prometheus' };
-export const CLICKHOUSE: DataSourceRef = { type: 'grafana-clickhouse-datasource', uid: 'tokenwatch-clickhouse' };
-export const ALERTMANAGER: DataSourceRef = { type: 'alertmanager', uid: 'tokenwatch-alertmanager' };
+// Panels name their datasource through a dashboard variable, so that an imported dashboard
+// works against any Prometheus and ClickHouse: the variables start on the configured uids.
+export const PROMETHEUS: DataSourceRef = { type: 'prometheus', uid: '${datasource}' };
+export const CLICKHOUSE: DataSourceRef = { type: 'grafana-clickhouse-datasource', uid: '${clickhouse}' };
 
 /**
  * ClickHouse datasource target: { refId, datasource, editorType: 'sql', rawSql, format }. A
@@ -133,8 +135,21 @@ export function chMatch(column: string, variable: string): string {
   return `match(toString(${column}), '^(\${${variable}:regex})$')`;
 }
 
-export function newDashboard(uid: string, title: string, description: string): DashboardBuilder {
-  return new DashboardBuilder(title)
+/**
+ * The selector dashboards use: the configured job selector with its job matcher replaced by
+ * the job variable (a selector without an exact job="…" is used as it is).
+ */
+export function dashboardSelector(config: MonitoringConfig): string {
+  if (jobNameOf(config) === undefined) return config.jobSelector;
+  return config.jobSelector.replace(/(^|,)\s*job\s*=\s*"[^"]*"/, '$1job=~"$job"');
+}
+
+/**
+ * A dashboard with the variables its datasources need: `datasource` (Prometheus) and `job`
+ * when it has Prometheus panels, `clickhouse` when it has ClickHouse panels.
+ */
+export function newDashboard(config: MonitoringConfig, uid: string, title: string, description: string, uses: { prometheus?: boolean; clickhouse?: boolean }): DashboardBuilder {
+  const dashboard = new DashboardBuilder(title)
     .uid(uid)
     .description(description)
     .tags(['tokenwatch', 'generated'])
@@ -142,6 +157,21 @@ export function newDashboard(uid: string, title: string, description: string): D
     .refresh('1m')
     .time({ from: 'now-24h', to: 'now' })
     .timezone('browser');
+  if (uses.prometheus) {
+    dashboard.withVariable(new DatasourceVariableBuilder('datasource').label('Prometheus').type('prometheus')
+      .current({ text: config.prometheusDatasourceUid, value: config.prometheusDatasourceUid }));
+    const job = jobNameOf(config);
+    if (job !== undefined) {
+      dashboard.withVariable(new QueryVariableBuilder('job').label('Job').datasource(PROMETHEUS)
+        .query('label_values(tokenwatch_build_info, job)').current({ text: job, value: job })
+        .refresh(VariableRefresh.OnDashboardLoad).sort(VariableSort.AlphabeticalAsc));
+    }
+  }
+  if (uses.clickhouse) {
+    dashboard.withVariable(new DatasourceVariableBuilder('clickhouse').label('ClickHouse').type(CLICKHOUSE.type!)
+      .current({ text: config.clickhouseDatasourceUid, value: config.clickhouseDatasourceUid }));
+  }
+  return dashboard;
 }
 
 export type { Panel, RowPanel };

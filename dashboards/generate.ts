@@ -1,10 +1,10 @@
 // npm run generate: renders provisioning/ and docs/runbooks.md from the TypeScript sources.
 // Output is committed; CI regenerates and fails on any difference (git diff --exit-code).
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { configFromEnvironment, type MonitoringConfig } from './config.ts';
-import { RULES_FILE, alertmanagerConfig, grafanaAlerting, prometheusRules, promtoolTests, runbooks } from './alerts/render.ts';
+import { RULES_FILE, alertTable, alertmanagerConfig, grafanaAlerting, prometheusRules, promtoolTests, runbooks } from './alerts/render.ts';
 import { loadMigrations, render } from '../exporter/src/store/migrations.ts';
 import { dashboards } from './index.ts';
 import { CLICKHOUSE } from './lib/grafana.ts';
@@ -67,6 +67,16 @@ function grafanaDashboardProvider(): string {
   }, { lineWidth: 0 })}`;
 }
 
+/** `text` between `<!-- name:start -->` and `<!-- name:end -->` of a document. */
+export function replaceBetweenMarkers(document: string, name: string, text: string): string {
+  const start = `<!-- ${name}:start -->`;
+  const end = `<!-- ${name}:end -->`;
+  const from = document.indexOf(start);
+  const to = document.indexOf(end);
+  if (from < 0 || to < from) throw new Error(`the document lacks the ${start} / ${end} markers`);
+  return `${document.slice(0, from + start.length)}\n${text}\n${document.slice(to)}`;
+}
+
 export function generate(root: string, config: MonitoringConfig): string[] {
   const files: [string, string][] = [
     ['provisioning/prometheus/prometheus.yml', prometheusConfig(config)],
@@ -75,6 +85,8 @@ export function generate(root: string, config: MonitoringConfig): string[] {
     ['provisioning/alertmanager/alertmanager.yml', alertmanagerConfig(config)],
     ['provisioning/alertmanager/alertmanager.compose.yml', composeAlertmanagerConfig(config)],
     ['docs/runbooks.md', runbooks(config)],
+    // The README's alert table (the rest of the README is written by hand).
+    ['README.md', replaceBetweenMarkers(readFileSync(join(REPO_ROOT, 'README.md'), 'utf8'), 'alerts-catalog', alertTable(config))],
     // The clustered variant of the ClickHouse migrations, for review (tokenwatch renders it at run time).
     ...loadMigrations().map((m): [string, string] => [
       `clickhouse/cluster/${m.name}.sql`,

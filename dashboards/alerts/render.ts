@@ -170,6 +170,18 @@ export function grafanaAlerting(config: MonitoringConfig, prometheusUid: string)
 }
 
 /** docs/runbooks.md: one section per alert name, one paragraph set per severity. */
+/** The README's alert table: one row per alert (its severities together), generated from the catalog. */
+export function alertTable(config: MonitoringConfig): string {
+  const catalog = alertCatalog(config);
+  const names = [...new Set(catalog.map((r) => r.alert))];
+  const rows = names.map((name) => {
+    const rules = catalog.filter((r) => r.alert === name);
+    const severities = [...new Set(rules.map((r) => r.severity))].join(' / ');
+    return `| [\`${name}\`](docs/runbooks.md#${anchor(name)}) | ${severities} | ${rules[0]!.component} | ${rules[0]!.summary.replace(/\|/g, '\\|')} |`;
+  });
+  return ['| alert | severity | kind | meaning |', '|---|---|---|---|', ...rows].join('\n');
+}
+
 export function runbooks(config: MonitoringConfig): string {
   const catalog = alertCatalog(config);
   const names = [...new Set(catalog.map((r) => r.alert))];

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { Config } from './schema.ts';
 import { SourceName } from '../model/events.ts';
 
-/** Environment variables tokenwatch reads (documented in the README's configuration reference). */
+/** Environment variables tokenwatch reads (documented in docs/configuration.md). */
 export const ENVIRONMENT_VARIABLES = {
   TOKENWATCH_CONFIG: 'Path of the YAML configuration file (same as --config).',
   CLICKHOUSE_URL: 'HTTP URL of a ClickHouse server, e.g. http://user:password@clickhouse:8123 (clickhouse.url). Unset: the embedded engine.',

@@ -42,12 +42,12 @@ export const SourceConfig = z
     /**
      * How long after its timestamp a row may still commit. Claude Nexus Proxy writes a row when
      * the response ends, so this must exceed the longest request. Rows that commit later than
-     * this are missed (see README, "How rows are read").
+     * this are missed (see docs/how-rows-are-read.md).
      */
     maxCommitDelay: Duration.prefault('15m'),
     /**
      * How far back the straggler sweep looks for rows that committed later than
-     * maxCommitDelay; "0s" turns it off (such rows are then missed). See README, "Rows that
+     * maxCommitDelay; "0s" turns it off (such rows are then missed). See docs/how-rows-are-read.md, "Rows that
      * commit late".
      */
     sweepWindow: Duration.prefault('24h'),

@@ -2,7 +2,7 @@
 //
 // PostgreSQL sends one CopyData message per row. pg-copy-streams turns them into a Readable
 // stream, slicing and concatenating a buffer per row: at a million rows that garbage was
-// about a third of the relay's CPU (README, "Benchmarks"). Here the payloads are copied
+// about a third of the relay's CPU (docs/benchmarks.md). Here the payloads are copied
 // straight into large output blocks, so the relay allocates nothing per row. The connection's
 // socket is taken over for the COPY only, the way pg-copy-streams does it: its data listener
 // is set aside, and from the first message that is not part of the copy (CopyDone, or an

@@ -1,7 +1,7 @@
 // The metric catalog: every metric tokenwatch exposes is declared here once, with its
 // Prometheus name, type, unit, labels and meaning. Recording code, the /metrics output, the
-// README table and the tests all read these declarations; a test checks that the README
-// table and the live /metrics agree with this list.
+// docs/metrics.md table and the tests all read these declarations; a test checks that the table
+// and the live /metrics agree with this list.
 
 export type MetricType = 'counter' | 'gauge' | 'histogram';
 
@@ -15,7 +15,7 @@ export interface MetricDef {
   help: string;
   labels: readonly string[];
   buckets?: readonly number[];
-  /** Where the value comes from, for the README. */
+  /** Where the value comes from, for docs/metrics.md. */
   source: string;
 }
 

@@ -440,7 +440,7 @@ export class Pipeline {
   }
 
   /**
-   * Runs the stream's straggler sweep when it is due (README, "Rows that commit late"): rows
+   * Runs the stream's straggler sweep when it is due (docs/how-rows-are-read.md, "Rows that commit late"): rows
    * that committed after the polls covering their timestamp had passed are delivered now,
    * once, and counted.
    */
@@ -578,7 +578,7 @@ export class Pipeline {
   }
 
   /**
-   * One poll of a stream through its bulk path, chunk by chunk (README, "Backfill at bulk
+   * One poll of a stream through its bulk path, chunk by chunk (docs/event-store.md, "Backfill at bulk
    * speed"): clean rows go PostgreSQL COPY -> ClickHouse mapping -> requests; the others, and
    * clean rows with more events than their request, through map() as in pollStream.
    */

@@ -2,7 +2,7 @@
 // commit late and out of order, using only the index the source already has on its
 // timestamp column and read-only access.
 //
-// How it works (README, "How rows are read", has the long form):
+// How it works (docs/how-rows-are-read.md has the long form):
 //  - A poll is one REPEATABLE READ, READ ONLY transaction. Its snapshot S_new is recorded with
 //    txid_current_snapshot().
 //  - Rows visible in the previous poll's snapshot S_prev were emitted by that poll. A row is new
@@ -12,7 +12,7 @@
 //    indexed timestamp column: rows with a timestamp below it are final. The watermark trails
 //    the database clock by maxCommitDelay, the longest a row may take to commit after its
 //    timestamp. That bound is the one assumption; rows that commit later are missed (and the
-//    README says so).
+//    docs/how-rows-are-read.md says so).
 //  - Inside a poll, pages follow keyset order (timestamp, id) so a page never rescans the
 //    previous ones. After each page the checkpoint records how far the poll got, so a long
 //    backfill resumes after a crash rather than starting over.

@@ -1,5 +1,5 @@
 // What the polls of a stream have read below its watermark, kept so the straggler sweep can
-// find rows that committed too late for them (README, "Rows that commit late").
+// find rows that committed too late for them (docs/how-rows-are-read.md, "Rows that commit late").
 //
 // A poll reads rows at or above its watermark that are visible in its snapshot. Once the
 // watermark moves past a timestamp, no poll looks at that timestamp again: a row there whose

@@ -62,7 +62,7 @@ export interface BulkContext {
 }
 
 /**
- * The bulk path of a stream (README, "Backfill at bulk speed"). PostgreSQL copies columns of
+ * The bulk path of a stream (docs/event-store.md, "Backfill at bulk speed"). PostgreSQL copies columns of
  * every row of a chunk; ClickHouse maps them to request rows in SQL and decides which rows
  * are clean, the rows whose request map() would take as they are (nothing to repair or
  * reject). The other rows, and clean rows that carry more than their request (message

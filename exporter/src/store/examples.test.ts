@@ -1,15 +1,15 @@
-// Every example query of the README runs against seeded data and returns rows.
+// Every example query of docs/event-store.md runs against seeded data and returns rows.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seededEventStore, type SeededEventStore } from '../testing/event-store.ts';
 
 function readmeExampleQueries(): { title: string; sql: string }[] {
-  const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+  const readme = readFileSync(new URL('../../../docs/event-store.md', import.meta.url), 'utf8');
   const section = readme.slice(readme.indexOf('<!-- example-queries:start -->'), readme.indexOf('<!-- example-queries:end -->'));
   return [...section.matchAll(/```sql\n-- ([^\n]+)\n([\s\S]*?)```/g)].map((m) => ({ title: m[1]!, sql: m[2]!.trim() }));
 }
 
-describe('README example queries', () => {
+describe('docs/event-store.md example queries', () => {
   let seeded: SeededEventStore;
 
   beforeAll(async () => {

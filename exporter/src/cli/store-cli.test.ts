@@ -86,11 +86,16 @@ describe('store commands', () => {
     expect(r.status).toBe(0);
   });
 
-  it('query refuses anything but one read-only statement', () => {
+  it('query refuses anything but one read-only statement, naming what it found (exit 2: nothing ran)', () => {
     const write = tokenwatch(['query', 'DROP TABLE tokenwatch.requests']);
-    expect(write.code).toBe(1);
-    expect(write.stderr).toContain('only one read-only statement');
-    expect(tokenwatch(['query', 'SELECT 1; DROP TABLE tokenwatch.requests']).code).toBe(1);
+    expect(write.code).toBe(2);
+    expect(write.stderr).toContain('DROP writes: only read-only statements (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) are allowed');
+    const two = tokenwatch(['query', 'SELECT 1; DROP TABLE tokenwatch.requests']);
+    expect(two.code).toBe(2);
+    expect(two.stderr).toContain('only one statement is allowed');
+    const typo = tokenwatch(['query', 'SELEC tenant FROM tokenwatch.requests']);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain('"SELEC" does not start a read-only statement (did you mean SELECT?)');
   });
 
   it('query works while `tokenwatch run` holds the embedded store', async () => {

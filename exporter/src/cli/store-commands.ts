@@ -5,7 +5,7 @@ import { loadOrExit, UsageError, type CommonOptions } from './load-or-exit.ts';
 import { openEventStore } from './runtime.ts';
 import { StoreLocked, type EventStore } from '../store/clickhouse.ts';
 import type { Config } from '../config/schema.ts';
-import { isReadOnlyQuery } from '../store/read-only.ts';
+import { readOnlyQueryProblem } from '../store/read-only.ts';
 
 export type OutputFormat = 'table' | 'csv' | 'json';
 
@@ -73,7 +73,8 @@ export async function migrateCommand(options: CommonOptions): Promise<void> {
 }
 
 export async function queryCommand(sql: string, options: CommonOptions & { format: OutputFormat }): Promise<void> {
-  if (!isReadOnlyQuery(sql)) throw new Error('only one read-only statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) is allowed');
+  const problem = readOnlyQueryProblem(sql);
+  if (problem !== undefined) throw new UsageError(problem);
   await withStore(options, async (config, store) => {
     process.stdout.write(formatRows(await readQuery(config, store, sql, {}), options.format));
   });

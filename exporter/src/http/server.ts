@@ -7,7 +7,7 @@ import { basicAuth, type WebConfig } from './web-config.ts';
 import type { Pipeline } from '../pipeline/pipeline.ts';
 import type { Family } from '../metrics/families.ts';
 import { PROMETHEUS_CONTENT_TYPE, writeScrape } from '../metrics/prometheus-text.ts';
-import { isReadOnlyQuery } from '../store/read-only.ts';
+import { readOnlyQueryProblem } from '../store/read-only.ts';
 import { errorText } from '../log.ts';
 
 export interface HttpServer {
@@ -50,8 +50,9 @@ export function metricsApp(collect: () => Family[], ready: () => { ready: boolea
         return;
       }
       const { sql, params } = req.body as { sql?: unknown; params?: unknown };
-      if (typeof sql !== 'string' || !isReadOnlyQuery(sql)) {
-        res.status(400).json({ error: 'only one read-only statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) is allowed' });
+      const problem = typeof sql === 'string' ? readOnlyQueryProblem(sql) : 'the body must be {"sql": "<one read-only statement>"}';
+      if (problem !== undefined || typeof sql !== 'string') {
+        res.status(400).json({ error: problem });
         return;
       }
       try {

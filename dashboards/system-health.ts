@@ -40,6 +40,15 @@ export function systemHealth(config: MonitoringConfig) {
             prom(`time() - tokenwatch_checkpoint_watermark_timestamp_seconds{${job}}`, 'checkpoint delay', { instant: true, format: 'table' }),
           ],
         }).withTransformation({ id: 'merge', options: {} }), 12),
+        place(timeseries({
+          title: 'Reconciliation: source rows missing from the event store',
+          description: 'At the last reconciliation of each table (hourly by default, closed days only): rows still missing after the repair (alert TokenwatchRowsMissing), and rows the repair delivered. 0 missing is the proof that the store holds every row. `tokenwatch verify` prints the days.',
+          unit: 'short',
+          targets: [
+            prom(`tokenwatch_reconcile_missing_rows{${job}}`, 'missing {{source}}/{{table}}'),
+            prom(`increase(tokenwatch_reconcile_delivered_rows_total{${job}}[$__rate_interval])`, 'delivered {{source}}/{{table}}'),
+          ],
+        }), 12),
         place(timeseries({ title: 'Checkpoint age', description: 'Now minus the checkpoint watermark: rows older than this are final. Equals maxCommitDelay in steady state.', unit: 's', targets: [prom(`time() - tokenwatch_checkpoint_watermark_timestamp_seconds{${job}}`, '{{source}}/{{table}}')] }), 12),
       ],
     },

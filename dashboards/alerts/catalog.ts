@@ -441,6 +441,25 @@ export function alertCatalog(config: MonitoringConfig): AlertRule[] {
       ],
     },
     {
+      alert: 'TokenwatchRowsMissing',
+      severity: 'critical',
+      component: 'pipeline',
+      for: '0m',
+      expr: `max by (source, table) (tokenwatch_reconcile_missing_rows{${job}}) > 0`,
+      summary: 'Reconciliation found source rows that are not in the event store, and its repair did not deliver them.',
+      description: '{{ $value | humanize }} rows of {{ $labels.source }}/{{ $labels.table }} on closed days are in the source but not in the event store after the repair.',
+      runbook: {
+        meaning: 'Every reconcileInterval (default 1 h) tokenwatch compares the source table\'s rows per day with the event store\'s, for closed days (older than the sweep window), and delivers the rows the store lacks. Rows still missing after that delivery are counted here.',
+        impact: 'The event store, and the metrics of those rows, undercount the source. Dashboards built on ClickHouse miss these rows.',
+        diagnosis: '`tokenwatch verify` prints the comparison per day. The error log line "rows of the source are still missing from the event store after repair" names the stream and days. Check `tokenwatch_sink_rows_rejected_total` (rows the store refused are in dead_letters) and `tokenwatch_sink_write_failures_total`.',
+        mitigation: 'Fix what refuses the rows (see TokenwatchSinkRowsRejected and TokenwatchSinkWritesFailing); the next reconciliation delivers them again. If the source rows were deleted from the store by hand, reconciliation restores them.',
+      },
+      tests: [
+        { name: 'fires when rows are still missing', input: [counter(`tokenwatch_reconcile_missing_rows{${job},source="claude-nexus-proxy",table="api_requests"}`, '0x10 4x20')], evalTime: '20m', expect: [{ labels: { source: 'claude-nexus-proxy', table: 'api_requests' }, description: '4 rows of claude-nexus-proxy/api_requests on closed days are in the source but not in the event store after the repair.' }] },
+        { name: 'silent when the store holds every row', input: [counter(`tokenwatch_reconcile_missing_rows{${job},source="claude-nexus-proxy",table="api_requests"}`, '0x30')], evalTime: '20m', expect: [] },
+      ],
+    },
+    {
       alert: 'TokenwatchSinkWritesFailing',
       severity: 'critical',
       component: 'pipeline',

@@ -39,7 +39,7 @@ describe('tokenwatch CLI', () => {
   it('has --help on every command', () => {
     const top = tokenwatch(['--help']);
     expect(top.code).toBe(0);
-    for (const command of ['run', 'backfill', 'check', 'simulate', 'migrate', 'query', 'export conversations', 'report usage']) {
+    for (const command of ['run', 'backfill', 'check', 'verify', 'simulate', 'migrate', 'query', 'export conversations', 'report usage']) {
       expect(top.stdout).toContain(command.split(' ')[0]);
       const help = tokenwatch([...command.split(' '), '--help']);
       expect(help.code, command).toBe(0);
@@ -127,6 +127,14 @@ describe('tokenwatch CLI', () => {
     const again = logLines(second.stderr).find((l) => l.msg === 'backfill complete') as { streams: Record<string, { rowsRead: number }> };
     expect(again.streams['claude-nexus-proxy/api_requests']!.rowsRead).toBe(0);
     expect(again.streams['litellm/LiteLLM_SpendLogs']!.rowsRead).toBe(0);
+    // verify: the store holds every row of the closed days read.
+    const verified = tokenwatch(['verify', '--days', '3'], env);
+    expect(verified.code, `${verified.stdout}${verified.stderr}`).toBe(0);
+    expect(verified.stdout).toMatch(/^claude-nexus-proxy\/api_requests: (\S+ to \S+ \(exclusive\): ok|no closed day to compare yet)/m);
+    expect(verified.stdout).toContain('litellm/LiteLLM_SpendLogs');
+    const badDays = tokenwatch(['verify', '--days', '0'], env);
+    expect(badDays.code).toBe(2);
+    expect(badDays.stderr).toContain('--days 0: must be a whole number of days from 1 to 366');
   });
 
   it('check reports tables, permissions and index use on one screen', async () => {

@@ -7,6 +7,7 @@ import type { CommonOptions } from './load-or-exit.ts';
 import { runCommand } from './run.ts';
 import { backfillCommand } from './backfill.ts';
 import { checkCommand } from './check.ts';
+import { verifyCommand } from './verify.ts';
 import { simulateCommand, type SimulateOptions } from './simulate.ts';
 import { exportConversationsCommand, migrateCommand, queryCommand, reportUsageCommand, REPORT_DIMENSIONS, type OutputFormat } from './store-commands.ts';
 import { VERSION } from '../version.ts';
@@ -60,6 +61,11 @@ export function buildProgram(): Command {
     .option('--grants', 'print the GRANT statements of a least-privilege role instead of checking')
     .option('--role <name>', 'the role --grants creates', 'tokenwatch_ro')
     .action(async (options: CommonOptions & { json?: boolean; grants?: boolean; role: string }) => checkCommand(options));
+  command(program, 'verify', ['tokenwatch verify', 'tokenwatch verify --days 30 --json | jq .ok'], { results: true })
+    .description('Compare every source table with the event store, row counts per closed day (and ids where they differ): proof that nothing is missing.\nExit 1 when a day differs. Repairs nothing: `run` delivers missing rows itself every reconcileInterval.')
+    .option('--days <n>', 'how many closed days back (default: reconcileDays, 7)')
+    .option('--json', 'print the comparison as JSON')
+    .action(async (options: CommonOptions & { days?: string; json?: boolean }) => verifyCommand(options));
   command(program, 'simulate', [
     'tokenwatch simulate --history 30d --rate 0.2 --no-live        # a month of history, then exit',
     'DATABASE_URL=postgres://postgres@localhost:5432/demo tokenwatch simulate --rate 5 --for 10m',

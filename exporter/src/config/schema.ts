@@ -53,6 +53,13 @@ export const SourceConfig = z
     sweepWindow: Duration.prefault('24h'),
     /** How often the straggler sweep runs. */
     sweepInterval: Duration.prefault('10m'),
+    /**
+     * How often each incremental table is reconciled with the event store: rows per day on both
+     * sides for closed days (older than sweepWindow), missing rows delivered; "0s" turns it off.
+     */
+    reconcileInterval: Duration.prefault('1h'),
+    /** How many closed days back reconciliation compares. */
+    reconcileDays: z.number().int().min(1).max(366).default(7),
     /** Where a source with no checkpoint starts: "earliest", "now", or an ISO timestamp. */
     startFrom: z.union([z.literal('earliest'), z.literal('now'), z.iso.datetime({ offset: true })]).default('earliest'),
     /** Only rows of these request types are read from api_requests (Claude Nexus Proxy). */

@@ -221,6 +221,36 @@ export const METRICS = {
     help: 'Configured sweepWindow: rows that commit later than this after their timestamp are missed (0: no sweep, rows later than maxCommitDelay are missed).',
     labels: ['source', 'table'], source: 'configuration',
   },
+  reconcileMissing: {
+    name: 'tokenwatch_reconcile_missing_rows', type: 'gauge', unit: '{row}',
+    help: 'Source rows of the closed days compared that the event store lacks after the repair, at the last reconciliation (0 is the proof that nothing is missing).',
+    labels: ['source', 'table'], source: 'reconciliation: source rows per day against the event store',
+  },
+  reconcileExtra: {
+    name: 'tokenwatch_reconcile_extra_rows', type: 'gauge', unit: '{row}',
+    help: 'Event-store rows of the closed days compared whose id the source no longer has (deleted at the source, e.g. by retention), at the last reconciliation.',
+    labels: ['source', 'table'], source: 'reconciliation',
+  },
+  reconcileRejected: {
+    name: 'tokenwatch_reconcile_rejected_rows', type: 'gauge', unit: '{row}',
+    help: 'Source rows of the closed days compared that are not in the event store because they are rejected as invalid (counted in tokenwatch_source_rows_invalid_total when read).',
+    labels: ['source', 'table'], source: 'reconciliation',
+  },
+  reconcileLastRun: {
+    name: 'tokenwatch_reconcile_last_run_timestamp_seconds', type: 'gauge', unit: 's',
+    help: 'When the table was last reconciled with the event store.',
+    labels: ['source', 'table'], source: 'reconciliation',
+  },
+  reconcileDays: {
+    name: 'tokenwatch_reconcile_days', type: 'gauge', unit: 'd',
+    help: 'How many closed days the last reconciliation compared (0: none closed yet).',
+    labels: ['source', 'table'], source: 'reconciliation',
+  },
+  rowsReconciled: {
+    name: 'tokenwatch_reconcile_delivered_rows_total', type: 'counter', unit: '{row}',
+    help: 'Rows reconciliation found missing from the event store and delivered (counted as late rows too).',
+    labels: ['source', 'table'], source: 'reconciliation',
+  },
   sinkUp: {
     name: 'tokenwatch_sink_up', type: 'gauge', unit: '1',
     help: '1 when the last write to the sink succeeded (jsonl, clickhouse).',

@@ -374,7 +374,8 @@ export class MetricsRegistry {
     }
     const self = newFamilies([
       'activeTenants', 'rowsRead', 'rowsInvalid', 'sourceUp', 'lastSuccess', 'ingestLag', 'pollDuration', 'checkpointWatermark',
-      'rowsLate', 'rowsBeyondSweepWindow', 'lateMaxDelay', 'pollInterval', 'maxCommitDelay', 'sweepWindow', 'sinkUp', 'sinkFailures', 'sinkRowsRejected', 'probeUp', 'probeDuration', 'seriesOverflow', 'labelValuesShortened',
+      'rowsLate', 'rowsBeyondSweepWindow', 'lateMaxDelay', 'pollInterval', 'maxCommitDelay', 'sweepWindow',
+      'reconcileMissing', 'reconcileExtra', 'reconcileRejected', 'reconcileLastRun', 'reconcileDays', 'rowsReconciled', 'sinkUp', 'sinkFailures', 'sinkRowsRejected', 'probeUp', 'probeDuration', 'seriesOverflow', 'labelValuesShortened',
       'buildInfo', 'processCpu', 'processResident', 'heapUsed', 'heapTotal', 'externalMemory', 'processStart', 'eventLoopDelay',
     ]);
     const now = this.now();
@@ -400,6 +401,14 @@ export class MetricsRegistry {
         self.get('lateMaxDelay')!.set(labels, s.lateMaxDelayMs / 1000);
         if (s.maxCommitDelayMs !== null) self.get('maxCommitDelay')!.set(labels, s.maxCommitDelayMs / 1000);
         if (s.sweepWindowMs !== null) self.get('sweepWindow')!.set(labels, s.sweepWindowMs / 1000);
+        if (s.reconcile !== null) {
+          self.get('reconcileMissing')!.set(labels, s.reconcile.missing);
+          self.get('reconcileExtra')!.set(labels, s.reconcile.extra);
+          self.get('reconcileRejected')!.set(labels, s.reconcile.rejected);
+          self.get('reconcileLastRun')!.set(labels, s.reconcile.at / 1000);
+          self.get('reconcileDays')!.set(labels, s.reconcile.days);
+          self.get('rowsReconciled')!.set(labels, s.rowsReconciled);
+        }
       }
     }
     for (const q of quality) {

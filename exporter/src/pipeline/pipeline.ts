@@ -1,6 +1,8 @@
 // The runner: owns every source's pool, polls incremental streams and snapshot queries on
 // their intervals, maps rows through the adapters, hands events to the sinks and records the
 // status of every stream. Adapters never see timers, retries or sinks.
+import { StreamReconciler, reconcileWindow } from './stream-reconciler.ts';
+import { compareStream, type StreamComparison } from './reconcile.ts';
 import type pg from 'pg';
 import type { Config } from '../config/schema.ts';
 import type { CanonicalEvent } from '../model/events.ts';
@@ -9,6 +11,7 @@ import { errorText } from '../log.ts';
 import { beginRead, createPool, existingTables, plannerRowEstimate } from '../db/postgres.ts';
 import { adapterFor } from '../sources/registry.ts';
 import type { BulkContext, IncrementalStream, MapContext, NamedSource, SnapshotQuery, SourceAdapter } from '../sources/adapter.ts';
+import type { EventStore } from '../store/clickhouse.ts';
 import { Pricing } from '../sources/pricing.ts';
 import { IncrementalReader, PollAborted, cursorTime, type PollResult } from '../reader/incremental-reader.ts';
 import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
@@ -40,6 +43,8 @@ interface ActiveSource {
     resumedFrom: { at: Date; watermark: Date | null } | undefined;
     /** How often it is polled: pollInterval, or unindexedIntervalMs while its cursor column has no index. */
     intervalMs: number;
+    /** Compares it with the event store now and then (streams with rows in ClickHouse, when there is a ClickHouse sink). */
+    reconciler: StreamReconciler | undefined;
   }[];
   snapshots: { query: SnapshotQuery; status: StreamStatus }[];
 }
@@ -239,6 +244,7 @@ export class Pipeline {
       }
       active.streams.push({
         stream, reader: new IncrementalReader(stream.spec, this.options.store, connect, companion), status, intervalMs,
+        reconciler: this.reconcilerFor(config, pool, stream, status),
         resumedFrom: checkpoint ? { at: new Date(checkpoint.updatedAt), watermark: checkpoint.watermark ? new Date(cursorTime(checkpoint.watermark)) : null } : undefined,
       });
     }
@@ -322,6 +328,49 @@ export class Pipeline {
       ...this.sources.flatMap((s) => [...s.streams.map((x) => x.status), ...s.snapshots.map((x) => x.status)]),
       ...this.pending.flatMap((p) => p.statuses),
     ];
+  }
+
+  /** The ClickHouse store the events go to, if one of the sinks writes there. */
+  private eventStore(): EventStore | undefined {
+    return this.options.sinks.find((s): s is ClickHouseSink => s instanceof ClickHouseSink)?.store;
+  }
+
+  private reconcilerFor(config: NamedSource, pool: pg.Pool, stream: IncrementalStream, status: StreamStatus): StreamReconciler | undefined {
+    const store = this.eventStore();
+    if (!store || !stream.stored || config.reconcileInterval <= 0) return undefined;
+    return new StreamReconciler({
+      pool, store, stream, status, logger: this.options.logger, now: () => this.now(),
+      settings: { intervalMs: config.reconcileInterval, days: config.reconcileDays, maxCommitDelayMs: config.maxCommitDelay, sweepWindowMs: config.sweepWindow, startFrom: config.startFrom },
+      classify: () => this.classifyContext(),
+    });
+  }
+
+  /** A mapping context that records nothing (reconciliation only asks whether a row maps). */
+  private classifyContext(): MapContext {
+    return { ...this.mapContext('', () => ''), repaired: () => undefined };
+  }
+
+  /**
+   * `tokenwatch verify`: the per-day comparison of every reconcilable stream over its closed
+   * days (`days` back), without repairing anything.
+   */
+  async verify(days?: number): Promise<StreamComparison[]> {
+    const store = this.eventStore();
+    if (!store) throw new Error('verify compares the sources with the ClickHouse event store, and no ClickHouse sink is configured');
+    const out: StreamComparison[] = [];
+    for (const source of this.sources) {
+      for (const { stream, status } of source.streams) {
+        if (!stream.stored) continue;
+        const settings = { intervalMs: 0, days: days ?? source.config.reconcileDays, maxCommitDelayMs: source.config.maxCommitDelay, sweepWindowMs: source.config.sweepWindow, startFrom: source.config.startFrom };
+        const window = reconcileWindow(settings, this.now(), status.watermarkAt);
+        if (window === undefined) {
+          out.push({ stream: stream.spec.id, days: [], from: '', to: '' });
+          continue;
+        }
+        out.push(await compareStream(source.pool, store, stream, window, this.classifyContext()));
+      }
+    }
+    return out;
   }
 
   private mapContext(streamId: string, rowId: () => string): MapContext {
@@ -434,8 +483,10 @@ export class Pipeline {
     const handle = this.pageHandler(entry, onPage);
     return this.trackPoll(entry, async () => {
       const swept = await this.sweepIfDue(entry, handle);
+      // Between two polls' reads, so what it delivers is checkpointed with the next poll.
+      const reconciled = entry.reconciler?.due() ? await entry.reconciler.run(handle) : 0;
       const result = await entry.reader.poll(handle, this.stopping.signal);
-      return { ...result, rows: result.rows + swept };
+      return { ...result, rows: result.rows + swept + reconciled };
     });
   }
 

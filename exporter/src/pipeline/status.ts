@@ -32,6 +32,10 @@ export interface StreamStatus {
   rowsBeyondSweepWindow: number;
   /** Largest time from a late row's timestamp to the sweep that found it, since start. */
   lateMaxDelayMs: number;
+  /** The last reconciliation (incremental streams with rows in the event store), null before the first. */
+  reconcile: { at: number; missing: number; extra: number; rejected: number; days: number } | null;
+  /** Rows reconciliation found missing from the event store and delivered (also counted in rowsLate). */
+  rowsReconciled: number;
 }
 
 export interface SinkStatus {
@@ -52,6 +56,6 @@ export function newStreamStatus(
     ...stream,
     rowsRead: 0, eventsEmitted: 0, rowsRejected: 0, polls: 0,
     lastPollStartedAt: null, lastSuccessAt: null, lastSuccessStartedAt: null, lastPollDurationMs: null, watermarkAt: null,
-    lastError: null, rowsLate: 0, rowsBeyondSweepWindow: 0, lateMaxDelayMs: 0,
+    lastError: null, rowsLate: 0, rowsBeyondSweepWindow: 0, lateMaxDelayMs: 0, reconcile: null, rowsReconciled: 0,
   };
 }

@@ -17,6 +17,7 @@ export const SavedStreamCounters = z.object({
   rowsLate: Count,
   rowsBeyondSweepWindow: Count,
   lateMaxDelayMs: z.number().nonnegative(),
+  rowsReconciled: Count.default(0),
   quality: z.array(z.object({ action: z.enum(['rejected', 'repaired']), reason: z.enum([...REJECT_REASONS, ...REPAIR_REASONS]), count: Count })),
 });
 export type SavedStreamCounters = z.infer<typeof SavedStreamCounters>;
@@ -25,6 +26,7 @@ export function saveStreamCounters(status: StreamStatus, quality: RowQuality): S
   return {
     rowsRead: status.rowsRead, rowsRejected: status.rowsRejected, eventsEmitted: status.eventsEmitted,
     rowsLate: status.rowsLate, rowsBeyondSweepWindow: status.rowsBeyondSweepWindow, lateMaxDelayMs: status.lateMaxDelayMs,
+    rowsReconciled: status.rowsReconciled,
     quality: quality.snapshot().filter((q) => q.stream === status.id).map(({ action, reason, count }) => ({ action, reason, count })),
   };
 }
@@ -37,6 +39,7 @@ export function restoreStreamCounters(status: StreamStatus, quality: RowQuality,
   Object.assign(status, {
     rowsRead: c.rowsRead, rowsRejected: c.rowsRejected, eventsEmitted: c.eventsEmitted,
     rowsLate: c.rowsLate, rowsBeyondSweepWindow: c.rowsBeyondSweepWindow, lateMaxDelayMs: c.lateMaxDelayMs,
+    rowsReconciled: c.rowsReconciled,
   });
   for (const q of c.quality) quality.restore(status.id, q.action, q.reason, q.count);
 }

@@ -53,6 +53,23 @@ export interface IncrementalStream {
    * index exists, pollInterval applies.
    */
   unindexedIntervalMs?: number;
+  /**
+   * Where the event store keeps one row per source row of this stream, so reconciliation can
+   * compare the two per day (absent: not reconciled).
+   */
+  stored?: StoredRows;
+}
+
+/** A stream's rows in the event store: one row per source row, found by source and id. */
+export interface StoredRows {
+  table: 'requests' | 'messages';
+  /** The event kind that becomes that row. */
+  eventKind: 'request' | 'message';
+  /** Column holding the source row's id, and the one holding its cursor timestamp. */
+  idColumn: string;
+  timeColumn: string;
+  /** Value of the store's `source` column. */
+  source: string;
 }
 
 export interface BulkContext {

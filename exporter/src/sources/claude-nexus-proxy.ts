@@ -252,6 +252,7 @@ export const claudeNexusProxy: SourceAdapter = {
       rowId: (row) => String(row.request_id),
       map: mapRow,
       bulk: bulkSpec(names),
+      stored: { table: 'requests', eventKind: 'request', idColumn: 'request_id', timeColumn: 'started_at', source: SOURCE },
     };
     // The proxy limits output tokens per upstream account over a rolling 5-hour window. The
     // sum is taken in SQL on the timestamp index, so it is right from the first read after a

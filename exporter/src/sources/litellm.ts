@@ -269,6 +269,7 @@ export const litellm: SourceAdapter = {
       rowId: (row) => String(row.request_id),
       map: mapSpendLog,
       bulk: spendBulkSpec(names),
+      stored: { table: 'requests', eventKind: 'request', idColumn: 'request_id', timeColumn: 'started_at', source: SOURCE },
     };
     const errors: IncrementalStream = {
       kind: 'incremental',

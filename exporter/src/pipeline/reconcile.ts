@@ -1,0 +1,168 @@
+// Reconciliation: proof, per day, that the event store holds every row of an incremental
+// table. Whatever the reader's guarantees, this compares the two sides after the fact: the
+// source's rows per UTC day (over the timestamp index) against the store's rows per day, for
+// closed days only (older than the sweep window, so no row can still arrive), a bounded
+// number of days back. For a day that differs it compares ids, and sorts the source's ids the
+// store lacks into rows the stream rejects by design (bad rows, counted when read) and rows
+// that are missing. The runner delivers missing rows (pipeline.ts); `tokenwatch verify`
+// prints the comparison.
+import type pg from 'pg';
+import { beginRead } from '../db/postgres.ts';
+import { mapRowChecked } from '../quality/map-row.ts';
+import type { IncrementalStream, MapContext } from '../sources/adapter.ts';
+import type { EventStore } from '../store/clickhouse.ts';
+import { unquoteIdent } from '../reader/sql.ts';
+
+const DAY_MS = 86_400_000;
+
+export interface DayComparison {
+  /** UTC day, YYYY-MM-DD. */
+  day: string;
+  sourceRows: number;
+  storedRows: number;
+  /** Source rows the store lacks that the stream rejects when mapping them (counted as bad rows when read). */
+  rejected: number;
+  /** Ids of source rows the store lacks although they map to events. */
+  missing: string[];
+  /** Rows in the store whose id the source does not have (deleted at the source, or another source of the same type). */
+  extra: number;
+}
+
+export interface StreamComparison {
+  stream: string;
+  days: DayComparison[];
+  /** The closed days compared: [from, to). */
+  from: string;
+  to: string;
+}
+
+/**
+ * The closed UTC days to compare: the `days` whole days before the newest day all of whose
+ * rows are final (its end is older than the sweep window plus maxCommitDelay), not before
+ * `startFrom`.
+ */
+export function closedDays(now: number, settleMs: number, days: number, startFrom: string): { from: number; to: number } | undefined {
+  const to = Math.floor((now - settleMs) / DAY_MS) * DAY_MS;
+  let from = to - days * DAY_MS;
+  if (startFrom !== 'earliest') {
+    const start = startFrom === 'now' ? now : Date.parse(startFrom);
+    // A day the stream was not asked to read from its beginning is not compared.
+    from = Math.max(from, Math.ceil(start / DAY_MS) * DAY_MS);
+  }
+  return from < to ? { from, to } : undefined;
+}
+
+const isoDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+
+/** The source side, in one read-only transaction: rows per day, and the ids of the days asked for. */
+async function sourceSide(client: pg.PoolClient, stream: IncrementalStream, from: number, to: number): Promise<{ counts: Map<string, number>; ids: (day: string) => Promise<string[]> }> {
+  const { table, cursorColumn, idColumn, filter } = stream.spec;
+  const params: unknown[] = [new Date(from).toISOString(), new Date(to).toISOString()];
+  const param = (value: unknown) => `$${params.push(value)}`;
+  const where = [`t.${cursorColumn} >= $1::timestamptz`, `t.${cursorColumn} < $2::timestamptz`, ...(filter ? [filter(param)] : [])].join(' AND ');
+  const { rows } = await client.query<{ day: string; n: number }>(
+    `SELECT to_char(t.${cursorColumn}, 'YYYY-MM-DD') AS day, count(*)::int AS n FROM ${table} t WHERE ${where} GROUP BY 1`, params,
+  );
+  return {
+    counts: new Map(rows.map((r) => [r.day, r.n])),
+    ids: async (day) => {
+      const dayParams: unknown[] = [`${day}T00:00:00Z`, new Date(Date.parse(`${day}T00:00:00Z`) + DAY_MS).toISOString()];
+      const dayParam = (value: unknown) => `$${dayParams.push(value)}`;
+      const dayWhere = [`t.${cursorColumn} >= $1::timestamptz`, `t.${cursorColumn} < $2::timestamptz`, ...(filter ? [filter(dayParam)] : [])].join(' AND ');
+      const result = await client.query<{ id: string }>(`SELECT t.${idColumn}::text AS id FROM ${table} t WHERE ${dayWhere}`, dayParams);
+      return result.rows.map((r) => r.id);
+    },
+  };
+}
+
+/** The store side: rows of this stream per day, and a day's ids. */
+function storeSide(store: EventStore, stream: IncrementalStream) {
+  const stored = stream.stored!;
+  const table = `${store.database}.${stored.table}`;
+  const bySource = `source = {source:String}`;
+  return {
+    async counts(from: number, to: number): Promise<Map<string, number>> {
+      const rows = await store.query<{ day: string; n: string | number }>(
+        `SELECT toString(toDate(${stored.timeColumn}, 'UTC')) AS day, uniqExact(${stored.idColumn}) AS n FROM ${table}
+         WHERE ${bySource} AND ${stored.timeColumn} >= fromUnixTimestamp64Milli({from:Int64}) AND ${stored.timeColumn} < fromUnixTimestamp64Milli({to:Int64})
+         GROUP BY day`,
+        { source: stored.source, from, to },
+      );
+      return new Map(rows.map((r) => [r.day, Number(r.n)]));
+    },
+    async ids(day: string): Promise<Set<string>> {
+      const start = Date.parse(`${day}T00:00:00Z`);
+      const rows = await store.query<{ id: string }>(
+        `SELECT DISTINCT ${stored.idColumn} AS id FROM ${table}
+         WHERE ${bySource} AND ${stored.timeColumn} >= fromUnixTimestamp64Milli({from:Int64}) AND ${stored.timeColumn} < fromUnixTimestamp64Milli({to:Int64})`,
+        { source: stored.source, from: start, to: start + DAY_MS },
+      );
+      return new Set(rows.map((r) => r.id));
+    },
+  };
+}
+
+/** Reads rows of the stream by id, with the stream's own select list (the rows a repair delivers). */
+export async function readRowsById(client: pg.PoolClient, stream: IncrementalStream, ids: string[]): Promise<Record<string, unknown>[]> {
+  if (ids.length === 0) return [];
+  const { table, idColumn, selectList } = stream.spec;
+  const { rows: types } = await client.query<{ type: string }>(
+    'SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2', [table, unquoteIdent(idColumn)],
+  );
+  const { rows } = await client.query<Record<string, unknown>>(
+    `SELECT ${selectList} FROM ${table} t WHERE t.${idColumn} = ANY($1::${types[0]?.type ?? 'text'}[])`, [ids],
+  );
+  return rows;
+}
+
+/**
+ * Compares the closed days of one stream. `ctx` maps the source's unstored rows to tell
+ * rejected rows from missing ones (nothing is recorded or written).
+ */
+export async function compareStream(
+  pool: pg.Pool,
+  store: EventStore,
+  stream: IncrementalStream,
+  window: { from: number; to: number },
+  ctx: MapContext,
+): Promise<StreamComparison> {
+  const client = await pool.connect();
+  try {
+    await beginRead(client);
+    const source = await sourceSide(client, stream, window.from, window.to);
+    const storeCounts = await storeSide(store, stream).counts(window.from, window.to);
+    const days: DayComparison[] = [];
+    for (let at = window.from; at < window.to; at += DAY_MS) {
+      const day = isoDay(at);
+      const sourceRows = source.counts.get(day) ?? 0;
+      const storedRows = storeCounts.get(day) ?? 0;
+      const comparison: DayComparison = { day, sourceRows, storedRows, rejected: 0, missing: [], extra: 0 };
+      if (sourceRows !== storedRows) {
+        const sourceIds = await source.ids(day);
+        const storedIds = await storeSide(store, stream).ids(day);
+        const sourceSet = new Set(sourceIds);
+        comparison.extra = [...storedIds].filter((id) => !sourceSet.has(id)).length;
+        const absent = sourceIds.filter((id) => !storedIds.has(id));
+        const kind = stream.stored!.eventKind;
+        for (const row of await readRowsById(client, stream, absent)) {
+          const outcome = mapRowChecked(() => stream.map(row, ctx));
+          if (!outcome.rejected && outcome.events.some((e) => e.kind === kind)) comparison.missing.push(stream.rowId(row));
+          else comparison.rejected += 1;
+        }
+      }
+      days.push(comparison);
+    }
+    await client.query('COMMIT');
+    return { stream: stream.spec.id, days, from: isoDay(window.from), to: isoDay(window.to) };
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+/** Totals of a comparison, as /metrics shows them. */
+export function comparisonTotals(comparison: StreamComparison): { missing: number; extra: number; rejected: number } {
+  return comparison.days.reduce((t, d) => ({ missing: t.missing + d.missing.length, extra: t.extra + d.extra, rejected: t.rejected + d.rejected }), { missing: 0, extra: 0, rejected: 0 });
+}

@@ -2,7 +2,7 @@
 // their intervals, maps rows through the adapters, hands events to the sinks and records the
 // status of every stream. Adapters never see timers, retries or sinks.
 import { StreamReconciler, reconcileWindow } from './stream-reconciler.ts';
-import { compareStream, type StreamComparison } from './reconcile.ts';
+import { compareStream, idTypeOf, type StreamComparison } from './reconcile.ts';
 import type pg from 'pg';
 import type { Config } from '../config/schema.ts';
 import type { CanonicalEvent } from '../model/events.ts';
@@ -674,7 +674,7 @@ export class Pipeline {
         // The rows map() has to see, read again by id on the poll's connection.
         rest: async (chunk, loaded) => ({
           ...loaded,
-          restEvents: loaded.rest.length === 0 ? [] : await chunk.withClient(async (client) => this.mapRestOfChunk(entry, client, loaded.rest, (idType ??= await this.idTypeOf(entry, client)))),
+          restEvents: loaded.rest.length === 0 ? [] : await chunk.withClient(async (client) => this.mapRestOfChunk(entry, client, loaded.rest, (idType ??= await idTypeOf(client, entry.stream)))),
         }),
         // Commit, and the metrics of the whole chunk, in chunk order.
         finish: async ({ rows, slot, rest, restEvents, loadMs }) => {
@@ -712,12 +712,6 @@ export class Pipeline {
     return { pricing: this.pricing, futureLimit: new Date(this.now() + this.options.config.quality.futureTolerance).toISOString() };
   }
 
-  /** The SQL type of a stream's id column, for `= ANY($1::type[])` on its index. */
-  private async idTypeOf(entry: ActiveSource['streams'][number], client: pg.PoolClient): Promise<string> {
-    const { table, idColumn } = entry.stream.spec;
-    const { rows } = await client.query<{ type: string }>('SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2', [table, unquoteIdent(idColumn)]);
-    return rows[0]?.type ?? 'text';
-  }
 
   /**
    * The rows of a chunk the bulk path does not finish, read again by id in the chunk's

@@ -37,12 +37,11 @@ export interface StreamComparison {
 }
 
 /**
- * The closed UTC days to compare: the `days` whole days before the newest day all of whose
- * rows are final (its end is older than the sweep window plus maxCommitDelay), not before
- * `startFrom`.
+ * The closed UTC days to compare: the `days` whole days that end by `settledBefore` (all
+ * their rows are final), not before `startFrom`.
  */
-export function closedDays(now: number, settleMs: number, days: number, startFrom: string): { from: number; to: number } | undefined {
-  const to = Math.floor((now - settleMs) / DAY_MS) * DAY_MS;
+export function closedDays(settledBefore: number, days: number, startFrom: string, now = Date.now()): { from: number; to: number } | undefined {
+  const to = Math.floor(settledBefore / DAY_MS) * DAY_MS;
   let from = to - days * DAY_MS;
   if (startFrom !== 'earliest') {
     const start = startFrom === 'now' ? now : Date.parse(startFrom);
@@ -54,22 +53,28 @@ export function closedDays(now: number, settleMs: number, days: number, startFro
 
 const isoDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
-/** The source side, in one read-only transaction: rows per day, and the ids of the days asked for. */
-async function sourceSide(client: pg.PoolClient, stream: IncrementalStream, from: number, to: number): Promise<{ counts: Map<string, number>; ids: (day: string) => Promise<string[]> }> {
-  const { table, cursorColumn, idColumn, filter } = stream.spec;
+/** The stream's rows with a cursor in [from, to): a WHERE clause and its parameters. */
+function inRange(stream: IncrementalStream, from: number, to: number): { where: string; params: unknown[] } {
+  const { cursorColumn, filter } = stream.spec;
   const params: unknown[] = [new Date(from).toISOString(), new Date(to).toISOString()];
   const param = (value: unknown) => `$${params.push(value)}`;
   const where = [`t.${cursorColumn} >= $1::timestamptz`, `t.${cursorColumn} < $2::timestamptz`, ...(filter ? [filter(param)] : [])].join(' AND ');
+  return { where, params };
+}
+
+/** The source side, in one read-only transaction: rows per day, and the ids of the days asked for. */
+async function sourceSide(client: pg.PoolClient, stream: IncrementalStream, from: number, to: number): Promise<{ counts: Map<string, number>; ids: (day: string) => Promise<string[]> }> {
+  const { table, cursorColumn, idColumn } = stream.spec;
+  const all = inRange(stream, from, to);
   const { rows } = await client.query<{ day: string; n: number }>(
-    `SELECT to_char(t.${cursorColumn}, 'YYYY-MM-DD') AS day, count(*)::int AS n FROM ${table} t WHERE ${where} GROUP BY 1`, params,
+    `SELECT to_char(t.${cursorColumn}, 'YYYY-MM-DD') AS day, count(*)::int AS n FROM ${table} t WHERE ${all.where} GROUP BY 1`, all.params,
   );
   return {
     counts: new Map(rows.map((r) => [r.day, r.n])),
     ids: async (day) => {
-      const dayParams: unknown[] = [`${day}T00:00:00Z`, new Date(Date.parse(`${day}T00:00:00Z`) + DAY_MS).toISOString()];
-      const dayParam = (value: unknown) => `$${dayParams.push(value)}`;
-      const dayWhere = [`t.${cursorColumn} >= $1::timestamptz`, `t.${cursorColumn} < $2::timestamptz`, ...(filter ? [filter(dayParam)] : [])].join(' AND ');
-      const result = await client.query<{ id: string }>(`SELECT t.${idColumn}::text AS id FROM ${table} t WHERE ${dayWhere}`, dayParams);
+      const start = Date.parse(`${day}T00:00:00Z`);
+      const one = inRange(stream, start, start + DAY_MS);
+      const result = await client.query<{ id: string }>(`SELECT t.${idColumn}::text AS id FROM ${table} t WHERE ${one.where}`, one.params);
       return result.rows.map((r) => r.id);
     },
   };
@@ -102,16 +107,20 @@ function storeSide(store: EventStore, stream: IncrementalStream) {
   };
 }
 
-/** Reads rows of the stream by id, with the stream's own select list (the rows a repair delivers). */
-export async function readRowsById(client: pg.PoolClient, stream: IncrementalStream, ids: string[]): Promise<Record<string, unknown>[]> {
-  if (ids.length === 0) return [];
-  const { table, idColumn, selectList } = stream.spec;
-  const { rows: types } = await client.query<{ type: string }>(
+/** The SQL type of a stream's id column, for `= ANY($1::type[])` on its index. */
+export async function idTypeOf(client: pg.ClientBase, stream: IncrementalStream): Promise<string> {
+  const { table, idColumn } = stream.spec;
+  const { rows } = await client.query<{ type: string }>(
     'SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = $1::regclass AND attname = $2', [table, unquoteIdent(idColumn)],
   );
-  const { rows } = await client.query<Record<string, unknown>>(
-    `SELECT ${selectList} FROM ${table} t WHERE t.${idColumn} = ANY($1::${types[0]?.type ?? 'text'}[])`, [ids],
-  );
+  return rows[0]?.type ?? 'text';
+}
+
+/** Reads rows of the stream by id, with the stream's own select list (the rows a repair delivers). */
+export async function readRowsById(client: pg.ClientBase, stream: IncrementalStream, ids: string[], idType: string): Promise<Record<string, unknown>[]> {
+  if (ids.length === 0) return [];
+  const { table, idColumn, selectList } = stream.spec;
+  const { rows } = await client.query<Record<string, unknown>>(`SELECT ${selectList} FROM ${table} t WHERE t.${idColumn} = ANY($1::${idType}[])`, [ids]);
   return rows;
 }
 
@@ -130,7 +139,9 @@ export async function compareStream(
   try {
     await beginRead(client);
     const source = await sourceSide(client, stream, window.from, window.to);
-    const storeCounts = await storeSide(store, stream).counts(window.from, window.to);
+    const stored = storeSide(store, stream);
+    const storeCounts = await stored.counts(window.from, window.to);
+    let idType: string | undefined;
     const days: DayComparison[] = [];
     for (let at = window.from; at < window.to; at += DAY_MS) {
       const day = isoDay(at);
@@ -139,12 +150,12 @@ export async function compareStream(
       const comparison: DayComparison = { day, sourceRows, storedRows, rejected: 0, missing: [], extra: 0 };
       if (sourceRows !== storedRows) {
         const sourceIds = await source.ids(day);
-        const storedIds = await storeSide(store, stream).ids(day);
+        const storedIds = await stored.ids(day);
         const sourceSet = new Set(sourceIds);
         comparison.extra = [...storedIds].filter((id) => !sourceSet.has(id)).length;
         const absent = sourceIds.filter((id) => !storedIds.has(id));
         const kind = stream.stored!.eventKind;
-        for (const row of await readRowsById(client, stream, absent)) {
+        for (const row of await readRowsById(client, stream, absent, (idType ??= await idTypeOf(client, stream)))) {
           const outcome = mapRowChecked(() => stream.map(row, ctx));
           if (!outcome.rejected && outcome.events.some((e) => e.kind === kind)) comparison.missing.push(stream.rowId(row));
           else comparison.rejected += 1;

@@ -6,7 +6,7 @@ import type { Logger } from '../log.ts';
 import type { IncrementalStream, MapContext } from '../sources/adapter.ts';
 import type { EventStore } from '../store/clickhouse.ts';
 import type { StreamStatus } from './status.ts';
-import { closedDays, compareStream, comparisonTotals, readRowsById, type StreamComparison } from './reconcile.ts';
+import { closedDays, compareStream, comparisonTotals, idTypeOf, readRowsById, type StreamComparison } from './reconcile.ts';
 import { unquoteIdent } from '../reader/sql.ts';
 
 const DAY_MS = 86_400_000;
@@ -28,7 +28,7 @@ export interface ReconcileSettings {
 export function reconcileWindow(settings: ReconcileSettings, now: number, watermarkAt: number | null): { from: number; to: number } | undefined {
   if (watermarkAt === null) return undefined;
   const settledBefore = Math.min(now - settings.maxCommitDelayMs - settings.sweepWindowMs, watermarkAt - settings.sweepWindowMs);
-  return closedDays(settledBefore, 0, settings.days, settings.startFrom);
+  return closedDays(settledBefore, settings.days, settings.startFrom, now);
 }
 
 export class StreamReconciler {
@@ -71,8 +71,9 @@ export class StreamReconciler {
     if (missing.length > 0) {
       const client = await pool.connect();
       try {
+        const idType = await idTypeOf(client, stream);
         for (let i = 0; i < missing.length; i += stream.spec.batchSize) {
-          const rows = await readRowsById(client, stream, missing.slice(i, i + stream.spec.batchSize));
+          const rows = await readRowsById(client, stream, missing.slice(i, i + stream.spec.batchSize), idType);
           await deliver(rows);
           delivered += rows.length;
           const cursor = unquoteIdent(stream.spec.cursorColumn);

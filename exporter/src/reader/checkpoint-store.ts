@@ -10,14 +10,23 @@ export const Checkpoint = z.object({
   version: z.literal(1),
   /** Rows with a cursor value below this are final: read, or older than maxCommitDelay. */
   watermark: z.string().nullable(),
-  /** txid_current_snapshot() of the last completed poll: rows visible in it were emitted. */
+  /**
+   * Snapshot of the last completed poll (txid_current_snapshot() text and the xids handed over
+   * at or above its xmin, incremental-reader.ts formatSnapshot): rows visible in it were emitted.
+   */
   snapshot: z.string().nullable(),
   /**
    * Progress inside a poll that has not completed (a long backfill): rows up to `after`
    * (cursor value, id) that are visible in `snapshot` of this poll were emitted too.
    */
   inProgress: z
-    .object({ snapshot: z.string(), afterCursor: z.string(), afterId: z.string() })
+    .object({
+      snapshot: z.string(),
+      afterCursor: z.string(),
+      afterId: z.string(),
+      /** The interrupted poll's new watermark: it handed over incomplete rows below it. */
+      deadline: z.string().optional(),
+    })
     .nullable(),
   /** What the polls read below the watermark, for the straggler sweep (absent: none kept). */
   history: ReadHistory.optional(),

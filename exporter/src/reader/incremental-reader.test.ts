@@ -187,6 +187,81 @@ describe('IncrementalReader', () => {
     return { collector, swept, table: await tableIds(db) };
   }
 
+  it('hands over rows written inside savepoints of a transaction open across polls exactly once, and never a rolled-back savepoint\'s rows', async () => {
+    // Defect: txid_current_snapshot() lists top-level transactions only; a row inserted by a
+    // released savepoint of a transaction still open at a poll looked already visible, and
+    // was never handed over (350 of 360 rows lost). Django's nested atomic(), SQLAlchemy's
+    // begin_nested() write like this.
+    await db.pool.query('TRUNCATE api_requests');
+    const collector = new Collector();
+    const r = reader(db, new MemoryCheckpointStore());
+    await collector.pollWith(r);
+    const writers = await Promise.all(Array.from({ length: 3 }, () => db.pool.connect()));
+    const kept: string[] = [];
+    try {
+      for (const [w, client] of writers.entries()) await client.query('BEGIN');
+      for (let round = 0; round < 4; round++) {
+        for (const [w, client] of writers.entries()) {
+          for (let i = 0; i < 10; i++) {
+            const id = uuidFrom(`sp-${w}-${round}-${i}`);
+            await client.query('SAVEPOINT s');
+            await insert(client, id, 10);
+            if (i % 5 === 4) {
+              await client.query('ROLLBACK TO SAVEPOINT s');
+            } else {
+              await client.query('RELEASE SAVEPOINT s');
+              kept.push(id);
+            }
+          }
+        }
+        // Polls while all three transactions are open, between their savepoints.
+        expect(await collector.pollWith(r)).toBe(0);
+      }
+      // A row committed meanwhile by another transaction is handed over while they stay open.
+      await insert(db.pool, uuidFrom('sp-plain'), 10);
+      kept.push(uuidFrom('sp-plain'));
+      expect(await collector.pollWith(r)).toBe(1);
+      for (const client of writers) {
+        await client.query('COMMIT');
+        await collector.pollWith(r);
+      }
+    } finally {
+      for (const client of writers) client.release();
+    }
+    await collector.pollWith(r);
+    expect(kept).toHaveLength(3 * 4 * 8 + 1);
+    expect(collector.duplicates()).toEqual([]);
+    expect(collector.ids()).toEqual([...kept].sort());
+    expect(await tableIds(db)).toEqual([...kept].sort());
+  });
+
+  it('hands over a row written in steps once, when it is complete, or as it is when its timestamp falls below the watermark', async () => {
+    // Claude Nexus Proxy inserts the request row without its response, then updates it. A
+    // poll between the two statements handed the row over twice (the insert and the update).
+    await db.pool.query('TRUNCATE api_requests');
+    const seen: { id: string; status: unknown; complete: unknown }[] = [];
+    const store = new MemoryCheckpointStore();
+    const r = reader(db, store, { maxCommitDelayMs: 1500, complete: 't.response_status IS NOT NULL', selectList: 't."request_id"::text AS request_id, t.response_status' });
+    const poll = () => r.poll(async (rows) => {
+      for (const row of rows) seen.push({ id: String(row.request_id), status: row.response_status, complete: row.__complete });
+    });
+    await poll();
+    const ids = Array.from({ length: 6 }, (_, i) => uuidFrom(`steps-${i}`));
+    for (const id of ids) await insert(db.pool, id, 0);
+    expect((await poll()).rows).toBe(0);
+    // Four get their response (two of them a second update later), two never do.
+    for (const id of ids.slice(0, 4)) await db.pool.query('UPDATE api_requests SET response_status = 200, output_tokens = 7 WHERE request_id = $1', [id]);
+    const completed = await poll();
+    expect(completed).toMatchObject({ rows: 4, incomplete: 0 });
+    await new Promise((resolve) => setTimeout(resolve, 1700));
+    const late = await poll();
+    expect(late).toMatchObject({ rows: 2, incomplete: 2 });
+    expect((await poll()).rows).toBe(0);
+    expect(seen.map((s) => s.id).sort()).toEqual([...ids].sort());
+    expect(seen.filter((s) => s.complete === false).map((s) => s.id).sort()).toEqual(ids.slice(4).sort());
+    expect(seen.filter((s) => s.complete === true).every((s) => s.status === 200)).toBe(true);
+  });
+
   it('hands over rows that commit up to 3× maxCommitDelay late exactly once, through the straggler sweep', async () => {
     const { collector, swept, table } = await lateCommitRun({ sweepWindowMs: 60_000, sweepIntervalMs: 500 });
     expect(table).toHaveLength(8 * 12 * 3);

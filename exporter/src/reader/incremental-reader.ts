@@ -6,8 +6,15 @@
 //  - A poll is one REPEATABLE READ, READ ONLY transaction. Its snapshot S_new is recorded with
 //    txid_current_snapshot().
 //  - Rows visible in the previous poll's snapshot S_prev were emitted by that poll. A row is new
-//    when its inserting transaction (xmin) is not visible in S_prev. That test is exact for late
-//    commits and out-of-order commits alike: no clock or sequence guess is involved.
+//    when the transaction that wrote its current version (xmin) is not visible in S_prev. That
+//    test is exact for late commits and out-of-order commits alike: no clock or sequence guess
+//    is involved. txid_current_snapshot() lists top-level transactions only, so an xmin at or
+//    above the snapshot's xmin may be a subtransaction (a savepoint) of a transaction still
+//    open then; visibility there is decided by the set of such xids whose rows were handed over
+//    (`committed`, kept with the snapshot), never by the in-progress list (visibleIn()).
+//  - A table written in steps (insert, then update with the response) declares when a row is
+//    complete: a poll skips incomplete rows until their update commits (a new version, hence
+//    new), and hands over a row still incomplete when it falls below the watermark as it is.
 //  - The xmin test alone would need a full scan, so the scan is bounded by a watermark on the
 //    indexed timestamp column: rows with a timestamp below it are final. The watermark trails
 //    the database clock by maxCommitDelay, the longest a row may take to commit after its
@@ -38,6 +45,13 @@ export interface IncrementalStreamSpec {
   selectList: string;
   /** Extra filter over alias `t`; `param(value)` returns the placeholder for a bind value. */
   filter?: (param: (value: unknown) => string) => string;
+  /**
+   * For a table whose rows are written in steps (inserted, then updated with the outcome): SQL
+   * over alias `t` that is true once a row is complete. A poll hands a row over when it is
+   * complete, or as it is once its timestamp falls below the watermark (maxCommitDelay after
+   * it); rows carry `__complete`. Absent: every row is complete when it commits.
+   */
+  complete?: string;
   maxCommitDelayMs: number;
   batchSize: number;
   startFrom: string;
@@ -47,6 +61,17 @@ export interface IncrementalStreamSpec {
   sweepWindowMs?: number;
   /** How often the straggler sweep runs. */
   sweepIntervalMs?: number;
+}
+
+/** What a poll's pages handed over. */
+interface PageResult {
+  rows: number;
+  incomplete: number;
+  pages: number;
+  /** The lowest cursor handed over (or a lower bound of it); null when none. */
+  emittedMin: string | null;
+  /** The xmins of the rows handed over (32-bit, as text). */
+  xmins: ReadonlySet<string>;
 }
 
 /** Rows a straggler sweep handed over. */
@@ -74,6 +99,8 @@ export interface ReadPage {
 
 export interface PollResult {
   rows: number;
+  /** Of those, rows handed over incomplete (their timestamp fell below the watermark first). */
+  incomplete: number;
   pages: number;
   checkpoint: Checkpoint;
 }
@@ -94,21 +121,68 @@ const DEFAULT_PROGRESS_SAVE_INTERVAL_MS = 1000;
 
 const XID_SPACE = 4294967296n;
 
+/** A snapshot as the reader keeps it: txid_current_snapshot() text, plus the `committed` xids. */
+export interface ReadSnapshot {
+  /** Oldest transaction still running when it was taken (64-bit, as text). */
+  xmin: string;
+  /**
+   * 32-bit xids at or above xmin whose rows the reader had handed over by then: transactions
+   * that had committed. Any other xid at or above xmin counts as not visible (it may be a
+   * savepoint of a transaction still open: txid_current_snapshot() does not list those).
+   */
+  committed: string[];
+}
+
 /**
- * SQL that is true when the transaction that inserted row `t` is visible in `snapshot` (a
- * txid_current_snapshot() text "xmin:xmax:xip,…"): it committed before the snapshot was
- * taken. Written with age(), which compares 32-bit transaction ids as integers (a 2^31 window,
- * which VACUUM's wraparound protection guarantees), rather than widening xmin to 64 bits
- * through text for txid_visible_in_snapshot(): the poll evaluates this for every row of its
- * window, and the casts cost as much as visiting the row.
+ * Parses a kept snapshot: "xmin:xmax:xip" as txid_current_snapshot() prints it, optionally
+ * followed by ":committed" (a comma list). A snapshot kept by an older version has no
+ * committed list: its band is read again once, and the row versions make that harmless.
+ */
+export function parseSnapshot(text: string): ReadSnapshot {
+  const [xmin = '0', , , committed = ''] = text.split(':');
+  return { xmin, committed: committed === '' ? [] : committed.split(',') };
+}
+
+export function formatSnapshot(pgSnapshot: string, committed: readonly string[]): string {
+  const [xmin, xmax, xip = ''] = pgSnapshot.split(':');
+  return `${xmin}:${xmax}:${xip}:${committed.join(',')}`;
+}
+
+/** The low 32 bits of a 64-bit txid, as t.xmin shows it. */
+export function xid32(txid: string): string {
+  return (BigInt(txid) % XID_SPACE).toString();
+}
+
+/** Whether 32-bit xid `x` is at or after 64-bit `xmin` (in the 2^31 window VACUUM guarantees). */
+export function xidAtOrAfter(x: string, xmin: string): boolean {
+  const diff = (BigInt(x) - BigInt(xid32(xmin)) + XID_SPACE) % XID_SPACE;
+  return diff < XID_SPACE / 2n;
+}
+
+/**
+ * The committed list of a snapshot taken now (`pgSnapshot`): the xids of `kept` (earlier lists,
+ * and the xmins of rows handed over since) that are at or above its xmin. Below it every
+ * transaction has finished, so the list stays as long as the oldest open transaction is old.
+ */
+export function committedSince(pgSnapshot: string, ...kept: Iterable<string>[]): string[] {
+  const xmin = pgSnapshot.split(':')[0]!;
+  const out = new Set<string>();
+  for (const list of kept) for (const x of list) if (xidAtOrAfter(x, xmin)) out.add(x);
+  return [...out].sort((a, b) => Number(a) - Number(b));
+}
+
+/**
+ * SQL that is true when the version of row `t` is visible in `snapshot` (a kept ReadSnapshot
+ * text): written by a transaction older than every transaction open then (so finished, and
+ * committed since the row exists), or by one of the snapshot's committed xids. Written with
+ * age(), which compares 32-bit transaction ids as integers (a 2^31 window, which VACUUM's
+ * wraparound protection guarantees), rather than widening xmin to 64 bits through text: the
+ * poll evaluates this for every row of its window, and the casts cost as much as the row.
  */
 export function visibleIn(snapshot: string, param: (value: unknown) => string): string {
-  const [, xmax, xip = ''] = snapshot.split(':');
-  const low = (x: string) => (BigInt(x) % XID_SPACE).toString();
-  const inProgress = xip === '' ? [] : xip.split(',').map(low);
-  // Not visible: started at or after xmax, or in progress when the snapshot was taken.
-  const newer = `age(t.xmin) <= age(${param(low(xmax!))}::xid)`;
-  return inProgress.length === 0 ? `NOT (${newer})` : `NOT (${newer} OR t.xmin = ANY(${param(inProgress)}::xid[]))`;
+  const { xmin, committed } = parseSnapshot(snapshot);
+  const older = `age(t.xmin) > age(${param(xid32(xmin))}::xid)`;
+  return committed.length === 0 ? `(${older})` : `(${older} OR t.xmin = ANY(${param(committed)}::xid[]))`;
 }
 
 /**
@@ -166,8 +240,9 @@ export class IncrementalReader {
     try {
       const { snapshot, now: dbNow } = await beginRead(client);
       const start = this.store.load(this.spec.id) ?? (await this.initialCheckpoint(client, snapshot, dbNow));
-      const result = await this.readPages(client, start, snapshot, handle, signal);
-      return await this.complete(client, start, snapshot, result);
+      const watermark = await this.nextWatermark(client, start);
+      const result = await this.readPages(client, start, { snapshot, watermark }, handle, signal);
+      return await this.complete(client, start, { snapshot, watermark }, result);
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
@@ -177,16 +252,32 @@ export class IncrementalReader {
   }
 
   /**
-   * Poll complete: every row visible in `snapshot` above the watermark has been handled, the
-   * lowest of them at `result.emittedMin` (or a lower bound of it; null when none).
+   * Where this poll leaves the watermark: maxCommitDelay before the transaction's start (now()
+   * is fixed for the transaction, so computing it first gives the value the end would).
    */
-  private async complete(client: PoolClient, start: Checkpoint, snapshot: string, result: { rows: number; pages: number; emittedMin: string | null }): Promise<PollResult> {
+  private async nextWatermark(client: PoolClient, start: Checkpoint): Promise<string> {
     const advanced = await client.query<{ watermark: string }>(
       `SELECT greatest($1::timestamptz, now() - make_interval(secs => $2::double precision / 1000))::text AS watermark`,
       [start.watermark, this.spec.maxCommitDelayMs],
     );
+    return advanced.rows[0]!.watermark;
+  }
+
+  /**
+   * Poll complete: every row visible in `snapshot` above the watermark has been handled, the
+   * lowest of them at `result.emittedMin` (or a lower bound of it; null when none).
+   */
+  private async complete(client: PoolClient, start: Checkpoint, read: { snapshot: string; watermark: string }, result: PageResult): Promise<PollResult> {
     await client.query('COMMIT');
-    const watermark = advanced.rows[0]!.watermark;
+    const { watermark } = read;
+    // The xids at or above the new snapshot's xmin whose rows are handed over: the previous
+    // snapshot's, an interrupted poll's, this poll's.
+    const snapshot = formatSnapshot(read.snapshot, committedSince(
+      read.snapshot,
+      start.snapshot === null ? [] : parseSnapshot(start.snapshot).committed,
+      start.inProgress === null ? [] : parseSnapshot(start.inProgress.snapshot).committed,
+      result.xmins,
+    ));
     // An interrupted poll handed over rows above the start watermark that this one does not
     // see again: count them as handed over at the lowest point they could have.
     const emittedMin = start.inProgress !== null ? (start.watermark ?? result.emittedMin) : result.emittedMin;
@@ -204,7 +295,7 @@ export class IncrementalReader {
       updatedAt: new Date().toISOString(),
     };
     this.save(done);
-    return { rows: result.rows, pages: result.pages, checkpoint: done };
+    return { rows: result.rows, incomplete: result.incomplete, pages: result.pages, checkpoint: done };
   }
 
   private async initialCheckpoint(client: PoolClient, snapshot: string, dbNow: string): Promise<Checkpoint> {
@@ -230,21 +321,28 @@ export class IncrementalReader {
   private async readPages(
     client: PoolClient,
     start: Checkpoint,
-    snapshot: string,
+    read: { snapshot: string; watermark: string },
     handle: (rows: Record<string, unknown>[]) => Promise<void>,
     signal: AbortSignal | undefined,
-  ): Promise<{ rows: number; pages: number; emittedMin: string | null }> {
+  ): Promise<PageResult> {
+    const { snapshot, watermark } = read;
     let page: { cursor: string; id: string } | null = null;
     let emittedMin: string | null = null;
     let rowsTotal = 0;
+    let incomplete = 0;
     let pages = 0;
     let emitted = start.rowsEmitted;
     let lastSave = 0;
+    const xmins = new Set<string>();
     for (;;) {
-      const { sql, params } = this.pageQuery(start, page);
+      const { sql, params } = this.pageQuery(start, page, watermark);
       const { rows } = await client.query(sql, params);
       if (rows.length === 0) break;
       await handle(rows);
+      for (const row of rows) {
+        xmins.add(String(row.__xmin));
+        if (row.__complete === false) incomplete += 1;
+      }
       // Pages are in cursor order: the first row of the first page is the lowest.
       emittedMin ??= String(rows[0]!.__cursor);
       const last = rows[rows.length - 1]!;
@@ -261,16 +359,17 @@ export class IncrementalReader {
       const due = stopping || Date.now() - lastSave >= (this.spec.progressSaveIntervalMs ?? DEFAULT_PROGRESS_SAVE_INTERVAL_MS);
       if (due && (previous === null || keyAtOrAfter(page.cursor, page.id, previous.afterCursor, previous.afterId))) {
         lastSave = Date.now();
+        const committed = committedSince(snapshot, start.snapshot === null ? [] : parseSnapshot(start.snapshot).committed, xmins);
         this.save({
           ...start,
-          inProgress: { snapshot, afterCursor: page.cursor, afterId: page.id },
+          inProgress: { snapshot: formatSnapshot(snapshot, committed), afterCursor: page.cursor, afterId: page.id, deadline: watermark },
           rowsEmitted: emitted,
           updatedAt: new Date().toISOString(),
         });
       }
       if (stopping) throw new PollAborted();
     }
-    return { rows: rowsTotal, pages, emittedMin };
+    return { rows: rowsTotal, incomplete, pages, emittedMin, xmins };
   }
 
   /**
@@ -312,12 +411,14 @@ export class IncrementalReader {
       const { window_start: windowStart, lower } = bounds[0]!;
       const now = cursorTime(dbNow);
       let page: { cursor: string; id: string } | null = null;
+      const xmins = new Set<string>();
       for (;;) {
         const { sql, params } = this.sweepQuery(history, { lower, upper: start.watermark }, page);
         const { rows } = await client.query(sql, params);
         if (rows.length === 0) break;
         await handle(rows);
         for (const row of rows) {
+          xmins.add(String(row.__xmin));
           const cursor = String(row.__cursor);
           result.maxDelayMs = Math.max(result.maxDelayMs, now - cursorTime(cursor));
           if (compareCursor(cursor, windowStart) < 0) result.beyondWindow += 1;
@@ -328,9 +429,19 @@ export class IncrementalReader {
         if (rows.length < this.spec.batchSize) break;
       }
       await client.query('COMMIT');
+      // Everything visible to the sweep is handed over now: below the watermark what the
+      // ranges' snapshots saw (their committed xids) and what the sweep found, above it what
+      // the last poll saw (a poll may extend the sweep's range upwards with this snapshot).
+      const committed = committedSince(
+        snapshot,
+        ...history.ranges.map((r) => parseSnapshot(r.snapshot).committed),
+        start.snapshot === null ? [] : parseSnapshot(start.snapshot).committed,
+        start.inProgress === null ? [] : parseSnapshot(start.inProgress.snapshot).committed,
+        xmins,
+      );
       this.save({
         ...start,
-        history: afterSweep(history, { from: windowStart, snapshot, at: new Date().toISOString() }),
+        history: afterSweep(history, { from: windowStart, snapshot: formatSnapshot(snapshot, committed), at: new Date().toISOString() }),
         rowsEmitted: start.rowsEmitted + result.rows,
         updatedAt: new Date().toISOString(),
       });
@@ -371,9 +482,9 @@ export class IncrementalReader {
    * The SQL of one page: rows above the watermark, not already emitted, after the previous
    * page in keyset order. Public so that tests and `check` can EXPLAIN it.
    */
-  pageQuery(start: Checkpoint, page: { cursor: string; id: string } | null): { sql: string; params: unknown[] } {
+  pageQuery(start: Checkpoint, page: { cursor: string; id: string } | null, watermark: string | null = null): { sql: string; params: unknown[] } {
     const { params, param } = paramList();
-    return this.pagedSelect(this.newRowsWhere(start, param), page, param, params);
+    return this.pagedSelect(this.newRowsWhere(start, param, watermark), page, param, params);
   }
 
   /** SELECT of one keyset page under `where`, after `page` in (cursor, id) order. */
@@ -385,7 +496,8 @@ export class IncrementalReader {
       const c = param(page.cursor);
       where.push(`t.${cursor} >= ${c}`, `(t.${cursor}, ${id}) > (${c}, ${param(page.id)})`);
     }
-    const sql = `SELECT ${selectList}, t.${cursor}::text AS "__cursor", ${id} AS "__id" FROM ${table} t` +
+    const complete = this.spec.complete === undefined ? '' : `, (${this.spec.complete}) AS "__complete"`;
+    const sql = `SELECT ${selectList}, t.${cursor}::text AS "__cursor", ${id} AS "__id", t.xmin::text AS "__xmin"${complete} FROM ${table} t` +
       `${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY t.${cursor}, ${id} LIMIT ${batchSize}`;
     return { sql, params };
   }
@@ -397,20 +509,33 @@ export class IncrementalReader {
   /**
    * The conditions (over alias `t`) that select the rows a poll starting from `start` has to
    * emit: above the watermark, not emitted by the previous poll, not emitted by an interrupted
-   * one, and the stream's own filter. `param(value)` renders a value into the SQL.
+   * one, and the stream's own filter. With a completeness condition: a new version when it is
+   * complete, and any incomplete row once it falls below `watermark` (the poll's new one;
+   * null: no deadline yet). `param(value)` renders a value into the SQL.
    */
-  private newRowsWhere(start: Checkpoint, param: (value: unknown) => string): string[] {
-    const { cursorColumn: cursor } = this.spec;
+  private newRowsWhere(start: Checkpoint, param: (value: unknown) => string, watermark: string | null): string[] {
+    const { cursorColumn: cursor, complete } = this.spec;
     const id = this.idText();
     const where: string[] = [];
     if (start.watermark !== null) where.push(`t.${cursor} >= ${param(start.watermark)}::timestamptz`);
-    const done: string[] = [];
-    if (start.snapshot !== null) done.push(visibleIn(start.snapshot, param));
+    const seen = start.snapshot === null ? null : visibleIn(start.snapshot, param);
+    let interrupted: string | null = null;
     if (start.inProgress !== null) {
       const p = start.inProgress;
-      done.push(`((t.${cursor}, ${id}) <= (${param(p.afterCursor)}, ${param(p.afterId)}) AND ${visibleIn(p.snapshot, param)})`);
+      interrupted = `((t.${cursor}, ${id}) <= (${param(p.afterCursor)}, ${param(p.afterId)}) AND ${visibleIn(p.snapshot, param)}`;
+      // The interrupted poll handed over the rows it selected: with a completeness condition,
+      // complete ones and those below its own deadline.
+      if (complete !== undefined) interrupted += p.deadline === undefined ? ` AND (${complete})` : ` AND ((${complete}) OR t.${cursor} < ${param(p.deadline)}::timestamptz)`;
+      interrupted += ')';
     }
-    if (done.length > 0) where.push(`NOT (${done.join(' OR ')})`);
+    if (complete === undefined) {
+      const done = [seen, interrupted].filter((c): c is string => c !== null);
+      if (done.length > 0) where.push(`NOT (${done.join(' OR ')})`);
+    } else {
+      if (interrupted !== null) where.push(`NOT ${interrupted}`);
+      const fresh = seen === null ? `(${complete})` : `(NOT ${seen} AND (${complete}))`;
+      where.push(watermark === null ? fresh : `(${fresh} OR (NOT (${complete}) AND t.${cursor} < ${param(watermark)}::timestamptz))`);
+    }
     if (this.spec.filter) where.push(this.spec.filter(param));
     return where;
   }
@@ -448,8 +573,9 @@ export class IncrementalReader {
     try {
       const { snapshot, now: dbNow } = await beginRead(client);
       const start = this.store.load(this.spec.id) ?? (await this.initialCheckpoint(client, snapshot, dbNow));
+      const watermark = await this.nextWatermark(client, start);
       const inline = (value: unknown): string => inlineLiteral(client, value);
-      const where = this.newRowsWhere(start, inline);
+      const where = this.newRowsWhere(start, inline, watermark);
       const { table, cursorColumn: cursor } = this.spec;
       const plan = await client.query<{ low: string | null; high: string | null }>(
         `SELECT min(t.${cursor})::text AS low, max(t.${cursor})::text AS high
@@ -499,7 +625,9 @@ export class IncrementalReader {
               Promise.all([rest, finishes[index - 1]])
                 .then(([r]) => stages.finish(r))
                 .then(() => {
-                  if (upper !== null) this.save({ ...start, inProgress: { snapshot, afterCursor: upper, afterId: '' }, rowsEmitted: done, updatedAt: new Date().toISOString() });
+                  // No committed list: rows of the chunk are not tracked one by one, so an
+                  // interrupted bulk poll reads the band of open transactions again (once).
+                  if (upper !== null) this.save({ ...start, inProgress: { snapshot: formatSnapshot(snapshot, []), afterCursor: upper, afterId: '', deadline: watermark }, rowsEmitted: done, updatedAt: new Date().toISOString() });
                 }),
             ),
           );
@@ -509,7 +637,9 @@ export class IncrementalReader {
         await finishes[finishes.length - 1];
       }
       // The plan's low is a lower bound of every row the chunks handed over.
-      const result = await this.complete(client, start, snapshot, { rows: rowsTotal, pages: chunks, emittedMin: rowsTotal > 0 ? low : null });
+      // The chunks' xids are not collected: the band of transactions open at the snapshot is
+      // read again by the next poll, whose row versions find those rows unchanged.
+      const result = await this.complete(client, start, { snapshot, watermark }, { rows: rowsTotal, incomplete: 0, pages: chunks, emittedMin: rowsTotal > 0 ? low : null, xmins: new Set() });
       client.release();
       return result;
     } catch (error) {

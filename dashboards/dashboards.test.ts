@@ -168,7 +168,7 @@ describe('dashboards: every query runs on live data', () => {
     db = await createTestDatabase({ schemas: ['claude-nexus-proxy', 'sidekick-forge', 'litellm'] });
     await seedAll(db.pool, { requests: 3000, spendLogs: 1000 });
     // One bad row, so the invalid-rows panels have a series.
-    await db.pool.query("INSERT INTO api_requests (request_id, domain, timestamp, model, request_type, input_tokens) VALUES (gen_random_uuid(), 'acme.example.com', now(), 'claude-sonnet-4-5', 'inference', -1)");
+    await db.pool.query("INSERT INTO api_requests (request_id, domain, timestamp, model, request_type, response_status, input_tokens) VALUES (gen_random_uuid(), 'acme.example.com', now(), 'claude-sonnet-4-5', 'inference', 200, -1)");
     stateDir = mkdtempSync(join(tmpdir(), 'tw-dash-'));
     const config = testConfig(db.url, {
       stateDir,

@@ -64,7 +64,11 @@ describe('kill -9 of run while rows arrive', () => {
     const total = rows[0]!.n;
 
     const tw = startTokenwatch(['run'], env, address);
-    await waitUntil(async () => sumSamples((await tw.get('/metrics')).text, 'tokenwatch_requests_total') === total, 'the last run to count every row', 120_000, 250);
+    let seen = 0;
+    await waitUntil(async () => (seen = sumSamples((await tw.get('/metrics')).text, 'tokenwatch_requests_total')) === total, 'the last run to count every row', 120_000, 250)
+      .catch((error: unknown) => {
+        throw new Error(`the last run counted ${seen} of ${total} requests`, { cause: error });
+      });
     const metrics = (await tw.get('/metrics')).text;
     expect(sumSamples(metrics, 'tokenwatch_tokens_total', 'type="output"')).toBe(Number(rows[0]!.output));
     // Prometheus saw every run: its total equals SQL and no counter ever went back.

@@ -196,6 +196,16 @@ export const METRICS = {
     help: 'Rows delivered by the straggler sweep: they committed later than maxCommitDelay after their timestamp, after the polls that cover it.',
     labels: ['source', 'table'], source: 'straggler sweep',
   },
+  rowsRevised: {
+    name: 'tokenwatch_source_rows_revised_total', type: 'counter', unit: '{row}',
+    help: 'Rows delivered again with a changed content after they were counted (updated in place at the source): the event store holds the newest version; counters added only the increase of tokens and cost.',
+    labels: ['source', 'table'], source: 'reader (row versions)',
+  },
+  rowsIncomplete: {
+    name: 'tokenwatch_source_rows_incomplete_total', type: 'counter', unit: '{row}',
+    help: 'Rows of a table written in steps that were still incomplete (e.g. a proxy request without its response) when maxCommitDelay had passed: counted as they were; a later completion is a revision.',
+    labels: ['source', 'table'], source: 'reader (row versions)',
+  },
   rowsBeyondSweepWindow: {
     name: 'tokenwatch_source_rows_beyond_sweep_window_total', type: 'counter', unit: '{row}',
     help: 'Late rows whose timestamp was already older than the sweep window when the sweep found them: rows that commit later still are never read.',

@@ -13,6 +13,7 @@ import { METRICS, type MetricDef, type MetricKey } from './catalog.ts';
 import { Family, mergeInto, observeBucketedInto, observeInto, type BucketedObservations, type SavedSeries, type Series } from './families.ts';
 import { CardinalityGuard, DEFAULT_LIMITS, safeLabelValues, type CardinalityLimits } from './cardinality.ts';
 import type { CanonicalEvent, RequestEvent } from '../model/events.ts';
+import { amountsOf, increase, type RequestAmounts } from '../model/row-versions.ts';
 import type { SinkStatus, StreamStatus } from '../pipeline/status.ts';
 import type { QualityCount } from '../quality/row-quality.ts';
 import type { ProcessSample } from './process-metrics.ts';
@@ -244,6 +245,24 @@ export class MetricsRegistry {
     }
   }
 
+  /**
+   * Records revisions of requests delivered before (model/row-versions.ts): only the increase
+   * of each additive amount, under the request's labels as they are now; no request is added.
+   */
+  recordRevisions(streamId: string, revisions: readonly { event: CanonicalEvent; previous: RequestAmounts | null }[]): void {
+    const entry = this.stream(streamId);
+    for (const { event, previous } of revisions) {
+      if (event.kind !== 'request') continue;
+      const grown = increase(amountsOf(event), previous);
+      const base = [event.source, event.tenant, event.model];
+      if (grown.inputTokens > 0) this.record(entry, 'tokens', [...base, 'input'], grown.inputTokens, false);
+      if (grown.outputTokens > 0) this.record(entry, 'tokens', [...base, 'output'], grown.outputTokens, false);
+      if (grown.cacheReadTokens > 0) this.record(entry, 'tokens', [...base, 'cache_read'], grown.cacheReadTokens, false);
+      if (grown.cacheWriteTokens > 0) this.record(entry, 'tokens', [...base, 'cache_creation'], grown.cacheWriteTokens, false);
+      if (grown.costUsd > 0) this.record(entry, 'cost', base, grown.costUsd, false);
+    }
+  }
+
   private recordRequest(entry: StreamMetrics, e: RequestEvent): void {
     this.recordCounters(entry, e, {
       requests: 1, subtaskRequests: e.isSubtask ? 1 : 0, toolCalls: e.toolCalls, inputTokens: e.inputTokens, outputTokens: e.outputTokens,
@@ -374,7 +393,7 @@ export class MetricsRegistry {
     }
     const self = newFamilies([
       'activeTenants', 'rowsRead', 'rowsInvalid', 'sourceUp', 'lastSuccess', 'ingestLag', 'pollDuration', 'checkpointWatermark',
-      'rowsLate', 'rowsBeyondSweepWindow', 'lateMaxDelay', 'pollInterval', 'maxCommitDelay', 'sweepWindow',
+      'rowsLate', 'rowsRevised', 'rowsIncomplete', 'rowsBeyondSweepWindow', 'lateMaxDelay', 'pollInterval', 'maxCommitDelay', 'sweepWindow',
       'reconcileMissing', 'reconcileExtra', 'reconcileRejected', 'reconcileLastRun', 'reconcileDays', 'rowsReconciled', 'sinkUp', 'sinkFailures', 'sinkRowsRejected', 'probeUp', 'probeDuration', 'seriesOverflow', 'labelValuesShortened',
       'buildInfo', 'processCpu', 'processResident', 'heapUsed', 'heapTotal', 'externalMemory', 'processStart', 'eventLoopDelay',
     ]);
@@ -397,6 +416,8 @@ export class MetricsRegistry {
       if (s.intervalMs !== null) self.get('pollInterval')!.set(labels, s.intervalMs / 1000);
       if (s.kind === 'incremental') {
         self.get('rowsLate')!.set(labels, s.rowsLate);
+        self.get('rowsRevised')!.set(labels, s.rowsRevised);
+        self.get('rowsIncomplete')!.set(labels, s.rowsIncomplete);
         self.get('rowsBeyondSweepWindow')!.set(labels, s.rowsBeyondSweepWindow);
         self.get('lateMaxDelay')!.set(labels, s.lateMaxDelayMs / 1000);
         if (s.maxCommitDelayMs !== null) self.get('maxCommitDelay')!.set(labels, s.maxCommitDelayMs / 1000);

@@ -8,7 +8,7 @@ import type { Config } from '../config/schema.ts';
 import type { CanonicalEvent } from '../model/events.ts';
 import type { Logger } from '../log.ts';
 import { errorText } from '../log.ts';
-import { beginRead, createPool, existingTables, plannerRowEstimate } from '../db/postgres.ts';
+import { createPool, existingTables, plannerRowEstimate } from '../db/postgres.ts';
 import { adapterFor } from '../sources/registry.ts';
 import type { BulkContext, IncrementalStream, MapContext, NamedSource, SnapshotQuery, SourceAdapter } from '../sources/adapter.ts';
 import type { EventStore } from '../store/clickhouse.ts';
@@ -27,7 +27,12 @@ import { restoreStreamCounters, saveStreamCounters } from './stream-counters.ts'
 import type { Sink } from '../sinks/sink.ts';
 import type { MetricsRegistry, SavedMetrics } from '../metrics/registry.ts';
 import { newStreamStatus, type SinkStatus, type StreamStatus } from './status.ts';
-import { CONNECT_BACKOFF, pollBackoff, retryDelayMs } from './backoff.ts';
+import { MemoryLedger, type JournalEntry, type StoredVersion, type VersionLedger } from '../model/row-versions.ts';
+import { VersionJournal } from './version-journal.ts';
+import { deliverPage } from './deliver-page.ts';
+import { CONNECT_BACKOFF, retryDelayMs } from './backoff.ts';
+import { PollScheduler } from './poll-scheduler.ts';
+import { pollSnapshot } from './snapshot-poll.ts';
 
 export type { SinkStatus, StreamStatus } from './status.ts';
 
@@ -45,6 +50,8 @@ interface ActiveSource {
     intervalMs: number;
     /** Compares it with the event store now and then (streams with rows in ClickHouse, when there is a ClickHouse sink). */
     reconciler: StreamReconciler | undefined;
+    /** Classifications of its pages since the last durable checkpoint (version-journal.ts). */
+    journal: VersionJournal;
   }[];
   snapshots: { query: SnapshotQuery; status: StreamStatus }[];
 }
@@ -122,20 +129,25 @@ export class Pipeline {
   private readonly options: PipelineOptions;
   private readonly pricing: Pricing;
   private readonly now: () => number;
-  private readonly timers = new Set<NodeJS.Timeout>();
-  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly scheduler: PollScheduler;
   private stopped = false;
   private started = false;
   /** Aborted by close(): a long poll stops between pages with its progress saved. */
   private readonly stopping = new AbortController();
   private readonly sinkStatus = new Map<string, SinkStatus>();
   private readonly pending: PendingSource[] = [];
+  /** Where delivered row versions are looked up: the event store, or this process's memory. */
+  private readonly ledger: VersionLedger;
 
   private constructor(options: PipelineOptions) {
     this.options = options;
+    const store = options.sinks.find((s) => s.storedVersions !== undefined);
+    const keepMs = Math.max(0, ...options.config.sources.map((s) => s.maxCommitDelay + s.sweepWindow));
+    this.ledger = store ? { storedVersions: (events) => store.storedVersions!(events) } : new MemoryLedger(keepMs);
     this.quality = options.quality ?? new RowQuality(options.logger, options.config.quality.logInterval);
     this.pricing = new Pricing(options.config.pricing);
     this.now = options.now ?? Date.now;
+    this.scheduler = new PollScheduler(options.logger);
   }
 
   /** Connects to every source and checks its tables; throws naming what is missing. */
@@ -222,19 +234,21 @@ export class Pipeline {
     for (const stream of built.streams) {
       const id = stream.spec.id;
       const checkpoint = this.options.store.load(id);
-      const saved = checkpoint?.extra as { metrics?: SavedMetrics; counters?: unknown } | undefined;
+      const saved = checkpoint?.extra as { metrics?: SavedMetrics; counters?: unknown; versions?: unknown } | undefined;
       metrics?.restoreStream(id, saved?.metrics);
       const status = newStatus(id, config, stream.table, 'incremental', stream.spec);
       const intervalMs = unindexed.has(id) ? stream.unindexedIntervalMs! : config.pollInterval;
       status.intervalMs = intervalMs;
       restoreStreamCounters(status, this.quality, saved?.counters);
       const companion = {
-        save: () => ({ metrics: metrics?.saveStream(id), counters: saveStreamCounters(status, this.quality) }),
-        saved: (state: unknown) => {
-          const { metrics: savedMetrics } = state as { metrics?: SavedMetrics };
+        save: () => ({ metrics: metrics?.saveStream(id), counters: saveStreamCounters(status, this.quality), versions: journal.carried() }),
+        saved: (state: unknown, saved: { updatedAt: string }) => {
+          const { metrics: savedMetrics, versions } = state as { metrics?: SavedMetrics; versions: JournalEntry[] };
           if (metrics && savedMetrics) metrics.committed(id, savedMetrics);
+          journal.checkpointed(saved.updatedAt, versions);
         },
       };
+      const journal = new VersionJournal(this.options.store.journalPath?.(id), checkpoint?.updatedAt, saved?.versions);
       if (checkpoint?.watermark) status.watermarkAt = cursorTime(checkpoint.watermark);
       if (unindexed.has(id)) {
         this.options.logger.warn(
@@ -244,7 +258,7 @@ export class Pipeline {
       }
       active.streams.push({
         stream, reader: new IncrementalReader(stream.spec, this.options.store, connect, companion), status, intervalMs,
-        reconciler: this.reconcilerFor(config, pool, stream, status),
+        reconciler: this.reconcilerFor(config, pool, stream, status), journal,
         resumedFrom: checkpoint ? { at: new Date(checkpoint.updatedAt), watermark: checkpoint.watermark ? new Date(cursorTime(checkpoint.watermark)) : null } : undefined,
       });
     }
@@ -389,12 +403,12 @@ export class Pipeline {
     return status;
   }
 
-  private async emit(events: CanonicalEvent[]): Promise<void> {
+  private async emit(events: CanonicalEvent[], stored?: ReadonlyMap<string, StoredVersion>): Promise<void> {
     if (events.length === 0) return;
     for (const sink of this.options.sinks) {
       const status = this.sinkStatusOf(sink.name);
       try {
-        await sink.write(events);
+        await sink.write(events, stored);
         status.up = true;
         status.eventsWritten += events.length;
       } catch (error) {
@@ -458,6 +472,7 @@ export class Pipeline {
     } catch (error) {
       // Rows of pages not checkpointed will be read again: forget what they recorded.
       this.options.metrics?.rollbackStream(stream.spec.id);
+      entry.journal.rolledBack();
       if (!(error instanceof PollAborted)) status.lastError = errorText(error);
       throw error;
     } finally {
@@ -467,13 +482,18 @@ export class Pipeline {
 
   /** Maps, delivers and counts one page of a stream's rows. */
   private pageHandler(entry: ActiveSource['streams'][number], onPage?: (rows: number) => void): (rows: Record<string, unknown>[]) => Promise<void> {
-    const { stream, status } = entry;
+    const { stream, status, journal } = entry;
     return async (rows) => {
       const events = this.mapRows(entry, rows);
-      await this.emit(events);
-      this.options.metrics?.recordStream(stream.spec.id, events);
+      const delivered = await deliverPage(events, {
+        streamId: stream.spec.id, ledger: this.ledger, journal, metrics: this.options.metrics,
+        emit: (toWrite, stored) => this.emit(toWrite, stored),
+      });
       status.rowsRead += rows.length;
-      status.eventsEmitted += events.length;
+      status.eventsEmitted += delivered.written;
+      status.rowsRevised += delivered.revised;
+      status.rowsIncomplete += rows.filter((r) => r.__complete === false).length;
+      this.options.logger.debug({ stream: stream.spec.id, rows: rows.length, ...delivered }, 'page delivered');
       onPage?.(rows.length);
     };
   }
@@ -529,44 +549,12 @@ export class Pipeline {
     }
   }
 
-  /** One read of a table updated in place. */
-  async pollSnapshot(source: ActiveSource, entry: ActiveSource['snapshots'][number]): Promise<number> {
-    const { query, status } = entry;
-    status.lastPollStartedAt = this.now();
-    status.polls += 1;
-    const client = await source.pool.connect();
-    try {
-      await beginRead(client);
-      const { rows } = await client.query(query.sql, query.params);
-      await client.query('COMMIT');
-      const ctx = this.mapContext(query.id, () => '');
-      const observedAt = new Date(this.now()).toISOString();
-      const events: CanonicalEvent[] = [];
-      for (const row of rows) {
-        const outcome = mapRowChecked(() => query.mapRow(row, ctx, observedAt));
-        if (outcome.rejected) {
-          status.rowsRejected += 1;
-          this.quality.record(query.id, 'rejected', outcome.rejected.reason, outcome.rejected.message, '');
-        } else {
-          events.push(...outcome.events);
-        }
-      }
-      await this.emit(events);
-      this.options.metrics?.recordSnapshot(query.id, events);
-      status.rowsRead += rows.length;
-      status.eventsEmitted += events.length;
-      status.lastSuccessAt = this.now();
-      status.lastSuccessStartedAt = status.lastPollStartedAt;
-      status.lastError = null;
-      return rows.length;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      status.lastError = errorText(error);
-      throw error;
-    } finally {
-      client.release();
-      status.lastPollDurationMs = this.now() - status.lastPollStartedAt;
-    }
+  /** One read of a table updated in place (snapshot-poll.ts). */
+  pollSnapshot(source: ActiveSource, entry: ActiveSource['snapshots'][number]): Promise<number> {
+    return pollSnapshot(source.pool, entry, {
+      mapContext: (id) => this.mapContext(id, () => ''), quality: this.quality, emit: (events) => this.emit(events),
+      metrics: this.options.metrics, now: () => this.now(),
+    });
   }
 
   /**
@@ -760,43 +748,11 @@ export class Pipeline {
 
   private startSource(source: ActiveSource): void {
     for (const entry of source.streams) {
-      this.loop(entry.status, entry.intervalMs, () => this.pollStream(entry));
+      this.scheduler.every(entry.status.id, entry.intervalMs, () => this.pollStream(entry));
     }
     for (const entry of source.snapshots) {
-      this.loop(entry.status, source.config.snapshotInterval, () => this.pollSnapshot(source, entry));
+      this.scheduler.every(entry.status.id, source.config.snapshotInterval, () => this.pollSnapshot(source, entry));
     }
-  }
-
-  private loop(status: StreamStatus, intervalMs: number, poll: () => Promise<number>): void {
-    let failures = 0;
-    const tick = async (): Promise<void> => {
-      if (this.stopped) return;
-      const startedAt = Date.now();
-      const run = poll();
-      this.inFlight.add(run);
-      let delay: number;
-      try {
-        await run;
-        failures = 0;
-        // A fixed rate: the next poll starts an interval after this one started (at once when it
-        // took longer), so a row waits at most an interval plus one poll.
-        delay = Math.max(0, startedAt + intervalMs - Date.now());
-      } catch (error) {
-        if (this.stopped) return;
-        failures += 1;
-        delay = retryDelayMs(failures, pollBackoff(intervalMs));
-        this.options.logger.error({ stream: status.id, error: errorText(error), retryInMs: delay }, 'poll failed');
-      } finally {
-        this.inFlight.delete(run);
-      }
-      if (this.stopped) return;
-      const timer = setTimeout(() => {
-        this.timers.delete(timer);
-        void tick();
-      }, delay);
-      this.timers.add(timer);
-    };
-    void tick();
   }
 
   /**
@@ -814,10 +770,8 @@ export class Pipeline {
   async close(): Promise<void> {
     this.stopped = true;
     this.stopping.abort();
-    for (const timer of this.timers) clearTimeout(timer);
-    this.timers.clear();
     for (const pending of this.pending) clearTimeout(pending.timer);
-    await Promise.allSettled([...this.inFlight]);
+    await this.scheduler.stop();
     await Promise.allSettled(this.sources.map((s) => s.pool.end()));
     for (const sink of this.options.sinks) await sink.close();
   }

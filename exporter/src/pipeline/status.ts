@@ -28,6 +28,10 @@ export interface StreamStatus {
   sweepWindowMs: number | null;
   /** Rows the straggler sweep delivered (they committed later than maxCommitDelay). */
   rowsLate: number;
+  /** Rows delivered again with a changed content after they were counted (model/row-versions.ts). */
+  rowsRevised: number;
+  /** Rows of a table written in steps delivered while still incomplete (past maxCommitDelay). */
+  rowsIncomplete: number;
   /** Of those, rows already older than the sweep window when it found them. */
   rowsBeyondSweepWindow: number;
   /** Largest time from a late row's timestamp to the sweep that found it, since start. */
@@ -56,6 +60,6 @@ export function newStreamStatus(
     ...stream,
     rowsRead: 0, eventsEmitted: 0, rowsRejected: 0, polls: 0,
     lastPollStartedAt: null, lastSuccessAt: null, lastSuccessStartedAt: null, lastPollDurationMs: null, watermarkAt: null,
-    lastError: null, rowsLate: 0, rowsBeyondSweepWindow: 0, lateMaxDelayMs: 0, reconcile: null, rowsReconciled: 0,
+    lastError: null, rowsLate: 0, rowsRevised: 0, rowsIncomplete: 0, rowsBeyondSweepWindow: 0, lateMaxDelayMs: 0, reconcile: null, rowsReconciled: 0,
   };
 }

@@ -32,14 +32,15 @@ describe('bad rows', () => {
     await insertRows(db.pool, 'api_requests', API_REQUEST_COLUMNS, good);
     const bad = (name: string) => uuidFrom(`bad-${name}`);
     const q = (sql: string, params: unknown[] = []) => db.pool.query(sql, params);
-    const base = `INSERT INTO api_requests (request_id, domain, timestamp, model, request_type, input_tokens, output_tokens, conversation_id, body, response_body)`;
+    // Each with its response stored (a row without one waits for it: row versions).
+    const base = `INSERT INTO api_requests (request_id, domain, timestamp, model, request_type, input_tokens, output_tokens, conversation_id, body, response_body, response_status)`;
     // Skipped: negative tokens (three rows, logged once), a timestamp an hour in the future.
-    for (let i = 0; i < 3; i++) await q(`${base} VALUES ($1, 'acme', now(), 'claude-sonnet-4-5', 'inference', -5, 10, NULL, NULL, NULL)`, [bad(`negative-${i}`)]);
-    await q(`${base} VALUES ($1, 'acme', now() + interval '1 hour', 'claude-sonnet-4-5', 'inference', 1, 1, NULL, NULL, NULL)`, [bad('future')]);
+    for (let i = 0; i < 3; i++) await q(`${base} VALUES ($1, 'acme', now(), 'claude-sonnet-4-5', 'inference', -5, 10, NULL, NULL, NULL, 200)`, [bad(`negative-${i}`)]);
+    await q(`${base} VALUES ($1, 'acme', now() + interval '1 hour', 'claude-sonnet-4-5', 'inference', 1, 1, NULL, NULL, NULL, 200)`, [bad('future')]);
     // Repaired and kept: NULL tokens, an unknown model, an oversized body.
-    await q(`${base} VALUES ($1, 'acme', now(), 'claude-sonnet-4-5', 'inference', NULL, NULL, NULL, NULL, NULL)`, [bad('null')]);
-    await q(`${base} VALUES ($1, 'acme', now(), 'mystery-model-9', 'inference', 10, 10, NULL, NULL, NULL)`, [bad('unknown')]);
-    await q(`${base} VALUES ($1, 'acme', now(), 'claude-sonnet-4-5', 'inference', 10, 10, $2, $3, NULL)`, [
+    await q(`${base} VALUES ($1, 'acme', now(), 'claude-sonnet-4-5', 'inference', NULL, NULL, NULL, NULL, NULL, 200)`, [bad('null')]);
+    await q(`${base} VALUES ($1, 'acme', now(), 'mystery-model-9', 'inference', 10, 10, NULL, NULL, NULL, 200)`, [bad('unknown')]);
+    await q(`${base} VALUES ($1, 'acme', now(), 'claude-sonnet-4-5', 'inference', 10, 10, $2, $3, NULL, 200)`, [
       bad('oversized'), uuidFrom('conv-big'), JSON.stringify({ messages: [{ role: 'user', content: 'x'.repeat(5000) }] }),
     ]);
     // Invalid UTF-8 in a transcript.
@@ -63,7 +64,7 @@ describe('bad rows', () => {
     const pipeline = await Pipeline.open({ config, logger, sinks: [sink], store: new MemoryCheckpointStore(), autoSources: false, quality });
     await pipeline.backfill();
     // A second batch of the same problem a moment later is counted but not logged again.
-    await q(`${base} VALUES ($1, 'acme', now(), 'claude-sonnet-4-5', 'inference', -1, 0, NULL, NULL, NULL)`, [bad('negative-late')]);
+    await q(`${base} VALUES ($1, 'acme', now(), 'claude-sonnet-4-5', 'inference', -1, 0, NULL, NULL, NULL, 200)`, [bad('negative-late')]);
     await pipeline.backfill();
     await pipeline.close();
 

@@ -41,6 +41,8 @@ export type Checkpoint = z.infer<typeof Checkpoint>;
 export interface CheckpointStore {
   load(streamId: string): Checkpoint | undefined;
   save(streamId: string, checkpoint: Checkpoint): void;
+  /** Where the stream's version journal lives beside its checkpoint (undefined: in memory). */
+  journalPath?(streamId: string): string;
 }
 
 function fileName(streamId: string): string {
@@ -52,6 +54,10 @@ export class FileCheckpointStore implements CheckpointStore {
   constructor(stateDir: string) {
     this.dir = join(stateDir, 'checkpoints');
     mkdirSync(this.dir, { recursive: true });
+  }
+
+  journalPath(streamId: string): string {
+    return join(this.dir, fileName(streamId).replace(/\.json$/, '.versions.jsonl'));
   }
 
   load(streamId: string): Checkpoint | undefined {

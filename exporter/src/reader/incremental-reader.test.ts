@@ -199,7 +199,7 @@ describe('IncrementalReader', () => {
     const writers = await Promise.all(Array.from({ length: 3 }, () => db.pool.connect()));
     const kept: string[] = [];
     try {
-      for (const [w, client] of writers.entries()) await client.query('BEGIN');
+      for (const client of writers) await client.query('BEGIN');
       for (let round = 0; round < 4; round++) {
         for (const [w, client] of writers.entries()) {
           for (let i = 0; i < 10; i++) {

@@ -114,7 +114,7 @@ export type PoolConnect = () => Promise<PoolClient>;
 export interface CheckpointCompanion {
   save(): unknown;
   /** The checkpoint holding `state` is durable. */
-  saved(state: unknown): void;
+  saved(state: unknown, checkpoint: Checkpoint): void;
 }
 
 const DEFAULT_PROGRESS_SAVE_INTERVAL_MS = 1000;
@@ -226,8 +226,9 @@ export class IncrementalReader {
 
   private save(checkpoint: Checkpoint): void {
     const extra = this.companion?.save();
-    this.store.save(this.spec.id, extra === undefined ? checkpoint : { ...checkpoint, extra });
-    if (extra !== undefined) this.companion!.saved(extra);
+    const saved = extra === undefined ? checkpoint : { ...checkpoint, extra };
+    this.store.save(this.spec.id, saved);
+    if (extra !== undefined) this.companion!.saved(extra, saved);
   }
 
   /**

@@ -1,16 +1,21 @@
-// Writes canonical events to the ClickHouse event store, each source row exactly once.
+// Writes canonical events to the ClickHouse event store: each version of a source row once.
 //
-// The reader delivers pages at least once: after a crash, the pages after the last checkpoint
-// are read again. Raw tables are ReplacingMergeTree (a re-sent row collapses), but the daily
-// rollups are materialized views that would count a re-sent row twice. So before inserting
-// requests and messages, the sink asks ClickHouse which ids of the page are already stored
-// (bounded by the page's time range, on the sort key) and inserts only the others. One writer
-// per stream (one tokenwatch per source) keeps that check race-free.
+// The reader delivers pages at least once (after a crash, the pages after the last checkpoint
+// are read again), and a row updated in place is delivered again with its new content. Raw
+// tables are ReplacingMergeTree (the newest version wins), but the daily rollups are
+// materialized views that count every insert. So before inserting requests and messages, the
+// sink looks up what ClickHouse holds of the page's ids (storedVersions(), bounded by the
+// page's time range, on the sort key): an id not stored is inserted; one stored with the same
+// fingerprint is left alone; one stored with another content is inserted as a new version,
+// and the older version's amounts are taken out of the rollup (a row with negated sums,
+// clickhouse/migrations/0008). One writer per stream (one tokenwatch per source) keeps that
+// race-free.
 import type { ActivityEvent, AgentSnapshot, CanonicalEvent, ConversationSnapshot, MessageEvent, RequestEvent, UsageSnapshot } from '../model/events.ts';
 import type { EventStore } from '../store/clickhouse.ts';
 import { storedContent, type ContentMode } from '../store/redact.ts';
 import { recoverDerived, type RecoverResult } from '../store/recover.ts';
 import type { RejectedRows, Sink } from './sink.ts';
+import { fingerprint, isVersioned, versionKey, type StoredVersion, type VersionedEvent } from '../model/row-versions.ts';
 
 /**
  * ClickHouse errors that mean "these rows", not "this connection": the insert would fail the
@@ -50,6 +55,7 @@ const MAX_VERSION = 2 ** 52;
 
 function requestRow(e: RequestEvent): Record<string, unknown> {
   return {
+    fingerprint: fingerprint(e),
     tenant: e.tenant, source: e.source, request_id: e.requestId, started_at: chTime(e.startedAt),
     ended_at: e.endedAt === null ? null : chTime(e.endedAt), conversation_id: e.conversationId ?? '', branch_id: e.branchId ?? '',
     parent_request_id: e.parentRequestId ?? '', parent_task_request_id: e.parentTaskRequestId ?? '', is_subtask: e.isSubtask,
@@ -67,6 +73,46 @@ function activity(e: { tenant: string; source: string }, type: string, id: strin
     tenant: e.tenant, source: e.source, event_id: `${type}:${id}`, event_type: type, event_time: chTime(at),
     agent: extra.agent ?? '', conversation_id: extra.conversation_id ?? '', resource: extra.resource ?? '', value: extra.value ?? 0,
     details: extra.details ?? '', version: MAX_VERSION - Date.parse(at),
+  };
+}
+
+/** A stored request version as storedVersions() reads it (64-bit integers arrive as text). */
+interface StoredRequest {
+  id: string;
+  fingerprint: string;
+  day: string;
+  tenant: string;
+  source: string;
+  model: string;
+  error_type: string;
+  is_subtask: boolean;
+  http_status: number;
+  input_tokens: string | number;
+  output_tokens: string | number;
+  cache_read_tokens: string | number;
+  cache_write_tokens: string | number;
+  cost_usd: string;
+  duration_ms: number;
+  tool_calls: number;
+}
+
+function storedRequest(r: StoredRequest): StoredVersion {
+  const amounts = {
+    inputTokens: Number(r.input_tokens), outputTokens: Number(r.output_tokens), cacheReadTokens: Number(r.cache_read_tokens),
+    cacheWriteTokens: Number(r.cache_write_tokens), costUsd: Number(r.cost_usd),
+  };
+  const negated = (decimal: string) => (decimal.startsWith('-') ? decimal.slice(1) : `-${decimal}`);
+  return {
+    fingerprint: r.fingerprint, amounts, httpStatus: r.http_status === 0 ? null : r.http_status,
+    retraction: {
+      table: 'requests_daily',
+      row: {
+        day: r.day, tenant: r.tenant, source: r.source, model: r.model, requests: -1, errors: r.error_type === '' ? 0 : -1,
+        subtask_requests: r.is_subtask ? -1 : 0, input_tokens: -amounts.inputTokens, output_tokens: -amounts.outputTokens,
+        cache_read_tokens: -amounts.cacheReadTokens, cache_write_tokens: -amounts.cacheWriteTokens, cost_usd: negated(r.cost_usd),
+        duration_ms_sum: -r.duration_ms, tool_calls: -r.tool_calls,
+      },
+    },
   };
 }
 
@@ -135,19 +181,69 @@ export class ClickHouseSink implements Sink {
     this.rejected.set(key, entry);
   }
 
-  /** Ids of `ids` already stored in `table`, searched within the time range of the page. */
-  private async existing(table: string, idColumn: string, timeColumn: string, ids: string[], times: string[]): Promise<Set<string>> {
-    if (ids.length === 0) return new Set();
-    const sorted = [...times].sort();
-    const rows = await this.store.query<{ id: string }>(
-      `SELECT ${idColumn} AS id FROM ${this.store.database}.${table}
-       WHERE ${timeColumn} >= {from:DateTime64(3, 'UTC')} AND ${timeColumn} <= {to:DateTime64(3, 'UTC')} AND ${idColumn} IN {ids:Array(String)}`,
-      { from: chTime(sorted[0]!), to: chTime(sorted[sorted.length - 1]!), ids },
-    );
-    return new Set(rows.map((r) => r.id));
+  /**
+   * The newest stored version of each request and message of `events` (by versionKey), looked
+   * up within the time range of the page on the sort key, with what replacing it takes out of
+   * the daily rollups.
+   */
+  async storedVersions(events: readonly VersionedEvent[]): Promise<Map<string, StoredVersion>> {
+    const out = new Map<string, StoredVersion>();
+    const requests = events.filter((e): e is RequestEvent => e.kind === 'request');
+    const messages = events.filter((e): e is MessageEvent => e.kind === 'message');
+    const db = this.store.database;
+    const bounds = (times: string[]) => {
+      const sorted = [...times].sort();
+      return { from: chTime(sorted[0]!), to: chTime(sorted[sorted.length - 1]!) };
+    };
+    if (requests.length > 0) {
+      const rows = await this.store.query<StoredRequest>(
+        `SELECT request_id AS id, toString(fingerprint) AS fingerprint, toString(toDate(started_at)) AS day, tenant, source, model,
+           error_type, is_subtask, http_status, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+           toString(cost_usd) AS cost_usd, ifNull(duration_ms, 0) AS duration_ms, tool_calls
+         FROM ${db}.requests
+         WHERE started_at >= {from:DateTime64(3, 'UTC')} AND started_at <= {to:DateTime64(3, 'UTC')} AND request_id IN {ids:Array(String)}
+         ORDER BY ingested_at DESC LIMIT 1 BY request_id`,
+        { ...bounds(requests.map((r) => r.startedAt)), ids: requests.map((r) => r.requestId) },
+      );
+      for (const r of rows) out.set(`request:${r.id}`, storedRequest(r));
+    }
+    if (messages.length > 0) {
+      const rows = await this.store.query<{ id: string; fingerprint: string; day: string; tenant: string; source: string; agent: string; channel: string }>(
+        `SELECT message_id AS id, toString(fingerprint) AS fingerprint, toString(toDate(created_at)) AS day, tenant, source, agent, channel
+         FROM ${db}.messages
+         WHERE created_at >= {from:DateTime64(3, 'UTC')} AND created_at <= {to:DateTime64(3, 'UTC')} AND message_id IN {ids:Array(String)}
+         ORDER BY ingested_at DESC LIMIT 1 BY message_id`,
+        { ...bounds(messages.map((m) => m.createdAt)), ids: messages.map((m) => m.messageId) },
+      );
+      for (const m of rows) {
+        out.set(`message:${m.id}`, {
+          fingerprint: m.fingerprint, amounts: null, httpStatus: null,
+          retraction: { table: 'messages_daily', row: { day: m.day, tenant: m.tenant, source: m.source, agent: m.agent, channel: m.channel, messages: -1 } },
+        });
+      }
+    }
+    return out;
   }
 
-  async write(events: readonly CanonicalEvent[]): Promise<void> {
+  /**
+   * Writes `events`. `stored` is what storedVersions() found for them (looked up here when the
+   * caller did not): versions already stored are skipped, newer ones replace them.
+   */
+  async write(events: readonly CanonicalEvent[], stored?: ReadonlyMap<string, StoredVersion>): Promise<void> {
+    const versions = stored ?? (await this.storedVersions(events.filter(isVersioned)));
+    const retractions = new Map<string, Record<string, unknown>[]>();
+    // A version is written unless the store holds exactly it; replacing one retracts it.
+    const toWrite = <E extends VersionedEvent>(e: E): boolean => {
+      const found = versions.get(versionKey(e));
+      if (found === undefined) return true;
+      if (found.fingerprint === fingerprint(e)) return false;
+      if (found.retraction) {
+        const list = retractions.get(found.retraction.table) ?? [];
+        list.push(found.retraction.row);
+        retractions.set(found.retraction.table, list);
+      }
+      return true;
+    };
     const requests: RequestEvent[] = [];
     const messages: MessageEvent[] = [];
     const conversations: ConversationSnapshot[] = [];
@@ -164,16 +260,19 @@ export class ClickHouseSink implements Sink {
     }
     const activities: Record<string, unknown>[] = [];
 
-    if (requests.length > 0) {
-      const stored = await this.existing('requests', 'request_id', 'started_at', requests.map((r) => r.requestId), requests.map((r) => r.startedAt));
-      const fresh = requests.filter((r) => !stored.has(r.requestId));
+    const freshRequests = requests.filter(toWrite);
+    const freshMessages = messages.filter(toWrite);
+    // The older versions' amounts leave the rollups first: a crash between the two inserts
+    // leaves the rollups short, never doubled, and recover() rebuilds them from the newest
+    // versions (store/recover.ts).
+    for (const [table, rows] of retractions) await this.store.insert(table, rows);
+    if (freshRequests.length > 0) {
       // Error activity events follow from these rows (materialized view error_events_mv).
-      await this.insert('requests', fresh.map(requestRow));
+      await this.insert('requests', freshRequests.map(requestRow));
     }
-    if (messages.length > 0) {
-      const stored = await this.existing('messages', 'message_id', 'created_at', messages.map((m) => m.messageId), messages.map((m) => m.createdAt));
-      await this.insert('messages', messages.filter((m) => !stored.has(m.messageId)).map((m) => ({
-        tenant: m.tenant, source: m.source, conversation_id: m.conversationId, message_id: m.messageId, role: m.role,
+    if (freshMessages.length > 0) {
+      await this.insert('messages', freshMessages.map((m) => ({
+        fingerprint: fingerprint(m), tenant: m.tenant, source: m.source, conversation_id: m.conversationId, message_id: m.messageId, role: m.role,
         content: storedContent(m.content, this.content), sequence: m.sequence, channel: m.channel ?? '', agent: m.agent ?? '',
         user: m.user ?? '', request_id: m.requestId ?? '', created_at: chTime(m.createdAt),
       })));

@@ -243,6 +243,10 @@ export const claudeNexusProxy: SourceAdapter = {
         cursorColumn: names.required('timestamp'),
         idColumn: names.required('request_id'),
         selectList,
+        // The proxy inserts the row when the request arrives and stores the response with an
+        // UPDATE (services/proxy/src/storage/writer.ts: storeRequest, then storeResponse, then
+        // markTaskToolInvocations): a row is complete once it has its response status.
+        ...(names.column('response_status') === null ? {} : { complete: `t.${names.column('response_status')} IS NOT NULL` }),
         filter:
           source.requestTypes.length > 0 && names.column('request_type') !== null
             ? (param) => `t.${names.column('request_type')} = ANY(${param(source.requestTypes)}::text[])`

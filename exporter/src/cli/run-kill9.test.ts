@@ -1,4 +1,5 @@
-// kill -9 of `tokenwatch run` at 20 random moments while a writer inserts rows: afterwards
+// kill -9 of `tokenwatch run` at 20 random moments while a writer inserts rows and updates
+// them as the proxy does: afterwards
 // ClickHouse holds every source row exactly once, the rollups agree, and the totals in
 // Prometheus (which scraped every run) equal SQL with no counter reset.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -44,7 +45,8 @@ describe('kill -9 of run while rows arrive', () => {
     const configFile = join(dir, 'tokenwatch.yaml');
     writeFileSync(configFile, 'sources:\n  - type: claude-nexus-proxy\n    pollInterval: 300ms\n    batchSize: 1000\n');
     const env = { DATABASE_URL: db.url, TOKENWATCH_STATE_DIR: join(dir, 'state'), TOKENWATCH_CONFIG: configFile, TOKENWATCH_LOG_LEVEL: 'warn' };
-    const writer = startWriter(db.url, { rowsPerInsert: 4, everyMs: 50 });
+    // Written as the proxy writes: INSERT, UPDATE with the response, UPDATE (Task tool).
+    const writer = startWriter(db.url, { rowsPerInsert: 4, everyMs: 50, inSteps: true });
     const rnd = random(912);
     const delays: number[] = [];
     const state = join(dir, 'state');

@@ -308,11 +308,30 @@ export class IncrementalReader {
         [dbNow, this.spec.maxCommitDelayMs],
       );
       checkpoint.watermark = rows[0]!.watermark;
-      checkpoint.snapshot = snapshot;
+      // Skipped rows count as handed over: those of transactions at or above the snapshot's
+      // xmin are named, or the first poll would take them for savepoint rows.
+      checkpoint.snapshot = formatSnapshot(snapshot, await this.visibleBand(client, snapshot, checkpoint.watermark));
     } else if (this.spec.startFrom !== 'earliest') {
       checkpoint.watermark = this.spec.startFrom;
     }
     return checkpoint;
+  }
+
+  /**
+   * The distinct xmins, at or above `snapshot`'s xmin, of the rows visible to this transaction
+   * with a cursor at or above `from` (null: all): what a snapshot's committed list must name
+   * when its rows were handed over (or skipped) without being read one by one. Empty, with no
+   * query, when no transaction was open at the snapshot.
+   */
+  private async visibleBand(client: PoolClient, snapshot: string, from: string | null): Promise<string[]> {
+    const [xmin, xmax] = snapshot.split(':');
+    if (xmin === xmax) return [];
+    const { params, param } = paramList();
+    const where = [`age(t.xmin) <= age(${param(xid32(xmin!))}::xid)`];
+    if (from !== null) where.push(`t.${this.spec.cursorColumn} >= ${param(from)}::timestamptz`);
+    if (this.spec.filter) where.push(this.spec.filter(param));
+    const { rows } = await client.query<{ x: string }>(`SELECT DISTINCT t.xmin::text AS x FROM ${this.spec.table} t WHERE ${where.join(' AND ')}`, params);
+    return rows.map((r) => r.x);
   }
 
   private sweeps(): boolean {
@@ -638,9 +657,11 @@ export class IncrementalReader {
         await finishes[finishes.length - 1];
       }
       // The plan's low is a lower bound of every row the chunks handed over.
-      // The chunks' xids are not collected: the band of transactions open at the snapshot is
-      // read again by the next poll, whose row versions find those rows unchanged.
-      const result = await this.complete(client, start, { snapshot, watermark }, { rows: rowsTotal, incomplete: 0, pages: chunks, emittedMin: rowsTotal > 0 ? low : null, xmins: new Set() });
+      // The chunks' rows are not tracked one by one: the xids at or above the snapshot's xmin
+      // of what they covered are read from the table (one pass over xmin), so the next poll
+      // does not read those rows again.
+      const xmins = new Set(await this.visibleBand(client, snapshot, start.watermark));
+      const result = await this.complete(client, start, { snapshot, watermark }, { rows: rowsTotal, incomplete: 0, pages: chunks, emittedMin: rowsTotal > 0 ? low : null, xmins });
       client.release();
       return result;
     } catch (error) {

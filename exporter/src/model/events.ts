@@ -157,6 +157,13 @@ export const AccountWindow = z.object({
 export type AccountWindow = z.infer<typeof AccountWindow>;
 
 /**
+ * Activity types the event store derives itself (from conversations, agents, usage and
+ * request rows) beside the activities sources log: a source's activity log is told from them
+ * by type (reconciliation).
+ */
+export const DERIVED_ACTIVITY_TYPES = ['conversation_started', 'agent_configuration_changed', 'quota_threshold_crossed', 'error'] as const;
+
+/**
  * Something that happened on an agent platform, from a log the platform keeps (Sidekick Forge's
  * activity_log and livekit_events, LiteLLM's error log): agent configuration changes,
  * knowledge-base documents, abilities run, voice sessions started and finished, failed calls.

@@ -205,6 +205,7 @@ export class Pipeline {
       await pool.end();
       throw new SourceUnavailable(errorText(error), false, error);
     }
+    if (parts.length > 0) config = { ...config, partTenants: parts.flatMap((p) => (p.clientOf ? [p.clientOf.tenant] : [])) };
     let built: ReturnType<SourceAdapter['build']>;
     let unindexed: Set<string>;
     try {

@@ -84,7 +84,7 @@ async function sourceSide(client: pg.PoolClient, stream: IncrementalStream, from
 function storeSide(store: EventStore, stream: IncrementalStream) {
   const stored = stream.stored!;
   const table = `${store.database}.${stored.table}`;
-  const bySource = `source = {source:String}`;
+  const bySource = [`source = {source:String}`, ...(stored.where ? [`(${stored.where})`] : [])].join(' AND ');
   return {
     async counts(from: number, to: number): Promise<Map<string, number>> {
       const rows = await store.query<{ day: string; n: string | number }>(

@@ -18,6 +18,11 @@ export type NamedSource = SourceConfig & {
   name: string;
   /** Set on a part of a source that is one tenant's own database (see SourceAdapter.parts). */
   clientOf?: { clientId: string; tenant: string };
+  /**
+   * On a source with parts: the tenants whose rows live in the parts' databases (known once
+   * the parts are resolved), so its own rows in the event store can be told from theirs.
+   */
+  partTenants?: string[];
 };
 
 /** A source's part that is one client's own database (Sidekick Forge clientDatabases), named "<source>.<name>". */
@@ -60,17 +65,29 @@ export interface IncrementalStream {
   stored?: StoredRows;
 }
 
-/** A stream's rows in the event store: one row per source row, found by source and id. */
+/**
+ * A stream's rows in the event store: one row per source row, found by source and id. A
+ * store row may hold the events of other databases of the same source type (a Sidekick Forge
+ * platform and its client databases): `where` keeps this stream's own.
+ */
 export interface StoredRows {
-  table: 'requests' | 'messages';
+  table: 'requests' | 'messages' | 'activity_events' | 'conversations';
   /** The event kind that becomes that row. */
-  eventKind: 'request' | 'message';
-  /** Column holding the source row's id, and the one holding its cursor timestamp. */
+  eventKind: 'request' | 'message' | 'activity' | 'conversation';
+  /**
+   * ClickHouse expression of the source row's id (a column, or the id inside an activity's
+   * event_id "<type>:<id>"), and the column holding its cursor timestamp.
+   */
   idColumn: string;
   timeColumn: string;
   /** Value of the store's `source` column. */
   source: string;
+  /** A ClickHouse condition on the table's columns that further selects this stream's rows. */
+  where?: string;
 }
+
+/** The id of an activity event's source row, inside its event_id "<event_type>:<id>". */
+export const ACTIVITY_SOURCE_ID = 'substring(event_id, length(event_type) + 2)';
 
 export interface BulkContext {
   pricing: Pricing;

@@ -7,7 +7,7 @@
 import type { ActivityEvent, CanonicalEvent, RequestEvent } from '../model/events.ts';
 import type { BulkSpec, IncrementalStream, MapContext, SourceAdapter } from './adapter.ts';
 import { clickhouseString } from '../store/literal.ts';
-import { SourceNames, httpStatusOf, jsonValue, nonNegativeIntegerOrNull, nonNegativeOrNull, optionalString, readerSettings, requiredTimestamp, tokenCount, toIso } from './adapter.ts';
+import { ACTIVITY_SOURCE_ID, SourceNames, httpStatusOf, jsonValue, nonNegativeIntegerOrNull, nonNegativeOrNull, optionalString, readerSettings, requiredTimestamp, tokenCount, toIso } from './adapter.ts';
 import { RowRejected } from '../quality/row-quality.ts';
 
 const SOURCE = 'litellm' as const;
@@ -286,6 +286,7 @@ export const litellm: SourceAdapter = {
       },
       rowId: (row) => String(row.request_id),
       map: mapErrorLog,
+      stored: { table: 'activity_events', eventKind: 'activity', idColumn: ACTIVITY_SOURCE_ID, timeColumn: 'event_time', source: SOURCE, where: "event_type = 'llm_call_failed'" },
       unindexedIntervalMs: Math.max(source.pollInterval, ERROR_LOG_INTERVAL_MS),
     };
     return { streams: [spend, errors], snapshots: [] };

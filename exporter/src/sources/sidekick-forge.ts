@@ -18,9 +18,11 @@
 // Agent activity comes from transcripts (the application never touches conversations.updated_at).
 // Never selected: the clients' provider keys and secrets, transcripts' embeddings.
 import type { ActivityEvent, AgentSnapshot, CanonicalEvent, ConversationSnapshot, ConversationStats, MessageEvent, UsageResource, UsageSnapshot, VoiceSessions } from '../model/events.ts';
+import { DERIVED_ACTIVITY_TYPES } from '../model/events.ts';
 import type { IncrementalStream, MapContext, NamedSource, SnapshotQuery, SourceAdapter } from './adapter.ts';
-import { SourceNames, clientDatabasePart, contentText, nonNegativeIntegerOrNull, nonNegativeOrNull, optionalInteger, optionalString, readerSettings, requiredTimestamp, toIso } from './adapter.ts';
+import { ACTIVITY_SOURCE_ID, SourceNames, clientDatabasePart, contentText, nonNegativeIntegerOrNull, nonNegativeOrNull, optionalInteger, optionalString, readerSettings, requiredTimestamp, toIso } from './adapter.ts';
 import { RowRejected } from '../quality/row-quality.ts';
+import { clickhouseString } from '../store/literal.ts';
 
 const SOURCE = 'sidekick-forge' as const;
 
@@ -83,6 +85,20 @@ function tenantOf(source: NamedSource, row: Record<string, unknown>): string {
   return source.clientOf?.tenant ?? optionalString(row.tenant) ?? UNATTRIBUTED;
 }
 
+/**
+ * Where this database's rows are in the event store, beside those of the source's other
+ * databases (same `source` column): a client database holds one tenant's rows; the platform
+ * database every other tenant's.
+ */
+function ownTenants(source: NamedSource): string | undefined {
+  if (source.clientOf) return `tenant = ${clickhouseString(source.clientOf.tenant)}`;
+  const parts = source.partTenants ?? [];
+  return parts.length === 0 ? undefined : `tenant NOT IN (${parts.map(clickhouseString).join(', ')})`;
+}
+
+/** Activity types that are not activity_log rows: derived by the store, or LiveKit's voice sessions. */
+const NOT_ACTIVITY_LOG = [...DERIVED_ACTIVITY_TYPES, 'voice_session_started', 'voice_session_finished'];
+
 /** Name of a stream or snapshot of this source: "<source>/<table>". */
 function id(source: NamedSource, table: string): string {
   return `${source.name}/${table}`;
@@ -122,6 +138,7 @@ function transcriptStream(source: NamedSource, names: SourceNames): IncrementalS
       ...readerSettings(source),
     },
     rowId: (row) => String(row.id),
+    stored: { table: 'messages', eventKind: 'message', idColumn: 'message_id', timeColumn: 'created_at', source: SOURCE, where: ownTenants(source) },
     map(row, ctx): CanonicalEvent[] {
       const messageId = optionalString(row.id);
       const conversationId = optionalString(row.conversation_id);
@@ -174,6 +191,7 @@ function conversationStream(source: NamedSource, names: SourceNames): Incrementa
       ...readerSettings(source),
     },
     rowId: (row) => String(row.id),
+    stored: { table: 'conversations', eventKind: 'conversation', idColumn: 'conversation_id', timeColumn: 'started_at', source: SOURCE, where: ownTenants(source) },
     map(row, ctx): CanonicalEvent[] {
       const conversationId = optionalString(row.id);
       if (conversationId === null) throw new RowRejected('missing_field', 'conversations.id is missing');
@@ -224,6 +242,10 @@ function activityStream(source: NamedSource, names: SourceNames): IncrementalStr
       ...readerSettings(source),
     },
     rowId: (row) => String(row.id),
+    stored: {
+      table: 'activity_events', eventKind: 'activity', idColumn: ACTIVITY_SOURCE_ID, timeColumn: 'event_time', source: SOURCE,
+      where: `event_type NOT IN (${NOT_ACTIVITY_LOG.map(clickhouseString).join(', ')})`,
+    },
     map(row, ctx): CanonicalEvent[] {
       const activityId = optionalString(row.id);
       const activityType = optionalString(row.activity_type);
@@ -273,6 +295,10 @@ function livekitStream(source: NamedSource, names: SourceNames): IncrementalStre
       ...readerSettings(source),
     },
     rowId: (row) => String(row.id),
+    stored: {
+      table: 'activity_events', eventKind: 'activity', idColumn: ACTIVITY_SOURCE_ID, timeColumn: 'event_time', source: SOURCE,
+      where: "event_type IN ('voice_session_started', 'voice_session_finished')",
+    },
     map(row, ctx): CanonicalEvent[] {
       const activityId = optionalString(row.id);
       if (activityId === null) throw new RowRejected('missing_field', 'id is missing');

@@ -19,6 +19,7 @@ import type { Config } from '../config/schema.ts';
 import { openStore, StoreUnavailable, type EventStore } from '../store/clickhouse.ts';
 import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
 import { ProcessMetrics } from '../metrics/process-metrics.ts';
+import { DurableCounters, type DurableSeries } from '../metrics/durable-counters.ts';
 import { VERSION } from '../version.ts';
 
 export interface Runtime {
@@ -121,6 +122,22 @@ export async function openEventStore(config: Config, logger: Logger, options: { 
   return store;
 }
 
+/** The process counters that outlive the process (metrics/durable-counters.ts), as they are now. */
+function durableSeries(metrics: MetricsRegistry, pipeline: Pipeline): DurableSeries[] {
+  return [
+    ...metrics.guard.counts('overflow').map(([metric, label, value]): DurableSeries => ({ metric: 'seriesOverflow', labels: [metric, label], value })),
+    ...metrics.guard.counts('shortened').map(([metric, label, value]): DurableSeries => ({ metric: 'labelValuesShortened', labels: [metric, label], value })),
+    ...pipeline.sinks().map((s): DurableSeries => ({ metric: 'sinkFailures', labels: [s.sink], value: s.failures })),
+  ];
+}
+
+function restoreDurableCounters(saved: readonly DurableSeries[], metrics: MetricsRegistry, pipeline: Pipeline): void {
+  for (const s of saved) {
+    if (s.metric === 'sinkFailures') pipeline.restoreSinkFailures(s.labels[0]!, s.value);
+    else metrics.guard.restoreCounts(s.metric === 'seriesOverflow' ? 'overflow' : 'shortened', s.labels[0]!, s.labels[1]!, s.value);
+  }
+}
+
 export interface RuntimeOptions {
   /** `run`: start even when a source cannot be reached yet, and keep trying (Pipeline's waitForSources). */
   waitForSources?: boolean;
@@ -163,6 +180,8 @@ export async function openRuntime(loaded: LoadedConfig, logger: Logger, options:
       await pipeline.close();
       options.signal.throwIfAborted();
     }
+    const durable = new DurableCounters(join(loaded.config.stateDir, 'counters.json'));
+    restoreDurableCounters(durable.load(), metrics, pipeline);
     const probes = new ProbeRunner(probesFor(loaded.config));
     const processMetrics = new ProcessMetrics();
     return {
@@ -171,11 +190,16 @@ export async function openRuntime(loaded: LoadedConfig, logger: Logger, options:
       metrics,
       probes,
       store,
-      collect: () => metrics.collect(pipeline.statuses(), pipeline.quality.snapshot(), probes.snapshot(), pipeline.sinks(), { ...processMetrics.sample(), version: VERSION }),
+      collect: () => {
+        // Saved before shown: no scrape sees a value a crash could take back.
+        durable.flush(durableSeries(metrics, pipeline));
+        return metrics.collect(pipeline.statuses(), pipeline.quality.snapshot(), probes.snapshot(), pipeline.sinks(), { ...processMetrics.sample(), version: VERSION });
+      },
       async close() {
         probes.stop();
         processMetrics.stop();
         await pipeline.close();
+        durable.flush(durableSeries(metrics, pipeline));
         // Every write finished and was checkpointed: the next start has nothing to repair
         // (unless a repair this process owed was never done).
         if (!pipeline.repairPending()) shutdown.mark();

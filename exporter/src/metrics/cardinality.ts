@@ -96,6 +96,21 @@ export class CardinalityGuard {
     return true;
   }
 
+  /** Restores the counts a previous process saved (metrics/durable-counters.ts). */
+  restoreCounts(kind: 'overflow' | 'shortened', metric: string, label: string, count: number): void {
+    const map = kind === 'overflow' ? this.overflow : this.shortened;
+    const key = `${metric}\u0001${label}`;
+    map.set(key, Math.max(map.get(key) ?? 0, count));
+  }
+
+  /** The counts so far, as [metric, label, count]. */
+  counts(kind: 'overflow' | 'shortened'): [string, string, number][] {
+    return [...(kind === 'overflow' ? this.overflow : this.shortened)].map(([key, count]) => {
+      const [metric, label] = key.split('\u0001') as [string, string];
+      return [metric, label, count];
+    });
+  }
+
   fold(metric: string, label: string): void {
     const key = `${metric}\u0001${label}`;
     this.overflow.set(key, (this.overflow.get(key) ?? 0) + 1);

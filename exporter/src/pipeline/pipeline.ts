@@ -420,6 +420,12 @@ export class Pipeline {
     }
   }
 
+  /** Failed writes counted by the previous process (metrics/durable-counters.ts). */
+  restoreSinkFailures(sink: string, failures: number): void {
+    const status = this.sinkStatusOf(sink);
+    status.failures = Math.max(status.failures, failures);
+  }
+
   sinks(): SinkStatus[] {
     return this.options.sinks.map((s) => ({ ...this.sinkStatusOf(s.name), rowsRejected: s.rejectedRows?.() ?? [] }));
   }

@@ -1,7 +1,7 @@
-// Durable checkpoints: one small JSON file per stream, replaced atomically (write a temporary
-// file, fsync it, rename it over the old one, fsync the directory), so a crash at any point
-// leaves either the old or the new checkpoint, never a torn one.
-import { mkdirSync, openSync, writeSync, fsyncSync, closeSync, renameSync, readFileSync } from 'node:fs';
+// Durable checkpoints: one small JSON file per stream, replaced atomically (fs/atomic-write.ts),
+// so a crash at any point leaves either the old or the new checkpoint, never a torn one.
+import { mkdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../fs/atomic-write.ts';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ReadHistory } from './read-history.ts';
@@ -76,22 +76,7 @@ export class FileCheckpointStore implements CheckpointStore {
   }
 
   save(streamId: string, checkpoint: Checkpoint): void {
-    const target = join(this.dir, fileName(streamId));
-    const temporary = `${target}.tmp`;
-    const fd = openSync(temporary, 'w');
-    try {
-      writeSync(fd, JSON.stringify(checkpoint));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temporary, target);
-    const dirFd = openSync(this.dir, 'r');
-    try {
-      fsyncSync(dirFd);
-    } finally {
-      closeSync(dirFd);
-    }
+    writeFileAtomic(join(this.dir, fileName(streamId)), JSON.stringify(checkpoint));
   }
 }
 

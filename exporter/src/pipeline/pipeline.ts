@@ -2,37 +2,34 @@
 // their intervals, maps rows through the adapters, hands events to the sinks and records the
 // status of every stream. Adapters never see timers, retries or sinks.
 import { StreamReconciler, reconcileWindow } from './stream-reconciler.ts';
-import { compareStream, idTypeOf, type StreamComparison } from './reconcile.ts';
+import { compareStream, type StreamComparison } from './reconcile.ts';
 import type pg from 'pg';
 import type { Config } from '../config/schema.ts';
 import type { CanonicalEvent } from '../model/events.ts';
 import type { Logger } from '../log.ts';
 import { errorText } from '../log.ts';
-import { createPool, existingTables, plannerRowEstimate } from '../db/postgres.ts';
-import { adapterFor } from '../sources/registry.ts';
-import type { BulkContext, IncrementalStream, MapContext, NamedSource, SnapshotQuery, SourceAdapter } from '../sources/adapter.ts';
+import { plannerRowEstimate } from '../db/postgres.ts';
+import type { IncrementalStream, MapContext, NamedSource, SnapshotQuery, SourceAdapter } from '../sources/adapter.ts';
 import type { EventStore } from '../store/clickhouse.ts';
 import { Pricing } from '../sources/pricing.ts';
-import { IncrementalReader, PollAborted, cursorTime, type PollResult } from '../reader/incremental-reader.ts';
+import { IncrementalReader, cursorTime } from '../reader/incremental-reader.ts';
 import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
-import { BulkLoader, SLOTS, type BulkTransport } from '../store/bulk-load.ts';
-import { copyToFile } from '../db/copy-to-file.ts';
-import { quoteIdent, unquoteIdent } from '../reader/sql.ts';
-import { indexStatement, unindexedCursors } from '../reader/cursor-index.ts';
+import type { BulkTransport } from '../store/bulk-load.ts';
+import { indexStatement } from '../reader/cursor-index.ts';
 import type { CheckpointStore } from '../reader/checkpoint-store.ts';
 import { RowQuality } from '../quality/row-quality.ts';
-import { mapRowChecked } from '../quality/map-row.ts';
-import { fitStoreLimits } from '../quality/store-limits.ts';
 import { restoreStreamCounters, saveStreamCounters } from './stream-counters.ts';
 import type { Sink } from '../sinks/sink.ts';
 import type { MetricsRegistry, SavedMetrics } from '../metrics/registry.ts';
-import { newStreamStatus, type SinkStatus, type StreamStatus } from './status.ts';
+import type { SinkStatus, StreamStatus } from './status.ts';
 import { MemoryLedger, type JournalEntry, type StoredVersion, type VersionLedger } from '../model/row-versions.ts';
 import { VersionJournal } from './version-journal.ts';
-import { deliverPage } from './deliver-page.ts';
-import { CONNECT_BACKOFF, retryDelayMs } from './backoff.ts';
 import { PollScheduler } from './poll-scheduler.ts';
 import { pollSnapshot } from './snapshot-poll.ts';
+import { StreamRunner, type StreamServices } from './stream-runner.ts';
+import { bulkSinkFor, pollBulk } from './bulk-poll.ts';
+import { SourceUnavailable, connectSource, newStatus, snapshotTable, type ConnectedSource } from './source-connect.ts';
+import { SourceRetry } from './source-retry.ts';
 
 export type { SinkStatus, StreamStatus } from './status.ts';
 
@@ -40,19 +37,7 @@ interface ActiveSource {
   config: NamedSource;
   adapter: SourceAdapter;
   pool: pg.Pool;
-  streams: {
-    stream: IncrementalStream;
-    reader: IncrementalReader;
-    status: StreamStatus;
-    /** The checkpoint this process started from: writes after it may be half done (see recover()). */
-    resumedFrom: { at: Date; watermark: Date | null } | undefined;
-    /** How often it is polled: pollInterval, or unindexedIntervalMs while its cursor column has no index. */
-    intervalMs: number;
-    /** Compares it with the event store now and then (streams with rows in ClickHouse, when there is a ClickHouse sink). */
-    reconciler: StreamReconciler | undefined;
-    /** Classifications of its pages since the last durable checkpoint (version-journal.ts). */
-    journal: VersionJournal;
-  }[];
+  streams: StreamRunner[];
   snapshots: { query: SnapshotQuery; status: StreamStatus }[];
 }
 
@@ -82,45 +67,6 @@ export interface PipelineOptions {
   onFatal?: (error: Error) => void;
 }
 
-function newStatus(id: string, source: NamedSource, table: string, kind: StreamStatus['kind'], spec?: IncrementalStream['spec']): StreamStatus {
-  return newStreamStatus({
-    id, source: source.name, sourceType: source.type, table, kind,
-    ...(spec ? { maxCommitDelayMs: spec.maxCommitDelayMs, sweepWindowMs: spec.sweepWindowMs ?? 0 } : {}),
-  });
-}
-
-/** The statuses a source's streams and snapshots will have, before it is connected. */
-function plannedStatuses(adapter: SourceAdapter, config: NamedSource): StreamStatus[] {
-  const built = adapter.build(config);
-  return [
-    ...built.streams.map((s) => newStatus(s.spec.id, config, s.table, 'incremental', s.spec)),
-    ...built.snapshots.map((q) => newStatus(q.id, config, snapshotTable(q), 'snapshot')),
-  ];
-}
-
-/** Snapshot queries are named by their id (two may read the same table). */
-function snapshotTable(query: SnapshotQuery): string {
-  return query.id.slice(query.id.indexOf('/') + 1);
-}
-
-/** Why a source could not be added: its database is unreachable, or its tables are missing. */
-class SourceUnavailable extends Error {
-  readonly missingTables: boolean;
-  constructor(message: string, missingTables: boolean, cause?: unknown) {
-    super(message, { cause });
-    this.missingTables = missingTables;
-  }
-}
-
-/** A source `run` could not connect to yet: its streams show as failing while it retries. */
-interface PendingSource {
-  config: NamedSource;
-  statuses: StreamStatus[];
-  failures: number;
-  missingTables: boolean;
-  timer?: NodeJS.Timeout;
-}
-
 const NO_SOURCE_TABLES = 'no source has its tables in the database: set TOKENWATCH_SOURCES or `sources:` and check the schema and table names';
 
 export class Pipeline {
@@ -130,24 +76,38 @@ export class Pipeline {
   private readonly pricing: Pricing;
   private readonly now: () => number;
   private readonly scheduler: PollScheduler;
+  private readonly waiting: SourceRetry;
   private stopped = false;
   private started = false;
   /** Aborted by close(): a long poll stops between pages with its progress saved. */
   private readonly stopping = new AbortController();
   private readonly sinkStatus = new Map<string, SinkStatus>();
-  private readonly pending: PendingSource[] = [];
-  /** Where delivered row versions are looked up: the event store, or this process's memory. */
-  private readonly ledger: VersionLedger;
+  /** What every stream runner shares. */
+  private readonly services: StreamServices;
 
   private constructor(options: PipelineOptions) {
     this.options = options;
     const store = options.sinks.find((s) => s.storedVersions !== undefined);
     const keepMs = Math.max(0, ...options.config.sources.map((s) => s.maxCommitDelay + s.sweepWindow));
-    this.ledger = store ? { storedVersions: (events) => store.storedVersions!(events) } : new MemoryLedger(keepMs);
+    // Where delivered row versions are looked up: the event store, or this process's memory.
+    const ledger: VersionLedger = store ? { storedVersions: (events) => store.storedVersions!(events) } : new MemoryLedger(keepMs);
     this.quality = options.quality ?? new RowQuality(options.logger, options.config.quality.logInterval);
     this.pricing = new Pricing(options.config.pricing);
     this.now = options.now ?? Date.now;
     this.scheduler = new PollScheduler(options.logger);
+    this.waiting = new SourceRetry({
+      logger: options.logger, now: () => this.now(),
+      connect: (config) => this.connectWaited(config),
+      onFatal: (error) => options.onFatal?.(error),
+      afterAttempt: () => this.dropSkippedSources(),
+    });
+    this.services = {
+      logger: options.logger, metrics: options.metrics, quality: this.quality, ledger, stopping: this.stopping.signal,
+      now: () => this.now(),
+      mapContext: (streamId, rowId) => this.mapContext(streamId, rowId),
+      emit: (events, stored) => this.emit(events, stored),
+      recover: (runner) => this.recover(runner),
+    };
   }
 
   /** Connects to every source and checks its tables; throws naming what is missing. */
@@ -159,7 +119,7 @@ export class Pipeline {
           await pipeline.addSource(source);
         } catch (error) {
           if (!(error instanceof SourceUnavailable)) throw error;
-          if (options.waitForSources) pipeline.waitFor(source, error);
+          if (options.waitForSources) pipeline.waiting.waitFor(source, error);
           else if (!(error.missingTables && options.autoSources)) throw error;
           else options.logger.info({ source: source.name }, `source skipped: ${error.message}`);
         }
@@ -169,7 +129,7 @@ export class Pipeline {
       throw error;
     }
     pipeline.dropSkippedSources();
-    if (pipeline.sources.length === 0 && pipeline.pending.length === 0) {
+    if (pipeline.sources.length === 0 && pipeline.waiting.size === 0) {
       await pipeline.close();
       throw new Error(NO_SOURCE_TABLES);
     }
@@ -177,58 +137,40 @@ export class Pipeline {
   }
 
   /**
-   * Connects a source and checks its tables, then adds its parts (the other databases it
-   * reads, each a source of its own); throws SourceUnavailable when the source's own database
-   * cannot be used. A part that cannot be used yet is waited for like any source (`run`), or
-   * fails the open (backfill). Returns the sources added.
+   * Connects a source (source-connect.ts), then adds its parts, each a source of its own;
+   * throws SourceUnavailable when the source's own database cannot be used. A part that
+   * cannot be used yet is waited for like any source (`run`), or fails the open (backfill).
+   * Returns the sources added.
    */
   private async addSource(config: NamedSource): Promise<ActiveSource[]> {
-    const adapter = adapterFor(config.type);
-    const pool = createPool(config.databaseUrl!, { applicationName: `tokenwatch/${config.name}` });
-    const wanted = adapter.requiredTables(config).map((t) => config.tables[t] ?? t);
-    let present: Set<string>;
-    try {
-      present = await existingTables(pool, config.schema, wanted);
-    } catch (error) {
-      await pool.end();
-      throw new SourceUnavailable(`source ${config.name}: cannot connect to PostgreSQL: ${errorText(error)}`, false, error);
-    }
-    const missing = wanted.filter((t) => !present.has(t));
-    if (missing.length > 0) {
-      await pool.end();
-      throw new SourceUnavailable(`source ${config.name} (${config.type}): tables not found in schema "${config.schema}": ${missing.join(', ')}`, true);
-    }
-    let parts: NamedSource[];
-    try {
-      parts = (await adapter.parts?.(config, pool)) ?? [];
-    } catch (error) {
-      await pool.end();
-      throw new SourceUnavailable(errorText(error), false, error);
-    }
-    if (parts.length > 0) config = { ...config, partTenants: parts.flatMap((p) => (p.clientOf ? [p.clientOf.tenant] : [])) };
-    let built: ReturnType<SourceAdapter['build']>;
-    let unindexed: Set<string>;
-    try {
-      built = adapter.build(config);
-      unindexed = await unindexedCursors(pool, built.streams);
-    } catch (error) {
-      await pool.end();
-      throw new SourceUnavailable(`source ${config.name}: ${errorText(error)}`, false, error);
-    }
-    const added = [this.activate(config, adapter, pool, built, unindexed)];
-    for (const part of parts) {
+    const connected = await connectSource(config);
+    const added = [this.activate(connected)];
+    for (const part of connected.parts) {
       try {
         added.push(...(await this.addSource(part)));
       } catch (error) {
         if (!(error instanceof SourceUnavailable) || !this.options.waitForSources) throw error;
-        this.waitFor(part, error);
+        this.waiting.waitFor(part, error);
       }
     }
     return added;
   }
 
+  /** A source `run` waited for has connected: it starts polling (unless the pipeline stopped meanwhile). */
+  private async connectWaited(config: NamedSource): Promise<void> {
+    const added = await this.addSource(config);
+    if (this.stopped) {
+      for (const source of added) {
+        this.sources.splice(this.sources.indexOf(source), 1);
+        await source.pool.end();
+      }
+      return;
+    }
+    if (this.started) for (const source of added) this.startSource(source);
+  }
+
   /** A connected source with its streams and snapshots, resumed from their checkpoints. */
-  private activate(config: NamedSource, adapter: SourceAdapter, pool: pg.Pool, built: ReturnType<SourceAdapter['build']>, unindexed: ReadonlySet<string>): ActiveSource {
+  private activate({ config, adapter, pool, built, unindexed }: ConnectedSource): ActiveSource {
     const active: ActiveSource = { config, adapter, pool, streams: [], snapshots: [] };
     const connect = () => pool.connect();
     const metrics = this.options.metrics;
@@ -241,6 +183,9 @@ export class Pipeline {
       const intervalMs = unindexed.has(id) ? stream.unindexedIntervalMs! : config.pollInterval;
       status.intervalMs = intervalMs;
       restoreStreamCounters(status, this.quality, saved?.counters);
+      const journal = new VersionJournal(this.options.store.journalPath?.(id), checkpoint?.updatedAt, saved?.versions);
+      // Saved in the same atomic write as the reader's position: the counters and the
+      // classifications not yet counted move with it.
       const companion = {
         save: () => ({ metrics: metrics?.saveStream(id), counters: saveStreamCounters(status, this.quality), versions: journal.carried() }),
         saved: (state: unknown, saved: { updatedAt: string }) => {
@@ -249,7 +194,6 @@ export class Pipeline {
           journal.checkpointed(saved.updatedAt, versions);
         },
       };
-      const journal = new VersionJournal(this.options.store.journalPath?.(id), checkpoint?.updatedAt, saved?.versions);
       if (checkpoint?.watermark) status.watermarkAt = cursorTime(checkpoint.watermark);
       if (unindexed.has(id)) {
         this.options.logger.warn(
@@ -257,11 +201,11 @@ export class Pipeline {
           `${stream.spec.table} has no index on ${stream.spec.cursorColumn}: each poll scans it, so it is polled every ${Math.round(intervalMs / 1000)} s; create the index to poll it every ${Math.round(config.pollInterval / 1000)} s`,
         );
       }
-      active.streams.push({
+      active.streams.push(new StreamRunner({
         stream, reader: new IncrementalReader(stream.spec, this.options.store, connect, companion), status, intervalMs,
         reconciler: this.reconcilerFor(config, pool, stream, status), journal,
         resumedFrom: checkpoint ? { at: new Date(checkpoint.updatedAt), watermark: checkpoint.watermark ? new Date(cursorTime(checkpoint.watermark)) : null } : undefined,
-      });
+      }, this.services));
     }
     for (const query of built.snapshots) active.snapshots.push({ query, status: { ...newStatus(query.id, config, snapshotTable(query), 'snapshot'), intervalMs: config.snapshotInterval } });
     this.sources.push(active);
@@ -273,75 +217,17 @@ export class Pipeline {
   }
 
   /**
-   * `run` waits for a source it cannot use yet: its planned streams show as failing with the
-   * reason, and connecting is retried with capped exponential backoff and jitter.
-   */
-  private waitFor(config: NamedSource, error: SourceUnavailable): void {
-    const pending: PendingSource = { config, statuses: plannedStatuses(adapterFor(config.type), config), failures: 0, missingTables: error.missingTables };
-    this.pending.push(pending);
-    this.failedToConnect(pending, error);
-  }
-
-  private failedToConnect(pending: PendingSource, error: SourceUnavailable): void {
-    pending.failures += 1;
-    pending.missingTables = error.missingTables;
-    const now = this.now();
-    for (const status of pending.statuses) {
-      status.polls += 1;
-      status.lastPollStartedAt = now;
-      status.lastError = error.message;
-    }
-    const delay = retryDelayMs(pending.failures, CONNECT_BACKOFF);
-    this.options.logger.error({ source: pending.config.name, error: error.message, retryInMs: delay }, 'source not available; retrying');
-    pending.timer = setTimeout(() => void this.retryConnect(pending), delay);
-  }
-
-  private async retryConnect(pending: PendingSource): Promise<void> {
-    if (this.stopped) return;
-    let added: ActiveSource[];
-    try {
-      added = await this.addSource(pending.config);
-    } catch (error) {
-      if (this.stopped) return;
-      if (error instanceof SourceUnavailable) {
-        this.failedToConnect(pending, error);
-        this.dropSkippedSources();
-        return;
-      }
-      this.pending.splice(this.pending.indexOf(pending), 1);
-      this.options.onFatal?.(error as Error);
-      return;
-    }
-    this.pending.splice(this.pending.indexOf(pending), 1);
-    if (this.stopped) {
-      for (const source of added) {
-        this.sources.splice(this.sources.indexOf(source), 1);
-        await source.pool.end();
-      }
-      return;
-    }
-    this.options.logger.info({ source: pending.config.name, afterAttempts: pending.failures + 1 }, 'source connected');
-    this.dropSkippedSources();
-    if (this.started) for (const source of added) this.startSource(source);
-  }
-
-  /**
    * Sources chosen automatically whose tables are missing are skipped once another source is
    * in use (that database simply is not that kind of source); while none is, all are retried.
    */
   private dropSkippedSources(): void {
-    if (!this.options.autoSources || this.sources.length === 0) return;
-    for (const pending of this.pending.filter((p) => p.missingTables)) {
-      clearTimeout(pending.timer);
-      this.pending.splice(this.pending.indexOf(pending), 1);
-      this.options.logger.info({ source: pending.config.name }, 'source skipped: its tables are not in the database');
-    }
+    if (this.options.autoSources && this.sources.length > 0) this.waiting.dropMissingTables();
   }
 
   statuses(): StreamStatus[] {
     return [
       ...this.sources.flatMap((s) => [...s.streams.map((x) => x.status), ...s.snapshots.map((x) => x.status)]),
-      ...this.pending.flatMap((p) => p.statuses),
+      ...this.waiting.statuses(),
     ];
   }
 
@@ -430,110 +316,9 @@ export class Pipeline {
     return this.options.sinks.map((s) => ({ ...this.sinkStatusOf(s.name), rowsRejected: s.rejectedRows?.() ?? [] }));
   }
 
-  /**
-   * Maps rows through the stream's adapter; rejected rows are counted and skipped. `keepRequest`
-   * false drops a row's request event (the bulk path stored it already).
-   */
-  private mapRows(entry: ActiveSource['streams'][number], rows: readonly Record<string, unknown>[], keepRequest: (row: Record<string, unknown>) => boolean = () => true): CanonicalEvent[] {
-    const { stream, status } = entry;
-    const events: CanonicalEvent[] = [];
-    let current: Record<string, unknown> = {};
-    const ctx = this.mapContext(stream.spec.id, () => stream.rowId(current));
-    // Copies of a row (same id; the reader returns them side by side, in timestamp and id
-    // order) are delivered once.
-    const ids = new Set<string>();
-    for (const row of rows) {
-      current = row;
-      const id = stream.rowId(row);
-      if (ids.has(id)) {
-        status.rowsRejected += 1;
-        this.quality.record(stream.spec.id, 'rejected', 'duplicate_id', `another row of this page has the same ${stream.spec.idColumn}`, id);
-        continue;
-      }
-      ids.add(id);
-      const outcome = mapRowChecked(() => stream.map(row, ctx));
-      if (outcome.rejected) {
-        status.rowsRejected += 1;
-        this.quality.record(stream.spec.id, 'rejected', outcome.rejected.reason, outcome.rejected.message, id);
-        continue;
-      }
-      for (const event of outcome.events) fitStoreLimits(event, ctx);
-      events.push(...(keepRequest(row) ? outcome.events : outcome.events.filter((e) => e.kind !== 'request')));
-    }
-    return events;
-  }
-
-  /** Runs one poll of a stream, keeping its status; a failed poll forgets the metrics of its unsaved pages. */
-  private async trackPoll(entry: ActiveSource['streams'][number], poll: () => Promise<PollResult>): Promise<number> {
-    await this.recover(entry);
-    const { stream, status } = entry;
-    status.lastPollStartedAt = this.now();
-    status.polls += 1;
-    try {
-      const result = await poll();
-      status.lastSuccessAt = this.now();
-      status.lastSuccessStartedAt = status.lastPollStartedAt;
-      if (result.checkpoint.watermark) status.watermarkAt = cursorTime(result.checkpoint.watermark);
-      status.lastError = null;
-      return result.rows;
-    } catch (error) {
-      // Rows of pages not checkpointed will be read again: forget what they recorded.
-      this.options.metrics?.rollbackStream(stream.spec.id);
-      entry.journal.rolledBack();
-      if (!(error instanceof PollAborted)) status.lastError = errorText(error);
-      throw error;
-    } finally {
-      status.lastPollDurationMs = this.now() - status.lastPollStartedAt;
-    }
-  }
-
-  /** Maps, delivers and counts one page of a stream's rows. */
-  private pageHandler(entry: ActiveSource['streams'][number], onPage?: (rows: number) => void): (rows: Record<string, unknown>[]) => Promise<void> {
-    const { stream, status, journal } = entry;
-    return async (rows) => {
-      const events = this.mapRows(entry, rows);
-      const delivered = await deliverPage(events, {
-        streamId: stream.spec.id, ledger: this.ledger, journal, metrics: this.options.metrics,
-        emit: (toWrite, stored) => this.emit(toWrite, stored),
-      });
-      status.rowsRead += rows.length;
-      status.eventsEmitted += delivered.written;
-      status.rowsRevised += delivered.revised;
-      status.rowsIncomplete += rows.filter((r) => r.__complete === false).length;
-      this.options.logger.debug({ stream: stream.spec.id, rows: rows.length, ...delivered }, 'page delivered');
-      onPage?.(rows.length);
-    };
-  }
-
-  /** One poll of an incremental stream: everything committed since the previous poll (and the straggler sweep when due). */
-  async pollStream(entry: ActiveSource['streams'][number], onPage?: (rows: number) => void): Promise<number> {
-    const handle = this.pageHandler(entry, onPage);
-    return this.trackPoll(entry, async () => {
-      const swept = await this.sweepIfDue(entry, handle);
-      // Between two polls' reads, so what it delivers is checkpointed with the next poll.
-      const reconciled = entry.reconciler?.due() ? await entry.reconciler.run(handle) : 0;
-      const result = await entry.reader.poll(handle, this.stopping.signal);
-      return { ...result, rows: result.rows + swept + reconciled };
-    });
-  }
-
-  /**
-   * Runs the stream's straggler sweep when it is due (docs/how-rows-are-read.md, "Rows that commit late"): rows
-   * that committed after the polls covering their timestamp had passed are delivered now,
-   * once, and counted.
-   */
-  private async sweepIfDue(entry: ActiveSource['streams'][number], handle: (rows: Record<string, unknown>[]) => Promise<void>): Promise<number> {
-    if (!entry.reader.sweepDue()) return 0;
-    const { status } = entry;
-    const result = await entry.reader.sweep(handle);
-    if (result.rows === 0) return 0;
-    status.rowsLate += result.rows;
-    status.rowsBeyondSweepWindow += result.beyondWindow;
-    status.lateMaxDelayMs = Math.max(status.lateMaxDelayMs, result.maxDelayMs);
-    const fields = { stream: status.id, rows: result.rows, beyondSweepWindow: result.beyondWindow, maxDelaySeconds: Math.round(result.maxDelayMs / 1000), maxCommitDelaySeconds: (status.maxCommitDelayMs ?? 0) / 1000 };
-    if (result.beyondWindow > 0) this.options.logger.error(fields, 'rows committed later than the sweep window: rows committing even later are missed (raise sweepWindow)');
-    else this.options.logger.warn(fields, 'late rows delivered by the straggler sweep (they committed later than maxCommitDelay)');
-    return result.rows;
+  /** One poll of an incremental stream: everything committed since the previous poll (stream-runner.ts). */
+  pollStream(entry: StreamRunner, onPage?: (rows: number) => void): Promise<number> {
+    return entry.poll(onPage);
   }
 
   /**
@@ -541,7 +326,7 @@ export class Pipeline {
    * checkpoint is read: lets the sinks repair writes a crash may have cut short since the
    * oldest checkpoint of the source's streams (they share the event tables).
    */
-  private async recover(entry: ActiveSource['streams'][number]): Promise<void> {
+  private async recover(entry: StreamRunner): Promise<void> {
     if (entry.resumedFrom === undefined) return;
     const active = this.sourceOf(entry);
     const resumed = active.streams.flatMap((s) => (s.resumedFrom ? [s.resumedFrom] : []));
@@ -568,16 +353,24 @@ export class Pipeline {
    * Reads everything committed up to now, once: one poll per stream (a poll reads all rows
    * visible when it starts) and one read of every snapshot table. Safe to repeat. Streams
    * with a bulk path are read in chunks when the event store is the only sink and the
-   * configuration allows it (clickhouse.bulkBackfill).
+   * configuration allows it (clickhouse.bulkBackfill; bulk-poll.ts).
    */
   async backfill(onProgress?: (stream: string, rows: number) => void, options: { transport?: BulkTransport } = {}): Promise<{ rows: number }> {
     let rows = 0;
+    const { config, sinks, logger, metrics } = this.options;
     for (const source of this.sources) {
       for (const entry of source.streams) {
         if (this.stopped) return { rows };
-        const progress = (n: number) => onProgress?.(entry.stream.spec.id, n);
-        const sink = await this.bulkSink(source, entry);
-        rows += sink ? await this.pollStreamBulk(entry, sink, progress, options.transport) : await this.pollStream(entry, progress);
+        const progress = (n: number) => onProgress?.(entry.id, n);
+        const sink = await bulkSinkFor(source.pool, entry, sinks, config.clickhouse.bulkBackfill, logger);
+        rows += sink
+          ? await pollBulk(entry, {
+            sink, source: source.config, chunkRows: config.clickhouse.bulkChunkRows, metrics, logger, transport: options.transport,
+            context: { pricing: this.pricing, futureLimit: new Date(this.now() + config.quality.futureTolerance).toISOString() },
+            emit: (events) => this.emit(events),
+            written: (events) => (this.sinkStatusOf(sink.name).eventsWritten += events),
+          }, progress)
+          : await entry.poll(progress);
       }
       for (const entry of source.snapshots) {
         if (this.stopped) return { rows };
@@ -596,138 +389,8 @@ export class Pipeline {
     this.stopping.abort();
   }
 
-  /** The ClickHouse sink a bulk backfill of this stream writes through, or undefined for row by row. */
-  private async bulkSink(source: ActiveSource, entry: ActiveSource['streams'][number]): Promise<ClickHouseSink | undefined> {
-    const sinks = this.options.sinks;
-    if (!this.options.config.clickhouse.bulkBackfill || entry.stream.bulk === undefined) return undefined;
-    if (sinks.length !== 1 || !(sinks[0] instanceof ClickHouseSink)) return undefined;
-    // COPY text is passed to ClickHouse as bytes: only a UTF-8 database guarantees valid text
-    // (map() repairs other bytes and counts them).
-    const { rows } = await source.pool.query<{ encoding: string }>("SELECT current_setting('server_encoding') AS encoding");
-    if (rows[0]?.encoding !== 'UTF8') {
-      this.options.logger.info({ stream: entry.stream.spec.id, encoding: rows[0]?.encoding }, 'bulk backfill needs a UTF8 database: reading row by row');
-      return undefined;
-    }
-    // Chunks are mapped and counted in ClickHouse, which cannot see two copies of a row:
-    // only an id the database keeps unique makes that safe (the proxy's primary key).
-    const { table, idColumn } = entry.stream.spec;
-    const unique = await source.pool.query<{ unique: boolean }>(
-      `SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-         WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indnatts = 1 AND i.indpred IS NULL AND a.attname = $2) AS unique`,
-      [table, unquoteIdent(idColumn)],
-    );
-    if (unique.rows[0]?.unique !== true) {
-      this.options.logger.info({ stream: entry.stream.spec.id }, `bulk backfill needs a unique index on ${idColumn}: reading row by row`);
-      return undefined;
-    }
-    return sinks[0];
-  }
-
-  /**
-   * One poll of a stream through its bulk path, chunk by chunk (docs/event-store.md, "Backfill at bulk
-   * speed"): clean rows go PostgreSQL COPY -> ClickHouse mapping -> requests; the others, and
-   * clean rows with more events than their request, through map() as in pollStream.
-   */
-  private async pollStreamBulk(entry: ActiveSource['streams'][number], sink: ClickHouseSink, onPage: (rows: number) => void, transport?: BulkTransport): Promise<number> {
-    const { stream, reader, status } = entry;
-    const spec = stream.bulk!;
-    const id = stream.spec.id;
-    const ctx = this.bulkContext();
-    const loadStore = await sink.store.connectAgain();
-    const aggregateStore = await sink.store.connectAgain().catch(async (error: unknown) => {
-      await loadStore.close();
-      throw error;
-    });
-    const loader = await BulkLoader.open({
-      store: sink.store, loadStore, aggregateStore, streamId: id, source: this.sourceOf(entry).config.type, transport,
-      structure: spec.columns.map((c) => `${quoteIdent(c.name)} ${c.type}`).join(', '),
-      derived: spec.derived(ctx), mapping: spec.requests(ctx), clean: spec.clean(ctx), otherEvents: spec.otherEvents,
-    }).catch(async (error: unknown) => {
-      await loadStore.close();
-      await aggregateStore.close();
-      throw error;
-    });
-    const columns = spec.columns.map((c) => `${c.sql} AS ${quoteIdent(c.name)}`).join(', ');
-    let idType: string | undefined;
-    try {
-      return await this.trackPoll(entry, async () => {
-        const swept = await this.sweepIfDue(entry, this.pageHandler(entry, onPage));
-        const result = await reader.pollInChunks({
-        // PostgreSQL -> spool file, on the poll's connection.
-        copy: async (chunk) => {
-          const file = loader.spoolFile();
-          const rows = await copyToFile(chunk.client, `COPY (SELECT ${columns} FROM ${stream.spec.table} t WHERE ${chunk.where}) TO STDOUT`, file);
-          return { file, rows };
-        },
-        // File -> ClickHouse staging, mapped, while the next chunk is copied.
-        load: async ({ file }, index) => {
-          const slot = index % SLOTS;
-          const started = performance.now();
-          const rows = await loader.load(slot, file);
-          return { slot, rows, rest: await loader.rest(slot), loadMs: performance.now() - started };
-        },
-        // The rows map() has to see, read again by id on the poll's connection.
-        rest: async (chunk, loaded) => ({
-          ...loaded,
-          restEvents: loaded.rest.length === 0 ? [] : await chunk.withClient(async (client) => this.mapRestOfChunk(entry, client, loaded.rest, (idType ??= await idTypeOf(client, entry.stream)))),
-        }),
-        // Commit, and the metrics of the whole chunk, in chunk order.
-        finish: async ({ rows, slot, rest, restEvents, loadMs }) => {
-          const started = performance.now();
-          // The aggregate reads the staged chunk while it commits (on its own connection); the
-          // increments are recorded once the chunk is committed.
-          const [, groups] = await Promise.all([loader.commit(slot), loader.aggregate(slot)]);
-          this.options.metrics?.recordRequestGroups(id, groups);
-          this.options.metrics?.recordStream(id, restEvents);
-          const bulkEvents = rows - rest.filter((r) => !r.clean).length;
-          status.rowsRead += rows;
-          status.eventsEmitted += bulkEvents + restEvents.length;
-          this.sinkStatusOf(sink.name).eventsWritten += bulkEvents;
-          onPage(rows);
-          this.options.logger.debug(
-            { stream: id, rows, rowByRow: rest.length, loadMs: Math.round(loadMs), commitMs: Math.round(performance.now() - started) },
-            'bulk chunk',
-          );
-        },
-      }, { chunkRows: this.options.config.clickhouse.bulkChunkRows, slots: SLOTS });
-        return { ...result, rows: result.rows + swept };
-      });
-    } finally {
-      await loader.close().catch(() => undefined);
-      await loadStore.close().catch(() => undefined);
-      await aggregateStore.close().catch(() => undefined);
-    }
-  }
-
-  private sourceOf(entry: ActiveSource['streams'][number]): ActiveSource {
+  private sourceOf(entry: StreamRunner): ActiveSource {
     return this.sources.find((s) => s.streams.includes(entry))!;
-  }
-
-  private bulkContext(): BulkContext {
-    return { pricing: this.pricing, futureLimit: new Date(this.now() + this.options.config.quality.futureTolerance).toISOString() };
-  }
-
-
-  /**
-   * The rows of a chunk the bulk path does not finish, read again by id in the chunk's
-   * transaction and mapped: rows that are not clean in full (requests included), clean rows
-   * only for their other events (their request is stored already).
-   */
-  private async mapRestOfChunk(entry: ActiveSource['streams'][number], client: pg.PoolClient, rest: { id: string; clean: boolean }[], idType: string): Promise<CanonicalEvent[]> {
-    const { stream } = entry;
-    const { table, idColumn, selectList, batchSize } = stream.spec;
-    const clean = new Map(rest.map((r) => [r.id, r.clean]));
-    // Kept for the metrics, recorded when the chunk finishes; content is not needed there.
-    const forMetrics: CanonicalEvent[] = [];
-    for (let i = 0; i < rest.length; i += batchSize) {
-      const ids = rest.slice(i, i + batchSize).map((r) => r.id);
-      // = ANY of the column's own type, so the primary key index is used.
-      const page = await client.query(`SELECT ${selectList} FROM ${table} t WHERE t.${idColumn} = ANY($1::${idType}[])`, [ids]);
-      const events = this.mapRows(entry, page.rows, (row) => clean.get(stream.rowId(row)) !== true);
-      await this.emit(events);
-      for (const e of events) forMetrics.push(e.kind === 'message' ? { ...e, content: '' } : e);
-    }
-    return forMetrics;
   }
 
   /**
@@ -755,7 +418,7 @@ export class Pipeline {
 
   private startSource(source: ActiveSource): void {
     for (const entry of source.streams) {
-      this.scheduler.every(entry.status.id, entry.intervalMs, () => this.pollStream(entry));
+      this.scheduler.every(entry.status.id, entry.intervalMs, () => entry.poll());
     }
     for (const entry of source.snapshots) {
       this.scheduler.every(entry.status.id, source.config.snapshotInterval, () => this.pollSnapshot(source, entry));
@@ -777,7 +440,7 @@ export class Pipeline {
   async close(): Promise<void> {
     this.stopped = true;
     this.stopping.abort();
-    for (const pending of this.pending) clearTimeout(pending.timer);
+    this.waiting.stop();
     await this.scheduler.stop();
     await Promise.allSettled(this.sources.map((s) => s.pool.end()));
     for (const sink of this.options.sinks) await sink.close();

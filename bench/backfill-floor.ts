@@ -7,14 +7,27 @@
 // commit into `requests` with its views alongside the metric aggregate. Same rows, same engine, rounds
 // alternating with the baseline after a warm-up round, median of the ratios.
 //   npm run bench -- backfill-floor     (BENCH_ROWS=1000000, BENCH_ROUNDS=5)
+import pg from 'pg';
 import { Config } from '../exporter/src/config/schema.ts';
 import { openStore } from '../exporter/src/store/clickhouse.ts';
 import { BulkLoader } from '../exporter/src/store/bulk-load.ts';
 import { claudeNexusProxy } from '../exporter/src/sources/claude-nexus-proxy.ts';
-import { Pricing } from '../exporter/src/sources/pricing.ts';
+import { Pricing } from '../exporter/src/pricing/pricing.ts';
 import { quoteIdent } from '../exporter/src/reader/sql.ts';
 import { clickhouseString } from '../exporter/src/store/literal.ts';
 import { benchSize, median, postgresqlTable, rawBaseline, truncateEvents, waitForMerges, withSeededSource } from './api-requests.ts';
+
+/** The models of the seeded table, as the bulk path reads them before its chunks. */
+async function distinctModels(url: string): Promise<{ model: string; provider: null }[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ model: string }>('SELECT DISTINCT model FROM api_requests WHERE model IS NOT NULL');
+    return rows.map((r) => ({ model: r.model, provider: null }));
+  } finally {
+    await client.end();
+  }
+}
 
 export async function runBackfillFloorBench(): Promise<void> {
   const { rows, rounds } = benchSize();
@@ -23,7 +36,7 @@ export async function runBackfillFloorBench(): Promise<void> {
     const store = await openStore(config);
     await store.migrate();
     const spec = claudeNexusProxy.build({ ...config.sources[0]!, name: 'claude-nexus-proxy' }).streams[0]!.bulk!;
-    const ctx = { pricing: new Pricing(), futureLimit: new Date(Date.now() + 3_600_000).toISOString() };
+    const ctx = { pricing: new Pricing(), futureLimit: new Date(Date.now() + 3_600_000).toISOString(), models: await distinctModels(cluster.url()) };
     // A second connection: the aggregate runs alongside the commit, as in the bulk path.
     const aggregateStore = await store.connectAgain();
     const loader = await BulkLoader.open({

@@ -56,7 +56,7 @@ async function serveSeries(report: BenchReport, wantedSeries: number): Promise<v
   const base: Omit<RequestEvent, 'tenant' | 'model' | 'httpStatus'> = {
     kind: 'request', source: 'claude-nexus-proxy', requestId: 'r', conversationId: null, branchId: null, parentRequestId: null,
     parentTaskRequestId: null, isSubtask: false, account: null, user: null, provider: 'anthropic', operation: 'chat', errorType: null,
-    inputTokens: 10, outputTokens: 10, cacheReadTokens: 1, cacheWriteTokens: 1, costUsd: null, durationMs: null, timeToFirstTokenMs: null,
+    inputTokens: 10, outputTokens: 10, cacheReadTokens: 1, cacheWriteTokens: 1, costUsd: null, cacheWrite1hTokens: 0, webSearchRequests: 0, serviceTier: null, costEstimateUsd: null, pricedAs: null, durationMs: null, timeToFirstTokenMs: null,
     toolCalls: 0, streaming: false, rateLimitStatus: null, startedAt: new Date().toISOString(), endedAt: null,
   };
   const statusCodes = [200, 429, 500, null];

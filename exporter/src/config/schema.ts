@@ -229,20 +229,36 @@ export const Config = z
       })
       .strict()
       .prefault({}),
-    /** Estimated cost per model in USD per million tokens; merged over the built-in table. */
+    /**
+     * Prices come from the price catalog (docs/pricing.md); `models` overrides it per model
+     * name prefix (USD per million tokens), `tenants` applies a negotiated discount. A map of
+     * model prefixes at the top level (the older form) is read as `models`.
+     */
     pricing: z
-      .record(
-        z.string(),
+      .preprocess(
+        (value) => (value && typeof value === 'object' && !('models' in value) && !('tenants' in value) ? { models: value } : value),
         z
           .object({
-            input: z.number().nonnegative(),
-            output: z.number().nonnegative(),
-            cacheRead: z.number().nonnegative().optional(),
-            cacheWrite: z.number().nonnegative().optional(),
+            models: z
+              .record(
+                z.string().min(1),
+                z
+                  .object({
+                    input: z.number().nonnegative(),
+                    output: z.number().nonnegative(),
+                    cacheRead: z.number().nonnegative().optional(),
+                    cacheWrite: z.number().nonnegative().optional(),
+                    cacheWrite1h: z.number().nonnegative().optional(),
+                    webSearchesPerThousand: z.number().nonnegative().optional(),
+                  })
+                  .strict(),
+              )
+              .default({}),
+            tenants: z.record(z.string().min(1), z.object({ discount: z.number().min(0).max(1) }).strict()).default({}),
           })
           .strict(),
       )
-      .default({}),
+      .default({ models: {}, tenants: {} }),
   })
   .strict();
 export type Config = z.infer<typeof Config>;

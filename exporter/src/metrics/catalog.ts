@@ -56,8 +56,18 @@ export const METRICS = {
   },
   cost: {
     name: 'tokenwatch_cost_usd_total', type: 'counter', unit: 'USD',
-    help: 'Cost in US dollars: LiteLLM spend, or estimated from tokens with the pricing table.',
+    help: 'Cost in US dollars: the spend the source recorded (LiteLLM), or estimated from the usage with the price catalog at each request\'s time.',
     labels: REQUEST, source: 'request rows + pricing table',
+  },
+  costEstimate: {
+    name: 'tokenwatch_cost_estimate_usd_total', type: 'counter', unit: 'USD',
+    help: 'Cost in US dollars at list prices from the price catalog (or the configured pricing overrides): equal to tokenwatch_cost_usd_total where the source records no spend; beside LiteLLM\'s recorded spend, where they disagree.',
+    labels: REQUEST, source: 'request rows + price catalog',
+  },
+  costUnknown: {
+    name: 'tokenwatch_cost_unknown_requests_total', type: 'counter', unit: '{request}',
+    help: 'Requests whose model has no price in the price catalog nor in the configured overrides: their estimated cost is unknown and left out of the cost panels (LiteLLM\'s recorded spend still counts).',
+    labels: REQUEST, source: 'request rows + price catalog',
   },
   errors: {
     name: 'tokenwatch_errors_total', type: 'counter', unit: '{request}',

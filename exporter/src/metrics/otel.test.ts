@@ -32,7 +32,7 @@ describe('OTLP push', () => {
     const event: RequestEvent = {
       kind: 'request', source: 'litellm', tenant: 'team-a', requestId: 'r1', conversationId: null, branchId: null, parentRequestId: null,
       parentTaskRequestId: null, isSubtask: false, account: null, user: null, model: 'gpt-4o', provider: 'openai', operation: 'chat',
-      httpStatus: 200, errorType: null, inputTokens: 12, outputTokens: 34, cacheReadTokens: 0, cacheWriteTokens: 0, costUsd: 0.5,
+      httpStatus: 200, errorType: null, inputTokens: 12, outputTokens: 34, cacheReadTokens: 0, cacheWriteTokens: 0, costUsd: 0.5, cacheWrite1hTokens: 0, webSearchRequests: 0, serviceTier: null, costEstimateUsd: null, pricedAs: null,
       durationMs: 800, timeToFirstTokenMs: null, toolCalls: 0, streaming: false, rateLimitStatus: null, startedAt: new Date().toISOString(), endedAt: null,
     };
     registry.recordStream('litellm/LiteLLM_SpendLogs', [event, { ...event, requestId: 'r2' }]);

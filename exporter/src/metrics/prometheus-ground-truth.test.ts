@@ -128,12 +128,13 @@ describe('Prometheus ground truth', () => {
     const names = new Set([...exposed.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]));
     for (const name of names) expect(catalog, name).toContain(name);
     // Everything shows up but the overflow and shortened-label counters, the bad-row counter (no bad rows here), sinks and probes (none
-    // configured), the event-loop delay (its first 30 s window has not ended), and reconciliation (no event store here).
+    // configured), the event-loop delay (its first 30 s window has not ended), reconciliation (no event store here), and
+    // requests without a price (every model of this data has one).
     const expectedAbsent = ['nodejs_eventloop_lag_p99_seconds',
       'tokenwatch_reconcile_missing_rows', 'tokenwatch_reconcile_extra_rows', 'tokenwatch_reconcile_rejected_rows', 'tokenwatch_reconcile_last_run_timestamp_seconds',
       'tokenwatch_reconcile_days', 'tokenwatch_reconcile_delivered_rows_total',
       'tokenwatch_sink_up', 'tokenwatch_sink_write_failures_total', 'tokenwatch_sink_rows_rejected_total', 'tokenwatch_metric_series_overflow_total', 'tokenwatch_metric_label_values_shortened_total',
-      'tokenwatch_source_rows_invalid_total', 'tokenwatch_probe_up', 'tokenwatch_probe_duration_seconds',
+      'tokenwatch_source_rows_invalid_total', 'tokenwatch_probe_up', 'tokenwatch_probe_duration_seconds', 'tokenwatch_cost_unknown_requests_total',
     ];
     expect(catalog.filter((n) => !names.has(n)).sort()).toEqual(expectedAbsent.sort());
   });

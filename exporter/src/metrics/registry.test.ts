@@ -8,7 +8,7 @@ function request(overrides: Partial<RequestEvent> = {}): RequestEvent {
     kind: 'request', source: 'claude-nexus-proxy', tenant: 'acme', requestId: 'r', conversationId: null, branchId: null,
     parentRequestId: null, parentTaskRequestId: null, isSubtask: false, account: null, user: null, model: 'claude-sonnet-4-5',
     provider: 'anthropic', operation: 'chat', httpStatus: 200, errorType: null, inputTokens: 100, outputTokens: 50,
-    cacheReadTokens: 0, cacheWriteTokens: 0, costUsd: 0.001, durationMs: 1500, timeToFirstTokenMs: 300, toolCalls: 0,
+    cacheReadTokens: 0, cacheWriteTokens: 0, costUsd: 0.001, cacheWrite1hTokens: 0, webSearchRequests: 0, serviceTier: null, costEstimateUsd: null, pricedAs: null, durationMs: 1500, timeToFirstTokenMs: 300, toolCalls: 0,
     streaming: true, rateLimitStatus: null, startedAt: new Date().toISOString(), endedAt: null, ...overrides,
   };
 }

@@ -22,7 +22,7 @@ export type SavedMetrics = Partial<Record<MetricKey, SavedSeries[]>>;
 
 /** The durable metrics, recorded from append-only streams. */
 const STREAM_METRICS = [
-  'tokenUsage', 'operationDuration', 'timeToFirstToken', 'requests', 'tokens', 'cost', 'errors',
+  'tokenUsage', 'operationDuration', 'timeToFirstToken', 'requests', 'tokens', 'cost', 'costEstimate', 'costUnknown', 'errors',
   'subtaskRequests', 'toolCalls', 'rateLimitWarnings', 'messages', 'conversationsStarted', 'activities', 'voiceSessionSeconds',
 ] as const satisfies readonly MetricKey[];
 
@@ -49,6 +49,9 @@ export interface RequestGroup {
   cacheReadTokens: number;
   cacheWriteTokens: number;
   costUsd: number;
+  /** The list-price estimate, and the requests without a list price. */
+  costEstimateUsd: number;
+  costUnknown: number;
   /** Histograms, bucketed by the catalog's boundaries of each metric. */
   inputTokenUsage: BucketedObservations;
   outputTokenUsage: BucketedObservations;
@@ -62,7 +65,7 @@ export interface RequestGroup {
 /** The labels of a request (or of a group of requests) that its counters go by. */
 type RequestLabels = Pick<RequestGroup, 'source' | 'tenant' | 'model' | 'httpStatus' | 'errorType' | 'account' | 'rateLimitStatus'>;
 /** What the counters of one request or a group of them add. */
-type RequestCounts = Pick<RequestGroup, 'requests' | 'subtaskRequests' | 'toolCalls' | 'inputTokens' | 'outputTokens' | 'cacheReadTokens' | 'cacheWriteTokens' | 'costUsd'>;
+type RequestCounts = Pick<RequestGroup, 'requests' | 'subtaskRequests' | 'toolCalls' | 'inputTokens' | 'outputTokens' | 'cacheReadTokens' | 'cacheWriteTokens' | 'costUsd' | 'costEstimateUsd' | 'costUnknown'>;
 
 export interface ProbeResult {
   name: string;
@@ -260,6 +263,7 @@ export class MetricsRegistry {
       if (grown.cacheReadTokens > 0) this.record(entry, 'tokens', [...base, 'cache_read'], grown.cacheReadTokens, false);
       if (grown.cacheWriteTokens > 0) this.record(entry, 'tokens', [...base, 'cache_creation'], grown.cacheWriteTokens, false);
       if (grown.costUsd > 0) this.record(entry, 'cost', base, grown.costUsd, false);
+      if (grown.costEstimateUsd > 0) this.record(entry, 'costEstimate', base, grown.costEstimateUsd, false);
     }
   }
 
@@ -267,6 +271,7 @@ export class MetricsRegistry {
     this.recordCounters(entry, e, {
       requests: 1, subtaskRequests: e.isSubtask ? 1 : 0, toolCalls: e.toolCalls, inputTokens: e.inputTokens, outputTokens: e.outputTokens,
       cacheReadTokens: e.cacheReadTokens, cacheWriteTokens: e.cacheWriteTokens, costUsd: e.costUsd ?? 0,
+      costEstimateUsd: e.costEstimateUsd ?? 0, costUnknown: e.costEstimateUsd === null ? 1 : 0,
     });
     const genai = [e.operation, e.provider, e.model, e.tenant];
     this.record(entry, 'tokenUsage', [...genai, 'input'], e.inputTokens, true);
@@ -285,6 +290,8 @@ export class MetricsRegistry {
     this.record(entry, 'tokens', [...base, 'cache_read'], n.cacheReadTokens, false);
     this.record(entry, 'tokens', [...base, 'cache_creation'], n.cacheWriteTokens, false);
     this.record(entry, 'cost', base, n.costUsd, false);
+    if (n.costEstimateUsd > 0) this.record(entry, 'costEstimate', base, n.costEstimateUsd, false);
+    if (n.costUnknown > 0) this.record(entry, 'costUnknown', base, n.costUnknown, false);
     if (r.errorType !== null) this.record(entry, 'errors', [...base, r.errorType], n.requests, false);
     if (n.subtaskRequests > 0) this.record(entry, 'subtaskRequests', [r.source, r.tenant], n.subtaskRequests, false);
     if (n.toolCalls > 0) this.record(entry, 'toolCalls', base, n.toolCalls, false);

@@ -36,9 +36,23 @@ export const RequestEvent = z.object({
   inputTokens: TokenCount,
   outputTokens: TokenCount,
   cacheReadTokens: TokenCount,
+  /** All cache writes, 5-minute and 1-hour. */
   cacheWriteTokens: TokenCount,
-  /** USD. null when the source carries no spend and the model has no price in the pricing table. */
+  /** The part of cacheWriteTokens written for one hour (priced higher). */
+  cacheWrite1hTokens: TokenCount,
+  /** Server tool calls billed per request (Anthropic's web search). */
+  webSearchRequests: TokenCount,
+  /** The provider's service tier as the usage block reports it (standard, priority, batch). */
+  serviceTier: z.string().nullable(),
+  /**
+   * USD. The source's own recorded spend where it records one (LiteLLM), else the price
+   * catalog's estimate; null when neither exists (a model without a price).
+   */
   costUsd: z.number().nonnegative().nullable(),
+  /** USD at list prices from the price catalog (or the configured overrides); null without a price. */
+  costEstimateUsd: z.number().nonnegative().nullable(),
+  /** Where the estimate's price came from: "catalog:<provider>/<model>" or "override:<prefix>"; null without a price. */
+  pricedAs: z.string().nullable(),
   durationMs: z.number().nonnegative().nullable(),
   timeToFirstTokenMs: z.number().nonnegative().nullable(),
   toolCalls: z.number().int().nonnegative(),

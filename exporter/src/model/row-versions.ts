@@ -23,6 +23,8 @@ export interface RequestAmounts {
   cacheReadTokens: number;
   cacheWriteTokens: number;
   costUsd: number;
+  /** The list-price estimate (equal to costUsd where the source records no spend). */
+  costEstimateUsd: number;
 }
 
 /** What the event store (or the ledger) holds of a delivered row. */
@@ -80,13 +82,13 @@ export function fingerprint(event: VersionedEvent): string {
 export function amountsOf(event: RequestEvent): RequestAmounts {
   return {
     inputTokens: event.inputTokens, outputTokens: event.outputTokens, cacheReadTokens: event.cacheReadTokens,
-    cacheWriteTokens: event.cacheWriteTokens, costUsd: event.costUsd ?? 0,
+    cacheWriteTokens: event.cacheWriteTokens, costUsd: event.costUsd ?? 0, costEstimateUsd: event.costEstimateUsd ?? 0,
   };
 }
 
 function sameAmounts(a: RequestAmounts, b: RequestAmounts): boolean {
   return a.inputTokens === b.inputTokens && a.outputTokens === b.outputTokens && a.cacheReadTokens === b.cacheReadTokens &&
-    a.cacheWriteTokens === b.cacheWriteTokens && Math.abs(a.costUsd - b.costUsd) < 5e-10;
+    a.cacheWriteTokens === b.cacheWriteTokens && Math.abs(a.costUsd - b.costUsd) < 5e-10 && Math.abs(a.costEstimateUsd - b.costEstimateUsd) < 5e-10;
 }
 
 /** Whether the stored version is the event as it is now. */
@@ -116,11 +118,11 @@ export function classify(events: readonly CanonicalEvent[], stored: ReadonlyMap<
 
 /** The increase of each amount from `previous` to `now` (0 where it did not grow). */
 export function increase(now: RequestAmounts, previous: RequestAmounts | null): RequestAmounts {
-  const p = previous ?? { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, costUsd: 0 };
+  const p = previous ?? { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, costUsd: 0, costEstimateUsd: 0 };
   return {
     inputTokens: Math.max(0, now.inputTokens - p.inputTokens), outputTokens: Math.max(0, now.outputTokens - p.outputTokens),
     cacheReadTokens: Math.max(0, now.cacheReadTokens - p.cacheReadTokens), cacheWriteTokens: Math.max(0, now.cacheWriteTokens - p.cacheWriteTokens),
-    costUsd: Math.max(0, now.costUsd - p.costUsd),
+    costUsd: Math.max(0, now.costUsd - p.costUsd), costEstimateUsd: Math.max(0, now.costEstimateUsd - p.costEstimateUsd),
   };
 }
 

@@ -45,7 +45,8 @@ export async function bulkSinkFor(pool: pg.Pool, runner: StreamRunner, sinks: re
 export interface BulkPollDeps {
   sink: ClickHouseSink;
   source: NamedSource;
-  context: BulkContext;
+  pool: pg.Pool;
+  context: Omit<BulkContext, 'models'>;
   chunkRows: number;
   metrics: MetricsRegistry | undefined;
   logger: Logger;
@@ -61,7 +62,13 @@ export async function pollBulk(runner: StreamRunner, deps: BulkPollDeps, onPage:
   const { stream, reader, status } = runner;
   const spec = stream.bulk!;
   const id = runner.id;
-  const { sink, context: ctx } = deps;
+  const { sink } = deps;
+  // One pass over the table for its models, so the ClickHouse cost covers them all (pricing.ts).
+  const { model, provider } = spec.models;
+  const models = await deps.pool.query<{ model: string; provider: string | null }>(
+    `SELECT DISTINCT ${model} AS model, ${provider ?? 'NULL::text'} AS provider FROM ${stream.spec.table} t WHERE ${model} IS NOT NULL`,
+  );
+  const ctx: BulkContext = { ...deps.context, models: models.rows };
   const loadStore = await sink.store.connectAgain();
   const aggregateStore = await sink.store.connectAgain().catch(async (error: unknown) => {
     await loadStore.close();

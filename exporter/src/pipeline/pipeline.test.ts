@@ -8,7 +8,7 @@ import { MemorySink } from '../sinks/memory-sink.ts';
 import { MemoryCheckpointStore } from '../reader/checkpoint-store.ts';
 import { silentLogger, testConfig } from '../testing/fixtures.ts';
 import { CanonicalEvent, type MessageEvent, type RequestEvent, type UsageSnapshot, type AgentSnapshot } from '../model/events.ts';
-import { BUILT_IN_PRICES } from '../sources/pricing.ts';
+import { Pricing } from '../pricing/pricing.ts';
 
 const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
 
@@ -39,18 +39,35 @@ describe('pipeline ground truth', () => {
 
   it('Claude Nexus Proxy requests: counts, tokens and estimated cost per tenant equal SQL', async () => {
     const requests = events.filter((e): e is RequestEvent => e.kind === 'request' && e.source === 'claude-nexus-proxy');
-    const prices = Object.entries(BUILT_IN_PRICES).map(([prefix, p]) => `('${prefix}', ${p.input}, ${p.output}, ${p.cacheRead ?? p.input * 0.1}, ${p.cacheWrite ?? p.input * 1.25})`);
+    // List prices of each model from the catalog (flat at these prompt sizes: checked), the
+    // usage block's 1-hour cache writes and web searches priced as Anthropic does.
+    const pricing = new Pricing();
+    const models = (await db.pool.query<{ model: string; top: number }>(
+      `SELECT model, max(input_tokens + cache_read_input_tokens + cache_creation_input_tokens)::int AS top FROM api_requests WHERE request_type = 'inference' GROUP BY model`,
+    )).rows;
+    const prices = models.map(({ model, top }) => {
+      const p = pricing.report(model, { at: now })!;
+      const flat = (t: unknown) => {
+        if (typeof t === 'number') return t;
+        const tiered = t as { base: number; tiers: { start: number }[] };
+        expect(top, `${model} stays below its first tier`).toBeLessThanOrEqual(tiered.tiers[0]!.start);
+        return tiered.base;
+      };
+      return `('${model}', ${flat(p.input)}, ${flat(p.output)}, ${flat(p.cacheRead)}, ${flat(p.cacheWrite5m)}, ${flat(p.cacheWrite1h)}, ${p.webSearchesPerThousand / 1000})`;
+    });
     const { rows } = await db.pool.query<{ domain: string; n: number; input: number; output: number; cache_read: number; cache_write: number; errors: number; cost: number }>(`
-      WITH prices(prefix, input, output, cache_read, cache_write) AS (VALUES ${prices.join(', ')}),
+      WITH prices(model, input, output, cache_read, cache_write, cache_write_1h, web_search) AS (VALUES ${prices.join(', ')}),
       priced AS (
-        SELECT r.*, p.input AS p_in, p.output AS p_out, p.cache_read AS p_cr, p.cache_write AS p_cw
-        FROM api_requests r CROSS JOIN LATERAL (
-          SELECT * FROM prices p WHERE r.model LIKE p.prefix || '%' ORDER BY length(p.prefix) DESC LIMIT 1) p
+        SELECT r.*, p.input AS p_in, p.output AS p_out, p.cache_read AS p_cr, p.cache_write AS p_cw, p.cache_write_1h AS p_cw1h, p.web_search AS p_ws,
+          coalesce((r.usage_data->'cache_creation'->>'ephemeral_1h_input_tokens')::int, 0) AS write_1h,
+          coalesce((r.usage_data->'server_tool_use'->>'web_search_requests')::int, 0) AS web_searches
+        FROM api_requests r JOIN prices p USING (model)
         WHERE request_type = 'inference')
       SELECT domain, count(*)::int AS n, sum(input_tokens)::int AS input, sum(output_tokens)::int AS output,
         sum(cache_read_input_tokens)::int AS cache_read, sum(cache_creation_input_tokens)::int AS cache_write,
         count(*) FILTER (WHERE response_status >= 400)::int AS errors,
-        sum((input_tokens * p_in + output_tokens * p_out + cache_read_input_tokens * p_cr + cache_creation_input_tokens * p_cw) / 1e6)::float8 AS cost
+        sum((input_tokens * p_in + output_tokens * p_out + cache_read_input_tokens * p_cr + (cache_creation_input_tokens - write_1h) * p_cw + write_1h * p_cw1h) / 1e6
+          + web_searches * p_ws)::float8 AS cost
       FROM priced GROUP BY domain ORDER BY domain`);
     expect(rows.length).toBe(5);
     for (const row of rows) {

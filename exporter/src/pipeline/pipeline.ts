@@ -11,7 +11,7 @@ import { errorText } from '../log.ts';
 import { plannerRowEstimate } from '../db/postgres.ts';
 import type { IncrementalStream, MapContext, NamedSource, SnapshotQuery, SourceAdapter } from '../sources/adapter.ts';
 import type { EventStore } from '../store/clickhouse.ts';
-import { Pricing } from '../sources/pricing.ts';
+import { Pricing } from '../pricing/pricing.ts';
 import { IncrementalReader, cursorTime } from '../reader/incremental-reader.ts';
 import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
 import type { BulkTransport } from '../store/bulk-load.ts';
@@ -365,7 +365,7 @@ export class Pipeline {
         const sink = await bulkSinkFor(source.pool, entry, sinks, config.clickhouse.bulkBackfill, logger);
         rows += sink
           ? await pollBulk(entry, {
-            sink, source: source.config, chunkRows: config.clickhouse.bulkChunkRows, metrics, logger, transport: options.transport,
+            sink, source: source.config, pool: source.pool, chunkRows: config.clickhouse.bulkChunkRows, metrics, logger, transport: options.transport,
             context: { pricing: this.pricing, futureLimit: new Date(this.now() + config.quality.futureTolerance).toISOString() },
             emit: (events) => this.emit(events),
             written: (events) => (this.sinkStatusOf(sink.name).eventsWritten += events),

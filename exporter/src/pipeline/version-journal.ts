@@ -12,7 +12,7 @@ import { closeSync, fsyncSync, openSync, readFileSync, writeSync, ftruncateSync 
 import { z } from 'zod';
 import type { JournalEntry } from '../model/row-versions.ts';
 
-const Amounts = z.object({ inputTokens: z.number(), outputTokens: z.number(), cacheReadTokens: z.number(), cacheWriteTokens: z.number(), costUsd: z.number() });
+const Amounts = z.object({ inputTokens: z.number(), outputTokens: z.number(), cacheReadTokens: z.number(), cacheWriteTokens: z.number(), costUsd: z.number(), costEstimateUsd: z.number().default(0) });
 const Line = z.object({
   after: z.string(),
   entries: z.array(z.object({ key: z.string(), kind: z.enum(['new', 'revised']), previous: Amounts.nullable() })),

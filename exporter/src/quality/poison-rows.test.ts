@@ -74,7 +74,7 @@ describe('poison rows', () => {
     const request = (id: string, costUsd: number): RequestEvent => ({
       kind: 'request', source: 'litellm', tenant: 'team-b', requestId: id, conversationId: null, branchId: null, parentRequestId: null, parentTaskRequestId: null,
       isSubtask: false, account: null, user: null, model: 'gpt-4o', provider: 'openai', operation: 'chat', httpStatus: 200, errorType: null,
-      inputTokens: 1, outputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0, costUsd, durationMs: 10, timeToFirstTokenMs: null, toolCalls: 0,
+      inputTokens: 1, outputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0, costUsd, cacheWrite1hTokens: 0, webSearchRequests: 0, serviceTier: null, costEstimateUsd: null, pricedAs: null, durationMs: 10, timeToFirstTokenMs: null, toolCalls: 0,
       streaming: false, rateLimitStatus: null, startedAt: '2026-11-30T10:00:00.000Z', endedAt: null,
     });
     // A value past the store-limit check (as if a mapper had not applied it).

@@ -56,7 +56,17 @@ function request(rnd: Random, world: World, tenant: NexusTenant, tenantIndex: nu
   const content = [{ type: 'text', text }, ...(spawnsTask ? [{ type: 'tool_use', name: 'Task', input: { description: 'Investigate the failing test', prompt: ask(rnd) } }] : [])];
   const streaming = rnd() < 0.85;
   const hash = sha(`${options.conversationId}:${messages.length}:${id}`);
-  const usage = { input_tokens: input - cacheRead, output_tokens: output, cache_read_input_tokens: cacheRead, cache_creation_input_tokens: cacheCreation };
+  // The usage block as the API returns it: a quarter of cache writes are for one hour, some
+  // tool calls are web searches (billed per request). Taken from the id, so the random
+  // sequence (and every other value of the simulation) stays as it was.
+  const oneHour = parseInt(id[0]!, 16) < 4;
+  const webSearches = toolCalls > 0 && parseInt(id[1]!, 16) < 3 ? toolCalls : 0;
+  const usage = {
+    input_tokens: input - cacheRead, output_tokens: output, cache_read_input_tokens: cacheRead, cache_creation_input_tokens: cacheCreation,
+    cache_creation: { ephemeral_5m_input_tokens: oneHour ? 0 : cacheCreation, ephemeral_1h_input_tokens: oneHour ? cacheCreation : 0 },
+    ...(webSearches > 0 ? { server_tool_use: { web_search_requests: webSearches } } : {}),
+    service_tier: 'standard',
+  };
   const ratelimit = incident?.kind === 'rate_limited' ? 'allowed_warning' : rnd() < 0.01 ? 'allowed_warning' : 'allowed';
   const row: Record<string, unknown> = {
     request_id: id,

@@ -65,6 +65,8 @@ function requestRow(e: RequestEvent): Record<string, unknown> {
     // Decimal(18, 9) from a string: no binary floating-point detour.
     cost_usd: (e.costUsd ?? 0).toFixed(9), cost_known: e.costUsd !== null, duration_ms: e.durationMs, ttft_ms: e.timeToFirstTokenMs,
     tool_calls: e.toolCalls, streaming: e.streaming, rate_limit_status: e.rateLimitStatus ?? '',
+    cache_write_1h_tokens: e.cacheWrite1hTokens, web_search_requests: e.webSearchRequests, service_tier: e.serviceTier ?? '',
+    cost_estimate_usd: e.costEstimateUsd === null ? null : e.costEstimateUsd.toFixed(9), priced_as: e.pricedAs ?? '',
   };
 }
 
@@ -92,6 +94,7 @@ interface StoredRequest {
   cache_read_tokens: string | number;
   cache_write_tokens: string | number;
   cost_usd: string;
+  cost_estimate_usd: string;
   duration_ms: number;
   tool_calls: number;
 }
@@ -99,7 +102,7 @@ interface StoredRequest {
 function storedRequest(r: StoredRequest): StoredVersion {
   const amounts = {
     inputTokens: Number(r.input_tokens), outputTokens: Number(r.output_tokens), cacheReadTokens: Number(r.cache_read_tokens),
-    cacheWriteTokens: Number(r.cache_write_tokens), costUsd: Number(r.cost_usd),
+    cacheWriteTokens: Number(r.cache_write_tokens), costUsd: Number(r.cost_usd), costEstimateUsd: Number(r.cost_estimate_usd),
   };
   const negated = (decimal: string) => (decimal.startsWith('-') ? decimal.slice(1) : `-${decimal}`);
   return {
@@ -199,7 +202,7 @@ export class ClickHouseSink implements Sink {
       const rows = await this.store.query<StoredRequest>(
         `SELECT request_id AS id, toString(fingerprint) AS fingerprint, toString(toDate(started_at)) AS day, tenant, source, model,
            error_type, is_subtask, http_status, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-           toString(cost_usd) AS cost_usd, ifNull(duration_ms, 0) AS duration_ms, tool_calls
+           toString(cost_usd) AS cost_usd, toString(ifNull(cost_estimate_usd, 0)) AS cost_estimate_usd, ifNull(duration_ms, 0) AS duration_ms, tool_calls
          FROM ${db}.requests
          WHERE started_at >= {from:DateTime64(3, 'UTC')} AND started_at <= {to:DateTime64(3, 'UTC')} AND request_id IN {ids:Array(String)}
          ORDER BY ingested_at DESC LIMIT 1 BY request_id`,

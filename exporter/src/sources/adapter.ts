@@ -8,7 +8,7 @@ import type { CanonicalEvent, SourceName } from '../model/events.ts';
 import type { IncrementalStreamSpec } from '../reader/incremental-reader.ts';
 import { RowRejected, type RepairReason } from '../quality/row-quality.ts';
 import { qualifiedTable, quoteIdent } from '../reader/sql.ts';
-import type { Pricing } from './pricing.ts';
+import type { PricedModel, Pricing } from '../pricing/pricing.ts';
 
 /**
  * A source as the runner reads it: its configuration, its name, and for a database that belongs
@@ -93,6 +93,11 @@ export interface BulkContext {
   pricing: Pricing;
   /** Rows with a cursor after this ISO time are rejected as future timestamps by map(). */
   futureLimit: string;
+  /**
+   * The model names in the table when the backfill started (BulkSpec.models): the ClickHouse
+   * cost is written for these; a row with another model goes through map().
+   */
+  models: PricedModel[];
 }
 
 /**
@@ -106,6 +111,11 @@ export interface BulkContext {
 export interface BulkSpec {
   /** Copied columns in order: a PostgreSQL expression over alias `t`, and the ClickHouse type its text is read as. */
   columns: { name: string; sql: string; type: string }[];
+  /**
+   * PostgreSQL expressions over alias `t`: the model a row is priced by, and the provider the
+   * source names for it (absent: none); their distinct values are read first.
+   */
+  models: { model: string; provider?: string };
   /** Columns computed once per row before the mapping: `expression AS name`, comma-separated (or ''). */
   derived(ctx: BulkContext): string;
   /** ClickHouse select list over the copied and derived columns that yields the requests columns (REQUEST_COLUMNS order). */

@@ -43,8 +43,15 @@ function mapRow(row: Record<string, unknown>, ctx: MapContext): CanonicalEvent[]
     cacheReadTokens: tokenCount(row.cache_read_input_tokens, 'cache_read_input_tokens', ctx),
     cacheWriteTokens: tokenCount(row.cache_creation_input_tokens, 'cache_creation_input_tokens', ctx),
   };
+  // The usage block as the API returned it (usage_data): which cache writes were for one
+  // hour, server tool calls, and the service tier.
+  const billing = {
+    cacheWrite1hTokens: Math.min(nonNegativeIntegerOrNull(row.cache_write_1h) ?? 0, usage.cacheWriteTokens),
+    webSearchRequests: nonNegativeIntegerOrNull(row.web_search_requests) ?? 0,
+    serviceTier: optionalString(row.service_tier),
+  };
   const model = optionalString(row.model) ?? 'unknown';
-  const cost = ctx.pricing.cost(model, usage);
+  const cost = ctx.pricing.cost(model, { ...usage, ...billing }, { at: startedAt, tenant });
   if (cost === undefined) ctx.repaired('unknown_model', `no price for model "${model}"; cost left empty`);
   const status = httpStatusOf(row.response_status);
   const durationMs = nonNegativeOrNull(row.duration_ms);
@@ -67,7 +74,10 @@ function mapRow(row: Record<string, unknown>, ctx: MapContext): CanonicalEvent[]
     httpStatus: status,
     errorType: errorTypeOf(status, row.response_error, optionalString(row.error)),
     ...usage,
+    ...billing,
     costUsd: cost ?? null,
+    costEstimateUsd: cost ?? null,
+    pricedAs: ctx.pricing.pricedAs(model),
     durationMs,
     timeToFirstTokenMs: nonNegativeOrNull(row.first_token_ms),
     toolCalls: nonNegativeIntegerOrNull(row.tool_call_count) ?? 0,
@@ -141,8 +151,13 @@ function bulkSpec(names: SourceNames): BulkSpec {
   })();
   const tokens = ['input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens'];
   const headers = col('response_headers') === null ? 'NULL' : `t.${col('response_headers')}->>'anthropic-ratelimit-unified-status'`;
-  const costTokens = { input: 'ifNull(input_tokens, 0)', output: 'ifNull(output_tokens, 0)', cacheRead: 'ifNull(cache_read_input_tokens, 0)', cacheWrite: 'ifNull(cache_creation_input_tokens, 0)' };
   const nonNegative = (c: string) => `if(${c} >= 0, ${c}, NULL)`;
+  // The usage block's extras as JSON text: a clean row has each absent, null or a plain
+  // non-negative integer (anything else goes through mapRow).
+  const usage = (path: string) => (col('usage_data') === null ? 'NULL' : `(t.${col('usage_data')}${path})::text`);
+  const jsonCount = (c: string) => `(${c} IS NULL OR ${c} = 'null' OR match(${c}, '^[0-9]{1,15}$'))`;
+  const count = (c: string) => `toUInt64OrZero(ifNull(${c}, ''))`;
+  const write1h = `least(${count('cache_write_1h')}, toUInt64(greatest(ifNull(cache_creation_input_tokens, 0), 0)))`;
   return {
     columns: [
       { name: 'request_id', sql: raw('request_id'), type: 'String' },
@@ -164,9 +179,18 @@ function bulkSpec(names: SourceNames): BulkSpec {
       { name: 'api_key_hash', sql: raw('api_key_hash'), type: 'Nullable(String)' },
       { name: 'parent_request_id', sql: raw('parent_request_id'), type: 'Nullable(String)' },
       { name: 'rate_limit_status', sql: headers, type: 'Nullable(String)' },
+      { name: 'cache_write_1h', sql: usage("->'cache_creation'->'ephemeral_1h_input_tokens'"), type: 'Nullable(String)' },
+      { name: 'web_searches', sql: usage("->'server_tool_use'->'web_search_requests'"), type: 'Nullable(String)' },
+      { name: 'service_tier', sql: col('usage_data') === null ? 'NULL' : `t.${col('usage_data')}->>'service_tier'`, type: 'Nullable(String)' },
     ],
-    // The model's price, matched once per row (0 for a model without a price).
-    derived: (ctx) => `${ctx.pricing.clickhousePriceIndex("ifNull(model, '')")} AS price_index`,
+    models: { model: raw('model') },
+    // The cost, priced once per row at its own time and tenant (NULL: no price).
+    derived: (ctx) => `${ctx.pricing.clickhouseCost(ctx.models, {
+      model: "ifNull(model, '')", at: 'ts', tenant: "ifNull(domain, '')",
+      input: 'greatest(ifNull(input_tokens, 0), 0)', output: 'greatest(ifNull(output_tokens, 0), 0)',
+      cacheRead: 'greatest(ifNull(cache_read_input_tokens, 0), 0)', cacheWrite: 'greatest(ifNull(cache_creation_input_tokens, 0), 0)',
+      cacheWrite1h: write1h, webSearches: count('web_searches'), serviceTier: "ifNull(service_tier, '')",
+    })} AS cost, ${ctx.pricing.clickhousePricedAs(ctx.models, { model: "ifNull(model, '')" })} AS priced_as`,
     requests: (ctx) => [
       "ifNull(domain, '')", `'${SOURCE}'`, 'request_id', "toDateTime64(ts, 3, 'UTC')",
       "if(duration_ms >= 0, fromUnixTimestamp64Milli(toUnixTimestamp64Milli(toDateTime64(ts, 3, 'UTC')) + toInt64(floor(assumeNotNull(duration_ms))), 'UTC'), NULL)",
@@ -174,17 +198,19 @@ function bulkSpec(names: SourceNames): BulkSpec {
       'ifNull(is_subtask, false)', "ifNull(account_id, '')", "ifNull(api_key_hash, '')", "ifNull(model, 'unknown')", "'anthropic'", "'chat'",
       'toUInt16(ifNull(response_status, 0))', "ifNull(error_type, '')",
       ...['input_tokens', 'output_tokens', 'cache_read_input_tokens', 'cache_creation_input_tokens'].map((c) => `toUInt64(greatest(ifNull(${c}, 0), 0))`),
-      ctx.pricing.clickhouseCost('price_index', costTokens),
-      'price_index != 0', nonNegative('duration_ms'), nonNegative('first_token_ms'),
+      'ifNull(cost, 0)', 'cost IS NOT NULL', nonNegative('duration_ms'), nonNegative('first_token_ms'),
       'toUInt32(greatest(ifNull(tool_call_count, 0), 0))', 'ifNull(response_streaming, false)', "ifNull(rate_limit_status, '')",
+      write1h, `toUInt32(${count('web_searches')})`, "ifNull(service_tier, '')", 'cost', 'priced_as',
     ].join(', '),
     // What mapRow would repair or reject: no tenant, NULL or negative tokens, a timestamp in
-    // the future, a model without a price, a status that is not an HTTP status.
+    // the future, a model without a price (or not in ctx.models), a status that is not an
+    // HTTP status, a usage block whose counts are not plain integers.
     clean: (ctx) => [
       "ifNull(domain, '') != ''",
       ...tokens.map((name) => `ifNull(${name} >= 0, false)`),
       `ts <= toDateTime64('${ctx.futureLimit.replace('T', ' ').replace('Z', '')}', 6, 'UTC')`,
-      'model IS NOT NULL AND price_index != 0',
+      'model IS NOT NULL AND cost IS NOT NULL',
+      jsonCount('cache_write_1h'), jsonCount('web_searches'),
       '(response_status IS NULL OR (response_status >= 1 AND response_status <= 65535))',
     ].join(' AND '),
     otherEvents: 'conversation_id IS NOT NULL',
@@ -201,7 +227,7 @@ export const claudeNexusProxy: SourceAdapter = {
       'request_id', 'domain', 'timestamp', 'model', 'request_type', 'response_status', 'response_streaming', 'input_tokens', 'output_tokens',
       'cache_creation_input_tokens', 'cache_read_input_tokens', 'first_token_ms', 'duration_ms', 'error', 'tool_call_count', 'conversation_id',
       'branch_id', 'message_count', 'parent_task_request_id', 'is_subtask', 'account_id', 'api_key_hash', 'parent_request_id',
-      'response_headers', 'response_body', 'body',
+      'response_headers', 'response_body', 'body', 'usage_data',
     ],
   },
   build(source) {
@@ -233,6 +259,9 @@ export const claudeNexusProxy: SourceAdapter = {
       names.expr('response_body', "$->'error'", 'response_error'),
       names.expr('response_body', "$->'content'", 'response_content'),
       names.expr('body', "$->'messages'->-1", 'last_message'),
+      names.expr('usage_data', "$->'cache_creation'->'ephemeral_1h_input_tokens'", 'cache_write_1h'),
+      names.expr('usage_data', "$->'server_tool_use'->'web_search_requests'", 'web_search_requests'),
+      names.expr('usage_data', "$->>'service_tier'", 'service_tier'),
     ].join(', ');
     const stream: IncrementalStream = {
       kind: 'incremental',

@@ -85,6 +85,14 @@ function mapSpendLog(row: Record<string, unknown>, ctx: MapContext): CanonicalEv
   const failed = status !== null && status !== 'success';
   const errorInfo = (metadata?.error_information ?? null) as { error_class?: unknown; error_code?: unknown } | null;
   const model = optionalString(row.model) ?? optionalString(row.model_group) ?? 'unknown';
+  const cacheReadTokens = numberAt(usage, 'cache_read_input_tokens') || numberAt(usage, 'prompt_tokens_details', 'cached_tokens');
+  const cacheWriteTokens = numberAt(usage, 'cache_creation_input_tokens');
+  // The catalog's list price beside the spend LiteLLM recorded (prompt_tokens includes the
+  // cached tokens; the rest is uncached input).
+  const provider = optionalString(row.custom_llm_provider);
+  const estimate = ctx.pricing.cost(model, {
+    inputTokens: Math.max(0, inputTokens - cacheReadTokens - cacheWriteTokens), outputTokens, cacheReadTokens, cacheWriteTokens,
+  }, { at: startedAt, tenant: null, provider });
   const event: RequestEvent = {
     kind: 'request',
     source: SOURCE,
@@ -104,10 +112,15 @@ function mapSpendLog(row: Record<string, unknown>, ctx: MapContext): CanonicalEv
     errorType: failed ? (optionalString(errorInfo?.error_class) ?? 'failure') : null,
     inputTokens,
     outputTokens,
-    cacheReadTokens: numberAt(usage, 'cache_read_input_tokens') || numberAt(usage, 'prompt_tokens_details', 'cached_tokens'),
-    cacheWriteTokens: numberAt(usage, 'cache_creation_input_tokens'),
+    cacheReadTokens,
+    cacheWriteTokens,
+    cacheWrite1hTokens: 0,
+    webSearchRequests: 0,
+    serviceTier: null,
     // To the nano-dollar, as ClickHouse stores it (Decimal(18, 9)): /metrics and the event store add the same amounts.
     costUsd: spend === null ? null : Number(spend.toFixed(9)),
+    costEstimateUsd: estimate ?? null,
+    pricedAs: ctx.pricing.pricedAs(model, provider),
     durationMs: nonNegativeOrNull(row.request_duration_ms) ?? durationBetween(startedAt, endedAt),
     timeToFirstTokenMs: durationBetween(startedAt, firstToken),
     toolCalls: 0,
@@ -206,7 +219,17 @@ function spendBulkSpec(names: SourceNames): BulkSpec {
       { name: 'cached', sql: count("->'usage_object'->'prompt_tokens_details'->'cached_tokens'"), type: 'Int64' },
       { name: 'cache_write', sql: count("->'usage_object'->'cache_creation_input_tokens'"), type: 'Int64' },
     ],
-    derived: () => "toDecimal128OrNull(ifNull(spend, ''), 20) AS spend_exact, ifNull(status != 'success', false) AS failed",
+    models: { model: `coalesce(${text('model')}, ${text('model_group')}, 'unknown')`, provider: text('custom_llm_provider') },
+    derived: (ctx) => {
+      const cached = 'toInt64(if(cache_read != 0, cache_read, cached))';
+      const priced = { model: "coalesce(model, model_group, 'unknown')", provider: "ifNull(provider, '')" };
+      const estimate = ctx.pricing.clickhouseCost(ctx.models, {
+        ...priced, at: 'ts', tenant: "''",
+        input: `greatest(toInt64(ifNull(prompt_tokens, 0)) - ${cached} - toInt64(cache_write), 0)`, output: 'greatest(ifNull(completion_tokens, 0), 0)',
+        cacheRead: cached, cacheWrite: 'cache_write', cacheWrite1h: '0', webSearches: '0', serviceTier: "''",
+      });
+      return `toDecimal128OrNull(ifNull(spend, ''), 20) AS spend_exact, ifNull(status != 'success', false) AS failed, ${estimate} AS estimate, ${ctx.pricing.clickhousePricedAs(ctx.models, priced)} AS priced_as`;
+    },
     requests: () => [
       "coalesce(team, organization, 'default')", `'${SOURCE}'`, 'request_id', time('ts'), `if(end_ts IS NULL, NULL, ${time('end_ts')})`,
       "ifNull(session_id, '')", "''", "''", "''", 'false', "ifNull(api_base, '')", "coalesce(end_user, user, '')",
@@ -220,6 +243,7 @@ function spendBulkSpec(names: SourceNames): BulkSpec {
       'toDecimal64(round(least(greatest(ifNull(spend_exact, 0), 0), 999999999), 9), 9)', 'true',
       `if(duration_ms >= 0, duration_ms, ${fromStart('end_ts')})`, fromStart('first_ts'),
       'toUInt32(0)', `first_ts IS NOT NULL AND (end_ts IS NULL OR ${time('first_ts')} != ${time('end_ts')})`, "''",
+      'toUInt64(0)', 'toUInt32(0)', "''", 'estimate', 'priced_as',
     ].join(', '),
     clean: (ctx) => [
       "request_id != ''",

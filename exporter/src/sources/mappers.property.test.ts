@@ -8,7 +8,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ADAPTERS } from './registry.ts';
-import { Pricing } from './pricing.ts';
+import { Pricing } from '../pricing/pricing.ts';
 import type { MapContext } from './adapter.ts';
 import { CanonicalEvent } from '../model/events.ts';
 import { REJECT_REASONS, REPAIR_REASONS } from '../quality/row-quality.ts';

@@ -28,6 +28,7 @@ export const REQUEST_COLUMNS = [
   'parent_task_request_id', 'is_subtask', 'account', 'user', 'model', 'provider', 'operation', 'http_status', 'error_type',
   'input_tokens', 'output_tokens', 'cache_read_tokens', 'cache_write_tokens', 'cost_usd', 'cost_known', 'duration_ms',
   'ttft_ms', 'tool_calls', 'streaming', 'rate_limit_status',
+  'cache_write_1h_tokens', 'web_search_requests', 'service_tier', 'cost_estimate_usd', 'priced_as',
 ] as const;
 
 export type BulkTransport = 'file' | 'stream';
@@ -197,7 +198,7 @@ export class BulkLoader {
         count() AS n_requests, countIf(is_subtask) AS n_subtask, sum(tool_calls) AS sum_tool_calls,
         sum(input_tokens) AS sum_input, sum(output_tokens) AS sum_output,
         sum(cache_read_tokens) AS sum_cache_read, sum(cache_write_tokens) AS sum_cache_write,
-        toFloat64(sum(cost_usd)) AS sum_cost,
+        toFloat64(sum(cost_usd)) AS sum_cost, toFloat64(sum(ifNull(cost_estimate_usd, 0))) AS sum_estimate, countIf(cost_estimate_usd IS NULL) AS n_unknown,
         tuple(${histogramSql('input_tokens', tokenBuckets)}) AS input_hist,
         tuple(${histogramSql('output_tokens', tokenBuckets)}) AS output_hist,
         tuple(${histogramSql('assumeNotNull(duration_ms) / 1000', bucketsOf('operationDuration'), 'duration_ms IS NOT NULL')}) AS duration_hist,
@@ -218,6 +219,7 @@ export class BulkLoader {
       requests: Number(r.n_requests), subtaskRequests: Number(r.n_subtask), toolCalls: Number(r.sum_tool_calls),
       inputTokens: Number(r.sum_input), outputTokens: Number(r.sum_output),
       cacheReadTokens: Number(r.sum_cache_read), cacheWriteTokens: Number(r.sum_cache_write), costUsd: Number(r.sum_cost),
+      costEstimateUsd: Number(r.sum_estimate), costUnknown: Number(r.n_unknown),
       inputTokenUsage: hist(r.input_hist), outputTokenUsage: hist(r.output_hist),
       duration: hist(r.duration_hist), timeToFirstToken: hist(r.ttft_hist),
       lastStartedAt: Number(r.last_started_at),

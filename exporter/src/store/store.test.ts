@@ -17,7 +17,7 @@ describe('ClickHouse event store', () => {
   beforeAll(async () => {
     seeded = await seededEventStore({ requests: 3000, spendLogs: 1500, extraSinks: [memory] });
     ({ db, store } = seeded);
-    expect(seeded.migrated).toEqual(['0001_events', '0002_daily_rollups', '0003_error_events', '0004_conversation_index', '0005_message_conversation_index', '0006_identity_without_tenant', '0007_dead_letters', '0008_row_versions']);
+    expect(seeded.migrated).toEqual(['0001_events', '0002_daily_rollups', '0003_error_events', '0004_conversation_index', '0005_message_conversation_index', '0006_identity_without_tenant', '0007_dead_letters', '0008_row_versions', '0009_cost_components']);
   });
   afterAll(async () => {
     await seeded?.close();
@@ -26,7 +26,7 @@ describe('ClickHouse event store', () => {
   it('migrations are recorded and applying them again changes nothing', async () => {
     expect(await store.migrate()).toEqual([]);
     const rows = await store.query<{ name: string }>('SELECT name FROM tokenwatch.schema_migrations FINAL ORDER BY version');
-    expect(rows.map((r) => r.name)).toEqual(['0001_events', '0002_daily_rollups', '0003_error_events', '0004_conversation_index', '0005_message_conversation_index', '0006_identity_without_tenant', '0007_dead_letters', '0008_row_versions']);
+    expect(rows.map((r) => r.name)).toEqual(['0001_events', '0002_daily_rollups', '0003_error_events', '0004_conversation_index', '0005_message_conversation_index', '0006_identity_without_tenant', '0007_dead_letters', '0008_row_versions', '0009_cost_components']);
   });
 
   it('the clustered variant renders Replicated and Distributed tables ON CLUSTER, and every statement parses', async () => {

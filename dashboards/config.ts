@@ -33,6 +33,8 @@ export const MonitoringConfig = z
     spendAnomalyFactor: z.number().default(3),
     /** ... and above this many USD per hour, so small tenants do not page on cents. */
     spendAnomalyMinUsdPerHour: z.number().default(1),
+    /** Alert when more than this share of a source's requests (over an hour) has no price. */
+    costUnknownMaxShare: z.number().min(0).max(1).default(0.01),
     /** A tenant counts as active with at least this many requests in the hour before the gap. */
     trafficStoppedMinRequests: z.number().default(10),
     ingestLagSeconds: z.number().default(300),

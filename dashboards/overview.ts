@@ -39,6 +39,19 @@ export function overview(config: MonitoringConfig) {
       ],
     },
     {
+      title: 'Cost: where prices come from',
+      panels: [
+        place(timeseries({
+          title: 'Requests without a price, by source', description: `Share of requests whose model has no price in the price catalog nor in pricing.models: their cost is left out of the cost panels (tokenwatch pricing MODEL; docs/pricing.md). Alert above ${(config.costUnknownMaxShare * 100).toFixed(1)} %.`, unit: 'percentunit',
+          thresholds: steps([null, 'green'], [config.costUnknownMaxShare, 'red']), targets: [prom(`${recorded.costUnknownShare1h}`, '{{source}}')],
+        }), 12),
+        place(timeseries({
+          title: 'Recorded spend ÷ list price, by model', description: 'Where a source records its own spend (LiteLLM): that spend divided by the price catalog\'s list-price estimate of the same requests, per model, over an hour. 1 = they agree; below 1, a discount or a price the gateway has wrong; above 1, a surcharge or a stale gateway price.', unit: 'short',
+          targets: [prom(`${recorded.spendOverListPrice1h}{source="litellm"}`, '{{model}}')],
+        }), 12),
+      ],
+    },
+    {
       title: 'Latency and errors',
       panels: [
         place(timeseries({

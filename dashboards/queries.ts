@@ -19,6 +19,10 @@ export const recorded = {
   costRate1h: 'tokenwatch:cost_usd:rate1h',
   costBaseline7d: 'tokenwatch:cost_usd:rate1h_same_hour_avg7d',
   tokenRate: 'tokenwatch:tokens:rate5m',
+  /** Share of a source's requests whose model has no price (the cost panels leave them out). */
+  costUnknownShare1h: 'tokenwatch:cost_unknown_requests:share1h',
+  /** The spend a source recorded over the list-price estimate, by model (1: they agree). */
+  spendOverListPrice1h: 'tokenwatch:cost_usd_over_estimate:ratio1h',
 } as const;
 
 const QUANTILES = { p50: 0.5, p95: 0.95, p99: 0.99 } as const;
@@ -45,6 +49,15 @@ export function recordingRules(config: MonitoringConfig): RecordingRule[] {
       expr: `histogram_quantile(${q}, sum by (tenant, gen_ai_request_model, le) (rate(gen_ai_server_time_to_first_token_seconds_bucket{${job}}[5m])))`,
     });
   }
+  rules.push({
+    record: recorded.costUnknownShare1h,
+    // 0 where every request has a price (the unknown counter then has no series).
+    expr: `(sum by (source) (rate(tokenwatch_cost_unknown_requests_total{${job}}[1h])) or sum by (source) (rate(tokenwatch_requests_total{${job}}[1h])) * 0)\n/\nsum by (source) (rate(tokenwatch_requests_total{${job}}[1h]))`,
+  });
+  rules.push({
+    record: recorded.spendOverListPrice1h,
+    expr: `sum by (source, model) (rate(tokenwatch_cost_usd_total{${job}}[1h]))\n/\nsum by (source, model) (rate(tokenwatch_cost_estimate_usd_total{${job}}[1h]))`,
+  });
   rules.push({ record: recorded.costRate1h, expr: `sum by (source, tenant) (rate(tokenwatch_cost_usd_total{${job}}[1h])) * 3600` });
   rules.push({
     record: recorded.costBaseline7d,

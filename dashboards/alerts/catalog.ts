@@ -320,6 +320,43 @@ export function alertCatalog(config: MonitoringConfig): AlertRule[] {
       ],
     },
     {
+      alert: 'TokenwatchCostUnknown',
+      severity: 'warning',
+      component: 'data',
+      for: '30m',
+      expr: `${recorded.costUnknownShare1h} > ${config.costUnknownMaxShare}`,
+      summary: 'Requests of models without a price: their cost is missing from the cost panels.',
+      description: `{{ $value | humanizePercentage }} of {{ $labels.source }} requests in the last hour had a model without a price (above ${pct(config.costUnknownMaxShare)}).`,
+      runbook: {
+        meaning: `More than ${pct(config.costUnknownMaxShare)} of a source's requests over the last hour used a model that neither the price catalog shipped with tokenwatch nor the configuration's pricing.models prices.`,
+        impact: 'Their cost is unknown: cost panels, the spend anomaly alert and cost reports understate spend (LiteLLM\'s own recorded spend still counts; only its list-price estimate is missing).',
+        diagnosis: 'sum by (model) (increase(tokenwatch_cost_unknown_requests_total[1h])) names the models; `tokenwatch check` lists them with their request counts; `tokenwatch pricing MODEL` shows what the catalog knows.',
+        mitigation: 'Add the model under pricing.models (USD per million tokens) and restart, then `tokenwatch reprice --from DATE` to price what was stored meanwhile; or upgrade tokenwatch for a newer catalog.',
+      },
+      tests: [
+        {
+          name: 'fires when 5% of requests have no price',
+          input: [
+            counter(`tokenwatch_requests_total{${job},source="claude-nexus-proxy",tenant="acme",model="claude-haiku-5-5",status_class="2xx"}`, '0+5x120'),
+            counter(`tokenwatch_requests_total{${job},source="claude-nexus-proxy",tenant="acme",model="claude-sonnet-4-5",status_class="2xx"}`, '0+95x120'),
+            counter(`tokenwatch_cost_unknown_requests_total{${job},source="claude-nexus-proxy",tenant="acme",model="claude-haiku-5-5"}`, '0+5x120'),
+          ],
+          evalTime: '100m',
+          expect: [{ labels: { source: 'claude-nexus-proxy' }, description: '5% of claude-nexus-proxy requests in the last hour had a model without a price (above 1%).' }],
+        },
+        {
+          name: 'silent at 0.5%, and when every model has a price',
+          input: [
+            counter(`tokenwatch_requests_total{${job},source="claude-nexus-proxy",tenant="acme",model="claude-sonnet-4-5",status_class="2xx"}`, '0+199x120'),
+            counter(`tokenwatch_cost_unknown_requests_total{${job},source="claude-nexus-proxy",tenant="acme",model="claude-haiku-5-5"}`, '0+1x120'),
+            counter(`tokenwatch_requests_total{${job},source="litellm",tenant="team-a",model="gpt-4o",status_class="2xx"}`, '0+100x120'),
+          ],
+          evalTime: '100m',
+          expect: [],
+        },
+      ],
+    },
+    {
       alert: 'TokenwatchTrafficStopped',
       severity: 'warning',
       component: 'data',

@@ -14,7 +14,8 @@ import { IncrementalReader } from '../reader/incremental-reader.ts';
 import { indexStatement } from '../reader/cursor-index.ts';
 import { MemoryCheckpointStore } from '../reader/checkpoint-store.ts';
 import type { Config, SourceConfig } from '../config/schema.ts';
-import type { NamedSource } from '../sources/adapter.ts';
+import type { IncrementalStream, NamedSource } from '../sources/adapter.ts';
+import { Pricing } from '../pricing/pricing.ts';
 import { join } from 'node:path';
 import { openStore, StoreLocked, StoreUnavailable, type EventStore } from '../store/clickhouse.ts';
 import { loadMigrations } from '../store/migrations.ts';
@@ -28,7 +29,7 @@ export async function usesIndex(client: pg.PoolClient | pg.Pool, sql: string, pa
   return { indexed: /Index (Only )?Scan|Bitmap Index Scan/.test(plan) && !/Seq Scan/.test(plan), plan };
 }
 
-export async function checkSource(source: NamedSource, onParts?: (parts: NamedSource[]) => void): Promise<Line[]> {
+export async function checkSource(source: NamedSource, pricing: Pricing, onParts?: (parts: NamedSource[]) => void): Promise<Line[]> {
   const lines: Line[] = [];
   const adapter = adapterFor(source.type);
   const pool = createPool(source.databaseUrl!, { max: 1, applicationName: 'tokenwatch-check' });
@@ -107,6 +108,11 @@ export async function checkSource(source: NamedSource, onParts?: (parts: NamedSo
           lines.push({ ok: false, text: `stream ${stream.table}: ${errorText(error)} (map renamed or absent columns with columns: in the config)` });
         }
       }
+      for (const stream of built.streams) {
+        if (stream.bulk === undefined) continue;
+        const line = await unpricedModels(client, stream, pricing);
+        if (line) lines.push(line);
+      }
       for (const query of built.snapshots) {
         try {
           await client.query(`SELECT * FROM (${query.sql}) q LIMIT 0`, query.params);
@@ -124,6 +130,29 @@ export async function checkSource(source: NamedSource, onParts?: (parts: NamedSo
     await pool.end();
   }
   return lines;
+}
+
+/** Days of a request table whose models `check` looks up in the price catalog. */
+const PRICE_CHECK_DAYS = 30;
+
+/** The models of the last PRICE_CHECK_DAYS days of a request table without a price (on the timestamp index). */
+async function unpricedModels(client: pg.PoolClient, stream: IncrementalStream, pricing: Pricing): Promise<Line | undefined> {
+  const { model, provider } = stream.bulk!.models;
+  try {
+    const { rows } = await client.query<{ model: string; provider: string | null; n: number }>(
+      `SELECT ${model} AS model, ${provider ?? 'NULL::text'} AS provider, count(*)::int AS n FROM ${stream.spec.table} t
+       WHERE t.${stream.spec.cursorColumn} >= now() - make_interval(days => ${PRICE_CHECK_DAYS}) AND ${model} IS NOT NULL GROUP BY 1, 2 ORDER BY 3 DESC`,
+    );
+    const unpriced = rows.filter((r) => pricing.resolve(r.model, r.provider) === undefined);
+    if (unpriced.length === 0) return { ok: true, text: `stream ${stream.table}: every model of the last ${PRICE_CHECK_DAYS} days has a price (${rows.length} model${rows.length === 1 ? '' : 's'}; tokenwatch pricing MODEL shows one)` };
+    const requests = unpriced.reduce((n, r) => n + r.n, 0);
+    return {
+      ok: 'warn',
+      text: `stream ${stream.table}: ${unpriced.length} model${unpriced.length === 1 ? '' : 's'} of the last ${PRICE_CHECK_DAYS} days without a price (${requests} requests, cost unknown): ${unpriced.slice(0, 10).map((r) => `${r.model} (${r.n})`).join(', ')}; give ${unpriced.length === 1 ? 'it a price' : 'them prices'} under pricing.models (docs/pricing.md)`,
+    };
+  } catch (error) {
+    return { ok: 'warn', text: `stream ${stream.table}: could not list its models for the price check: ${errorText(error)}` };
+  }
 }
 
 /** The ClickHouse store: reachable, and which migrations are applied or pending. Opens nothing for writing. */
@@ -183,9 +212,10 @@ export async function checkCommand(options: CommonOptions & { json?: boolean; gr
   const embedded = await resolveDatabase(loaded, logger);
   try {
     const queue = [...(loaded.config.sources as NamedSource[])];
+    const pricing = new Pricing(loaded.config.pricing);
     let usable = 0;
     for (let source = queue.shift(); source !== undefined; source = queue.shift()) {
-      const lines = await checkSource(source, (parts) => queue.unshift(...parts));
+      const lines = await checkSource(source, pricing, (parts) => queue.unshift(...parts));
       // With sources chosen automatically, a source whose tables are absent is skipped, not a problem.
       const skipped = loaded.autoSources && lines.some((l) => l.ok === false && l.text.includes('not found'));
       if (!skipped) usable += 1;

@@ -8,6 +8,7 @@ import { runCommand } from './run.ts';
 import { backfillCommand } from './backfill.ts';
 import { checkCommand } from './check.ts';
 import { verifyCommand } from './verify.ts';
+import { pricingCommand, type PricingOptions } from './pricing.ts';
 import { simulateCommand, type SimulateOptions } from './simulate.ts';
 import { exportConversationsCommand, migrateCommand, queryCommand, reportUsageCommand, REPORT_DIMENSIONS, type OutputFormat } from './store-commands.ts';
 import { VERSION } from '../version.ts';
@@ -66,6 +67,14 @@ export function buildProgram(): Command {
     .option('--days <n>', 'how many closed days back (default: reconcileDays, 7)')
     .option('--json', 'print the comparison as JSON')
     .action(async (options: CommonOptions & { days?: string; json?: boolean }) => verifyCommand(options));
+  command(program, 'pricing', ['tokenwatch pricing claude-opus-4-6', 'tokenwatch pricing claude-opus-4-6 --at 2026-03-01 --tenant acme.example.com', 'tokenwatch pricing gpt-4o --json'], { results: true })
+    .argument('[model]', 'a model name as the proxy records it (without one: the catalog and the configured overrides)')
+    .description('Show the price that applies to a model at a time (input, output, cache reads, 5-minute and 1-hour cache writes, web searches, tiers)\nand where it comes from: the price catalog shipped with tokenwatch, or pricing.models in the configuration. Exit 1 when the model has no price.')
+    .option('--at <time>', 'the time to price at, e.g. 2026-03-01 or 2026-03-01T12:00:00Z (default: now)')
+    .option('--tenant <tenant>', 'apply this tenant\'s discount (pricing.tenants)')
+    .option('--provider <provider>', 'the provider to search the catalog first (as LiteLLM\'s custom_llm_provider)')
+    .option('--json', 'print the price as JSON')
+    .action((model: string | undefined, options: PricingOptions) => pricingCommand(model, options));
   command(program, 'simulate', [
     'tokenwatch simulate --history 30d --rate 0.2 --no-live        # a month of history, then exit',
     'DATABASE_URL=postgres://postgres@localhost:5432/demo tokenwatch simulate --rate 5 --for 10m',

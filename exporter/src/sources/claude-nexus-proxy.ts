@@ -191,7 +191,7 @@ function bulkSpec(names: SourceNames): BulkSpec {
       cacheRead: 'greatest(ifNull(cache_read_input_tokens, 0), 0)', cacheWrite: 'greatest(ifNull(cache_creation_input_tokens, 0), 0)',
       cacheWrite1h: write1h, webSearches: count('web_searches'), serviceTier: "ifNull(service_tier, '')",
     })} AS cost, ${ctx.pricing.clickhousePricedAs(ctx.models, { model: "ifNull(model, '')" })} AS priced_as`,
-    requests: (ctx) => [
+    requests: () => [
       "ifNull(domain, '')", `'${SOURCE}'`, 'request_id', "toDateTime64(ts, 3, 'UTC')",
       "if(duration_ms >= 0, fromUnixTimestamp64Milli(toUnixTimestamp64Milli(toDateTime64(ts, 3, 'UTC')) + toInt64(floor(assumeNotNull(duration_ms))), 'UTC'), NULL)",
       "ifNull(conversation_id, '')", "ifNull(branch_id, '')", "ifNull(parent_request_id, '')", "ifNull(parent_task_request_id, '')",

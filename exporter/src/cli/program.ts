@@ -9,6 +9,7 @@ import { backfillCommand } from './backfill.ts';
 import { checkCommand } from './check.ts';
 import { verifyCommand } from './verify.ts';
 import { pricingCommand, type PricingOptions } from './pricing.ts';
+import { repriceCommand, type RepriceOptions } from './reprice.ts';
 import { simulateCommand, type SimulateOptions } from './simulate.ts';
 import { exportConversationsCommand, migrateCommand, queryCommand, reportUsageCommand, REPORT_DIMENSIONS, type OutputFormat } from './store-commands.ts';
 import { VERSION } from '../version.ts';
@@ -75,6 +76,12 @@ export function buildProgram(): Command {
     .option('--provider <provider>', 'the provider to search the catalog first (as LiteLLM\'s custom_llm_provider)')
     .option('--json', 'print the price as JSON')
     .action((model: string | undefined, options: PricingOptions) => pricingCommand(model, options));
+  command(program, 'reprice', ['tokenwatch reprice --from 2026-11-01', 'tokenwatch reprice --from 2026-11-01 --to 2026-12-01 --json'], { results: true })
+    .description('After a price change (pricing: in the configuration, or a newer tokenwatch), compute the stored costs of the requests of a date range again\nfrom their source rows, and print how much they changed. Counters on /metrics are not changed. With the embedded event store, stop `run` first.')
+    .requiredOption('--from <YYYY-MM-DD>', 'first UTC day to reprice')
+    .option('--to <YYYY-MM-DD>', 'UTC day to stop before (default: tomorrow)')
+    .option('--json', 'print the result as JSON')
+    .action(async (options: RepriceOptions) => repriceCommand(options));
   command(program, 'simulate', [
     'tokenwatch simulate --history 30d --rate 0.2 --no-live        # a month of history, then exit',
     'DATABASE_URL=postgres://postgres@localhost:5432/demo tokenwatch simulate --rate 5 --for 10m',

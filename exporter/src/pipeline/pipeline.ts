@@ -30,6 +30,7 @@ import { StreamRunner, type StreamServices } from './stream-runner.ts';
 import { bulkSinkFor, pollBulk } from './bulk-poll.ts';
 import { SourceUnavailable, connectSource, newStatus, snapshotTable, type ConnectedSource } from './source-connect.ts';
 import { SourceRetry } from './source-retry.ts';
+import { repriceStream, type RepriceResult } from './reprice.ts';
 
 export type { SinkStatus, StreamStatus } from './status.ts';
 
@@ -269,6 +270,23 @@ export class Pipeline {
           continue;
         }
         out.push(await compareStream(source.pool, store, stream, window, this.classifyContext()));
+      }
+    }
+    return out;
+  }
+
+  /**
+   * `tokenwatch reprice`: the stored costs of the requests with a timestamp in [from, to),
+   * computed again with the current prices (reprice.ts). Counters are not changed.
+   */
+  async reprice(from: number, to: number, onDay?: (stream: string, day: string, rows: number) => void): Promise<RepriceResult[]> {
+    const sink = this.options.sinks.find((s): s is ClickHouseSink => s instanceof ClickHouseSink);
+    if (!sink) throw new Error('reprice rewrites costs in the ClickHouse event store, and no ClickHouse sink is configured');
+    const out: RepriceResult[] = [];
+    for (const source of this.sources) {
+      for (const runner of source.streams) {
+        if (runner.stream.stored?.table !== 'requests') continue;
+        out.push(await repriceStream(source.pool, sink, runner, from, to, (day, rows) => onDay?.(runner.id, day, rows)));
       }
     }
     return out;

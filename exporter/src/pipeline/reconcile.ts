@@ -62,21 +62,25 @@ function inRange(stream: IncrementalStream, from: number, to: number): { where: 
   return { where, params };
 }
 
+/** The ids of the stream's rows with a cursor on UTC day `day` (YYYY-MM-DD), on the timestamp index. */
+export async function dayIds(client: pg.ClientBase, stream: IncrementalStream, day: string): Promise<string[]> {
+  const { table, idColumn } = stream.spec;
+  const start = Date.parse(`${day}T00:00:00Z`);
+  const one = inRange(stream, start, start + DAY_MS);
+  const result = await client.query<{ id: string }>(`SELECT t.${idColumn}::text AS id FROM ${table} t WHERE ${one.where}`, one.params);
+  return result.rows.map((r) => r.id);
+}
+
 /** The source side, in one read-only transaction: rows per day, and the ids of the days asked for. */
 async function sourceSide(client: pg.PoolClient, stream: IncrementalStream, from: number, to: number): Promise<{ counts: Map<string, number>; ids: (day: string) => Promise<string[]> }> {
-  const { table, cursorColumn, idColumn } = stream.spec;
+  const { table, cursorColumn } = stream.spec;
   const all = inRange(stream, from, to);
   const { rows } = await client.query<{ day: string; n: number }>(
     `SELECT to_char(t.${cursorColumn}, 'YYYY-MM-DD') AS day, count(*)::int AS n FROM ${table} t WHERE ${all.where} GROUP BY 1`, all.params,
   );
   return {
     counts: new Map(rows.map((r) => [r.day, r.n])),
-    ids: async (day) => {
-      const start = Date.parse(`${day}T00:00:00Z`);
-      const one = inRange(stream, start, start + DAY_MS);
-      const result = await client.query<{ id: string }>(`SELECT t.${idColumn}::text AS id FROM ${table} t WHERE ${one.where}`, one.params);
-      return result.rows.map((r) => r.id);
-    },
+    ids: (day) => dayIds(client, stream, day),
   };
 }
 

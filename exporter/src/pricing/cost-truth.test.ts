@@ -4,6 +4,7 @@
 // ClickHouse and tokenwatch_cost_usd_total on /metrics equal the hand computation to the
 // nano-dollar, request by request and in total, on both paths; a model without a price is
 // counted as unknown, not priced at 0 silently.
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -172,4 +173,33 @@ describe('cost end to end, by hand', () => {
       expect(sumSamples(text, 'tokenwatch_cost_unknown_requests_total')).toBe(1);
     });
   }
+  it('reprice: after an override of Opus 4.6, the stored costs and the daily rollup are those of the new price; /metrics keeps its counts', async () => {
+    // The row-by-row store above, priced at catalog prices; now Opus 4.6 at $1 / $2 (cache
+    // reads 0.1×, 5-minute writes 1.25×, 1-hour writes 2× the input price).
+    const database = 'tw_cost_rows';
+    const config = testConfig(db.url, {
+      stateDir, sources: [{ type: 'claude-nexus-proxy' }], clickhouse: { database, bulkBackfill: false },
+      pricing: { models: { 'claude-opus-4-6': { input: 1, output: 2 } }, tenants: { 'acme.example.com': { discount: 0.2 } } },
+    });
+    const store = await openStore(config);
+    stores.push(store);
+    const metrics = new MetricsRegistry();
+    const pipeline = await Pipeline.open({ config, logger: silentLogger(), sinks: [new ClickHouseSink(store, 'redacted')], store: new MemoryCheckpointStore(), autoSources: false, metrics });
+    const [result] = await pipeline.reprice(Date.parse('2026-03-01T00:00:00Z'), Date.parse('2026-07-01T00:00:00Z'));
+    await pipeline.close();
+    // 1,000 + 2,000 × 2 + 10,000 × 0.1 + 2,000 × 1.25 + 1,000 × 2 = 10,500 per million; 250,000 + 1,000 × 2 twice;
+    // half of 10,000 + 1,000 × 2. The others keep their catalog prices.
+    const costs = Object.fromEntries((await store.query<{ id: string; cost: string }>(`SELECT request_id AS id, toString(cost_usd) AS cost FROM ${database}.requests FINAL`)).map((r) => [r.id, r.cost]));
+    const id = (name: string) => createHash('md5').update(name).digest('hex').replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5');
+    expect(costs[id('opus-46-cache-writes')]).toBe('0.0105');
+    expect(costs[id('opus-46-before')]).toBe('0.252');
+    expect(costs[id('opus-46-after')]).toBe('0.252');
+    expect(costs[id('opus-46-batch')]).toBe('0.006');
+    expect(costs[id('sonnet-45-long')]).toBe('0.9585');
+    expect(result).toMatchObject({ stream: 'claude-nexus-proxy/api_requests', rows: CASES.length, changed: 4, before: { cost: TOTAL }, after: { cost: '2.1945' } });
+    const [daily] = await store.query<{ cost: string }>(`SELECT toString(sum(cost_usd)) AS cost FROM ${database}.requests_daily`);
+    expect(daily!.cost).toBe('2.1945');
+    // This process counted nothing: reprice does not touch counters.
+    expect(sumSamples(prometheusText(metrics.collect([], [], [])), 'tokenwatch_cost_usd_total')).toBe(0);
+  });
 });

@@ -57,7 +57,7 @@ export const METRICS = {
   cost: {
     name: 'tokenwatch_cost_usd_total', type: 'counter', unit: 'USD',
     help: 'Cost in US dollars: the spend the source recorded (LiteLLM), or estimated from the usage with the price catalog at each request\'s time.',
-    labels: REQUEST, source: 'request rows + pricing table',
+    labels: REQUEST, source: 'request rows + price catalog',
   },
   costEstimate: {
     name: 'tokenwatch_cost_estimate_usd_total', type: 'counter', unit: 'USD',

@@ -1,0 +1,139 @@
+// The changes of a replication slot, one committed transaction at a time, in commit order
+// (pgoutput through pg-logical-replication). A transaction is reduced to which rows of which
+// table it touched: the ids it inserted or updated (their newest content is read by id with
+// the stream's own select list, so the adapters map them as a poll does), the ids it deleted,
+// and the tables it truncated. Rows of a rolled-back savepoint never appear: PostgreSQL
+// decodes committed work only.
+//
+// Nothing is confirmed to the server until the handler's promise resolves (the caller makes the
+// transaction's events durable first) and the caller calls confirm(): the slot keeps every
+// transaction not confirmed, and a restart streams it again. At least once from the server,
+// exactly once with the caller's checkpoint of the last LSN it handled.
+//
+// Foundation of `mode: replication` (issue #24), not wired into the runner yet.
+import type pg from 'pg';
+import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
+
+export interface TableChanges {
+  /** Ids (the primary key's text) inserted or updated, in the order of their last change. */
+  upserted: Set<string>;
+  deleted: Set<string>;
+  truncated: boolean;
+}
+
+export interface CommittedTransaction {
+  xid: number;
+  /** Where the transaction's commit ends: confirm() this once it is handled. */
+  lsn: string;
+  commitTime: Date;
+  /** By "schema.table". */
+  tables: Map<string, TableChanges>;
+}
+
+export interface ChangeStreamOptions {
+  connection: pg.ClientConfig;
+  slot: string;
+  publication: string;
+  /** The primary-key column of each table ("schema.table" -> column), to read ids from changes. */
+  keys: ReadonlyMap<string, string>;
+  /** Handles one transaction; the stream waits for it (backpressure) before decoding the next. */
+  onTransaction(transaction: CommittedTransaction): Promise<void>;
+  onError(error: Error): void;
+}
+
+/** An LSN as PostgreSQL prints it ("16/B374D848") to a number, for comparisons. */
+export function lsnValue(lsn: string): bigint {
+  const [high, low] = lsn.split('/') as [string, string];
+  return (BigInt(`0x${high}`) << 32n) + BigInt(`0x${low}`);
+}
+
+export class ChangeStream {
+  private readonly options: ChangeStreamOptions;
+  private readonly service: LogicalReplicationService;
+  private current: CommittedTransaction | undefined;
+  private running: Promise<unknown> | undefined;
+
+  constructor(options: ChangeStreamOptions) {
+    this.options = options;
+    this.service = new LogicalReplicationService(options.connection, {
+      acknowledge: { auto: false, timeoutSeconds: 0 },
+      flowControl: { enabled: true },
+    });
+    this.service.on('data', (lsn: string, message: Pgoutput.Message) => this.onMessage(lsn, message));
+    this.service.on('error', (error: Error) => options.onError(error));
+  }
+
+  /** Starts streaming from the slot's confirmed position. */
+  start(): void {
+    const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [this.options.publication] });
+    this.running = this.service.subscribe(plugin, this.options.slot).catch((error: unknown) => {
+      if (!this.service.isStop()) this.options.onError(error as Error);
+    });
+  }
+
+  /** Tells the server every transaction up to `lsn` is handled: the slot may release its WAL. */
+  async confirm(lsn: string): Promise<void> {
+    await this.service.acknowledge(lsn);
+  }
+
+  async stop(): Promise<void> {
+    await this.service.stop();
+    await this.running;
+  }
+
+  private changes(relation: Pgoutput.MessageRelation): TableChanges {
+    const name = `${relation.schema}.${relation.name}`;
+    let found = this.current!.tables.get(name);
+    if (!found) this.current!.tables.set(name, (found = { upserted: new Set(), deleted: new Set(), truncated: false }));
+    return found;
+  }
+
+  private idOf(relation: Pgoutput.MessageRelation, row: Record<string, unknown> | null): string | undefined {
+    const key = this.options.keys.get(`${relation.schema}.${relation.name}`) ?? relation.keyColumns[0];
+    const value = key === undefined || row === null ? undefined : row[key];
+    return value === undefined || value === null ? undefined : String(value);
+  }
+
+  private async onMessage(lsn: string, message: Pgoutput.Message): Promise<void> {
+    switch (message.tag) {
+      case 'begin':
+        this.current = { xid: message.xid, lsn, commitTime: new Date(Number(message.commitTime) / 1000), tables: new Map() };
+        return;
+      case 'insert':
+      case 'update': {
+        const id = this.idOf(message.relation, message.new);
+        if (id === undefined) return;
+        const changes = this.changes(message.relation);
+        // Re-added at the end: the set keeps the order of each id's last change.
+        changes.upserted.delete(id);
+        changes.upserted.add(id);
+        changes.deleted.delete(id);
+        return;
+      }
+      case 'delete': {
+        const id = this.idOf(message.relation, message.key ?? message.old);
+        if (id === undefined) return;
+        const changes = this.changes(message.relation);
+        changes.upserted.delete(id);
+        changes.deleted.add(id);
+        return;
+      }
+      case 'truncate':
+        for (const relation of message.relations) {
+          const changes = this.changes(relation);
+          changes.truncated = true;
+          changes.upserted.clear();
+        }
+        return;
+      case 'commit': {
+        const transaction = this.current!;
+        this.current = undefined;
+        transaction.lsn = message.commitEndLsn ?? lsn;
+        await this.options.onTransaction(transaction);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+}

@@ -16,6 +16,7 @@ import { MemoryCheckpointStore } from '../reader/checkpoint-store.ts';
 import type { Config, SourceConfig } from '../config/schema.ts';
 import type { IncrementalStream, NamedSource } from '../sources/adapter.ts';
 import { Pricing } from '../pricing/pricing.ts';
+import { absentColumns } from '../pipeline/source-connect.ts';
 import { join } from 'node:path';
 import { openStore, StoreLocked, StoreUnavailable, type EventStore } from '../store/clickhouse.ts';
 import { loadMigrations } from '../store/migrations.ts';
@@ -85,6 +86,11 @@ export async function checkSource(source: NamedSource, pricing: Pricing, onParts
     } catch (error) {
       lines.push({ ok: false, text: errorText(error) });
       return lines;
+    }
+    const absent = await absentColumns(pool, source, adapter);
+    if (absent.length > 0) {
+      lines.push({ ok: true, text: `an older schema version: column${absent.length === 1 ? '' : 's'} ${absent.join(', ')} not present, read as empty (docs/sources.md)` });
+      source = { ...source, columns: { ...source.columns, ...Object.fromEntries(absent.map((c) => [c, null])) } };
     }
     const built = adapter.build(source);
     const client = await pool.connect();

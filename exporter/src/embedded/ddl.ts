@@ -24,3 +24,13 @@ export function sourceDdl(schema: SourceName): string {
 export function sidekickClientDdl(): string {
   return read('sidekick-forge-client.sql');
 }
+
+/** Older schema versions tokenwatch reads with no configuration, each with its own test. */
+export const SCHEMA_VARIANTS = {
+  /** Claude Nexus Proxy as its first migration (000-init-database) creates it. */
+  'claude-nexus-proxy-v0': 'claude-nexus-proxy-v0.sql',
+} as const;
+
+export function variantDdl(variant: keyof typeof SCHEMA_VARIANTS): string {
+  return read(SCHEMA_VARIANTS[variant]);
+}

@@ -171,7 +171,8 @@ export class Pipeline {
   }
 
   /** A connected source with its streams and snapshots, resumed from their checkpoints. */
-  private activate({ config, adapter, pool, built, unindexed }: ConnectedSource): ActiveSource {
+  private activate({ config, adapter, pool, built, unindexed, absent }: ConnectedSource): ActiveSource {
+    if (absent.length > 0) this.options.logger.info({ source: config.name, columns: absent }, 'columns not in this version of the source schema: read as empty');
     const active: ActiveSource = { config, adapter, pool, streams: [], snapshots: [] };
     const connect = () => pool.connect();
     const metrics = this.options.metrics;

@@ -29,6 +29,31 @@ export interface ConnectedSource {
   unindexed: ReadonlySet<string>;
   /** The other databases the source reads, to be added as sources of their own. */
   parts: NamedSource[];
+  /** Columns the adapter reads that this database's schema version does not have (read as NULL). */
+  absent: string[];
+}
+
+/**
+ * The columns the adapter reads that are in none of the tables that read them: an older
+ * version of the source's schema (docs/sources.md lists the versions). They are read as NULL,
+ * as if the configuration marked them absent; a column the configuration names is left as
+ * configured, and a required one still fails with its name when the streams are built.
+ */
+export async function absentColumns(db: pg.Pool | pg.ClientBase, config: NamedSource, adapter: SourceAdapter): Promise<string[]> {
+  const physical = (reference: string) => config.tables[reference] ?? reference;
+  const tables = adapter.requiredTables(config).filter((t) => adapter.reads[t] !== undefined);
+  const { rows } = await db.query<{ table: string; column: string }>(
+    `SELECT c.relname AS table, a.attname AS column FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = $1 AND c.relname = ANY($2::text[]) AND NOT a.attisdropped`,
+    [config.schema, tables.map(physical)],
+  );
+  const present = new Set(rows.map((r) => `${r.table}.${r.column}`));
+  const references = new Set(tables.flatMap((t) => adapter.reads[t]!));
+  return [...references].filter((column) => {
+    if (column in config.columns) return false;
+    const readers = tables.filter((t) => adapter.reads[t]!.includes(column));
+    return readers.every((t) => !present.has(`${physical(t)}.${column}`));
+  }).sort();
 }
 
 /** Connects `config` and checks it can be read; throws SourceUnavailable naming what is wrong. */
@@ -56,8 +81,10 @@ export async function connectSource(config: NamedSource): Promise<ConnectedSourc
   }
   if (parts.length > 0) config = { ...config, partTenants: parts.flatMap((p) => (p.clientOf ? [p.clientOf.tenant] : [])) };
   try {
+    const absent = await absentColumns(pool, config, adapter);
+    if (absent.length > 0) config = { ...config, columns: { ...config.columns, ...Object.fromEntries(absent.map((c) => [c, null])) } };
     const built = adapter.build(config);
-    return { config, adapter, pool, built, unindexed: await unindexedCursors(pool, built.streams), parts };
+    return { config, adapter, pool, built, unindexed: await unindexedCursors(pool, built.streams), parts, absent };
   } catch (error) {
     return fail(new SourceUnavailable(`source ${config.name}: ${errorText(error)}`, false, error));
   }

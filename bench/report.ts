@@ -2,7 +2,7 @@
 // in the same run, written to bench/results/<date>.json (merged with other benchmarks run the
 // same day) and rendered as the table in bench/RESULTS.md, which the README links to.
 import { cpus, totalmem } from 'node:os';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface Figure {
@@ -54,7 +54,7 @@ export class BenchReport {
     const figures = [...previous.filter((f) => !this.ran.has(f.bench)), ...this.figures];
     const result = { date, machine: machine(), figures };
     writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
-    writeFileSync(join(RESULTS_DIR, '..', 'RESULTS.md'), markdown(result));
+    writeFileSync(join(RESULTS_DIR, '..', 'RESULTS.md'), markdown(result, olderBenches(date, new Set(figures.map((f) => f.bench)))));
     return file;
   }
 }
@@ -65,10 +65,24 @@ function round(value: number): string {
   return value.toPrecision(3);
 }
 
-function markdown(result: { date: string; machine: Machine; figures: Figure[] }): string {
+/** For the benchmarks not run on `date`: their figures from the newest earlier results file, with that file's date. */
+function olderBenches(date: string, done: ReadonlySet<string>): { date: string; figures: Figure[] }[] {
+  const seen = new Set(done);
+  const out: { date: string; figures: Figure[] }[] = [];
+  const files = readdirSync(RESULTS_DIR).filter((f) => /^\d{4}-\d{2}-\d{2}\.json$/.test(f) && f < `${date}.json`).sort().reverse();
+  for (const file of files) {
+    const figures = (JSON.parse(readFileSync(join(RESULTS_DIR, file), 'utf8')) as { figures: Figure[] }).figures.filter((f) => !seen.has(f.bench));
+    for (const f of figures) seen.add(f.bench);
+    if (figures.length > 0) out.push({ date: file.slice(0, 10), figures });
+  }
+  return out;
+}
+
+function markdown(result: { date: string; machine: Machine; figures: Figure[] }, older: { date: string; figures: Figure[] }[] = []): string {
   const m = result.machine;
-  const rows = result.figures.map((f) =>
-    `| ${f.bench} | ${f.name} | ${round(f.value)} ${f.unit} | ${f.baseline ? `${f.baseline.name}: ${round(f.baseline.value)} ${f.unit}` : ''} | ${f.ratio === undefined ? '' : f.ratio.toFixed(3)} | ${f.target ?? ''} | ${f.met === undefined ? '' : f.met ? 'met' : '**not met**'} |`);
+  const row = (f: Figure) =>
+    `| ${f.bench} | ${f.name} | ${round(f.value)} ${f.unit} | ${f.baseline ? `${f.baseline.name}: ${round(f.baseline.value)} ${f.unit}` : ''} | ${f.ratio === undefined ? '' : f.ratio.toFixed(3)} | ${f.target ?? ''} | ${f.met === undefined ? '' : f.met ? 'met' : '**not met**'} |`;
+  const rows = result.figures.map(row);
   return [
     '# Benchmark results',
     '',
@@ -79,6 +93,14 @@ function markdown(result: { date: string; machine: Machine; figures: Figure[] })
     '|---|---|---|---|---|---|---|',
     ...rows,
     '',
+    ...older.flatMap((o) => [
+      `Benchmarks not run on ${result.date}: their newest figures, from ${o.date} ([results/${o.date}.json](results/${o.date}.json)).`,
+      '',
+      '| benchmark | figure | value | baseline (same run) | ratio | target | |',
+      '|---|---|---|---|---|---|---|',
+      ...o.figures.map(row),
+      '',
+    ]),
   ].join('\n');
 }
 

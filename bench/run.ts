@@ -5,6 +5,7 @@
 // same run. Benchmarks, not tests: machines are noisy.
 import { runMetricsBench } from './metrics-serving.ts';
 import { runBackfillBench } from './backfill-throughput.ts';
+import { runSpendLogsBackfillBench } from './backfill-spendlogs.ts';
 import { runBackfillFloorBench } from './backfill-floor.ts';
 import { runBackfillCpuBench } from './backfill-cpu.ts';
 import { runLoadBench, runSoakBench } from './steady.ts';
@@ -16,6 +17,7 @@ import { BenchReport } from './report.ts';
 const BENCHES: Record<string, (report: BenchReport) => Promise<void>> = {
   metrics: runMetricsBench,
   backfill: runBackfillBench,
+  'backfill-spendlogs': runSpendLogsBackfillBench,
   freshness: runFreshnessBench,
   analytics: runAnalyticsBench,
   'db-cost': runDbCostBench,
@@ -25,7 +27,7 @@ const BENCHES: Record<string, (report: BenchReport) => Promise<void>> = {
   'backfill-cpu': () => runBackfillCpuBench(),
 };
 
-const DEFAULT = ['metrics', 'freshness', 'db-cost', 'analytics', 'backfill', 'soak'];
+const DEFAULT = ['metrics', 'freshness', 'db-cost', 'analytics', 'backfill', 'backfill-spendlogs', 'soak'];
 
 const wanted = process.argv.slice(2);
 const names = wanted.length > 0 ? wanted : DEFAULT;

@@ -92,7 +92,14 @@ export async function checkSource(source: NamedSource, pricing: Pricing, onParts
       lines.push({ ok: true, text: `an older schema version: column${absent.length === 1 ? '' : 's'} ${absent.join(', ')} not present, read as empty (docs/sources.md)` });
       source = { ...source, columns: { ...source.columns, ...Object.fromEntries(absent.map((c) => [c, null])) } };
     }
-    const built = adapter.build(source);
+    let built: ReturnType<typeof adapter.build>;
+    try {
+      built = adapter.build(source);
+    } catch (error) {
+      // A column a stream cannot do without is missing (or marked absent in the configuration).
+      lines.push({ ok: false, text: errorText(error) });
+      return lines;
+    }
     const client = await pool.connect();
     try {
       await client.query("SET TIME ZONE 'UTC'");

@@ -70,6 +70,10 @@ describe('Claude Nexus Proxy, schema version 0', () => {
     expect(older?.text).toContain('conversation_id');
     expect(older?.text).toContain('first_token_ms');
     expect(older?.text).not.toContain('usage_data');
+    // A column a stream cannot do without is named as such, not as a connection failure.
+    const broken = testConfig(db.url, { sources: [{ type: 'claude-nexus-proxy', columns: { request_id: null } }] });
+    const failed = (await checkSource(broken.sources[0] as NamedSource, new Pricing())).filter((l) => l.ok === false);
+    expect(failed.map((l) => l.text)).toEqual(['column request_id is required by claude-nexus-proxy and cannot be marked absent']);
   });
 
   it('a backfill equals SQL on the source: requests, errors, tokens and cost per tenant, on /metrics and in ClickHouse', async () => {

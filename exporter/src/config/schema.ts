@@ -35,6 +35,12 @@ export const SourceConfig = z
      * the source that has that column. null marks a column your schema does not have.
      */
     columns: z.record(z.string(), SqlIdentifier.nullable()).default({}),
+    /**
+     * How incremental tables are read: "polling" (the default: queries on pollInterval), or
+     * "replication" (PostgreSQL logical replication: a publication and a slot named after the
+     * source; needs wal_level = logical and the REPLICATION privilege; docs/replication.md).
+     */
+    mode: z.enum(['polling', 'replication']).default('polling'),
     pollInterval: Duration.prefault('5s'),
     /** How often tables updated in place (usage counters, conversations, agents) are re-read. */
     snapshotInterval: Duration.prefault('30s'),

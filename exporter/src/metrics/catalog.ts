@@ -216,6 +216,26 @@ export const METRICS = {
     help: 'Rows of a table written in steps that were still incomplete (e.g. a proxy request without its response) when maxCommitDelay had passed: counted as they were; a later completion is a revision.',
     labels: ['source', 'table'], source: 'reader (row versions)',
   },
+  rowsDeleted: {
+    name: 'tokenwatch_source_rows_deleted_total', type: 'counter', unit: '{row}',
+    help: 'Rows deleted at the source, seen by logical replication (mode: replication; e.g. LiteLLM\'s retention): they are not events and change no other counter; their events stay in the event store.',
+    labels: ['source', 'table'], source: 'replication reader',
+  },
+  replicationLag: {
+    name: 'tokenwatch_replication_slot_lag_bytes', type: 'gauge', unit: 'By',
+    help: 'WAL the source has written that tokenwatch has not confirmed on its replication slot (mode: replication).',
+    labels: ['source', 'slot'], source: 'replication reader',
+  },
+  replicationRetained: {
+    name: 'tokenwatch_replication_slot_retained_bytes', type: 'gauge', unit: 'By',
+    help: 'WAL the replication slot keeps on the source\'s disk: a slot that is not consumed grows it until the disk fills.',
+    labels: ['source', 'slot'], source: 'replication reader',
+  },
+  replicationLastMessage: {
+    name: 'tokenwatch_replication_last_message_timestamp_seconds', type: 'gauge', unit: 's',
+    help: 'When the replication stream last received a message (a change or the server\'s keepalive).',
+    labels: ['source', 'slot'], source: 'replication reader',
+  },
   rowsBeyondSweepWindow: {
     name: 'tokenwatch_source_rows_beyond_sweep_window_total', type: 'counter', unit: '{row}',
     help: 'Late rows whose timestamp was already older than the sweep window when the sweep found them: rows that commit later still are never read.',

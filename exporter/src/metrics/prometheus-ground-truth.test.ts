@@ -129,12 +129,13 @@ describe('Prometheus ground truth', () => {
     for (const name of names) expect(catalog, name).toContain(name);
     // Everything shows up but the overflow and shortened-label counters, the bad-row counter (no bad rows here), sinks and probes (none
     // configured), the event-loop delay (its first 30 s window has not ended), reconciliation (no event store here), and
-    // requests without a price (every model of this data has one).
+    // requests without a price (every model of this data has one), and replication (these sources are polled).
     const expectedAbsent = ['nodejs_eventloop_lag_p99_seconds',
       'tokenwatch_reconcile_missing_rows', 'tokenwatch_reconcile_extra_rows', 'tokenwatch_reconcile_rejected_rows', 'tokenwatch_reconcile_last_run_timestamp_seconds',
       'tokenwatch_reconcile_days', 'tokenwatch_reconcile_delivered_rows_total',
       'tokenwatch_sink_up', 'tokenwatch_sink_write_failures_total', 'tokenwatch_sink_rows_rejected_total', 'tokenwatch_metric_series_overflow_total', 'tokenwatch_metric_label_values_shortened_total',
       'tokenwatch_source_rows_invalid_total', 'tokenwatch_probe_up', 'tokenwatch_probe_duration_seconds', 'tokenwatch_cost_unknown_requests_total',
+      'tokenwatch_source_rows_deleted_total', 'tokenwatch_replication_slot_lag_bytes', 'tokenwatch_replication_slot_retained_bytes', 'tokenwatch_replication_last_message_timestamp_seconds',
     ];
     expect(catalog.filter((n) => !names.has(n)).sort()).toEqual(expectedAbsent.sort());
   });

@@ -400,7 +400,7 @@ export class MetricsRegistry {
     }
     const self = newFamilies([
       'activeTenants', 'rowsRead', 'rowsInvalid', 'sourceUp', 'lastSuccess', 'ingestLag', 'pollDuration', 'checkpointWatermark',
-      'rowsLate', 'rowsRevised', 'rowsIncomplete', 'rowsBeyondSweepWindow', 'lateMaxDelay', 'pollInterval', 'maxCommitDelay', 'sweepWindow',
+      'rowsLate', 'rowsRevised', 'rowsIncomplete', 'rowsDeleted', 'replicationLag', 'replicationRetained', 'replicationLastMessage', 'rowsBeyondSweepWindow', 'lateMaxDelay', 'pollInterval', 'maxCommitDelay', 'sweepWindow',
       'reconcileMissing', 'reconcileExtra', 'reconcileRejected', 'reconcileLastRun', 'reconcileDays', 'rowsReconciled', 'sinkUp', 'sinkFailures', 'sinkRowsRejected', 'probeUp', 'probeDuration', 'seriesOverflow', 'labelValuesShortened',
       'buildInfo', 'processCpu', 'processResident', 'heapUsed', 'heapTotal', 'externalMemory', 'processStart', 'eventLoopDelay',
     ]);
@@ -425,6 +425,13 @@ export class MetricsRegistry {
         self.get('rowsLate')!.set(labels, s.rowsLate);
         self.get('rowsRevised')!.set(labels, s.rowsRevised);
         self.get('rowsIncomplete')!.set(labels, s.rowsIncomplete);
+        if (s.replication !== null) {
+          const slot = [s.source, s.replication.slot];
+          self.get('rowsDeleted')!.set(labels, s.rowsDeleted);
+          self.get('replicationLag')!.set(slot, s.replication.lagBytes);
+          self.get('replicationRetained')!.set(slot, s.replication.retainedBytes);
+          if (s.replication.lastMessageAt !== null) self.get('replicationLastMessage')!.set(slot, s.replication.lastMessageAt / 1000);
+        }
         self.get('rowsBeyondSweepWindow')!.set(labels, s.rowsBeyondSweepWindow);
         self.get('lateMaxDelay')!.set(labels, s.lateMaxDelayMs / 1000);
         if (s.maxCommitDelayMs !== null) self.get('maxCommitDelay')!.set(labels, s.maxCommitDelayMs / 1000);

@@ -31,6 +31,7 @@ import { bulkSinkFor, pollBulk } from './bulk-poll.ts';
 import { SourceUnavailable, connectSource, newStatus, snapshotTable, type ConnectedSource } from './source-connect.ts';
 import { SourceRetry } from './source-retry.ts';
 import { repriceStream, type RepriceResult } from './reprice.ts';
+import { ReplicationRunner } from './replication-runner.ts';
 
 export type { SinkStatus, StreamStatus } from './status.ts';
 
@@ -85,6 +86,8 @@ export class Pipeline {
   private readonly sinkStatus = new Map<string, SinkStatus>();
   /** What every stream runner shares. */
   private readonly services: StreamServices;
+  /** Sources read by logical replication (mode: replication), once started. */
+  private readonly replication: ReplicationRunner[] = [];
 
   private constructor(options: PipelineOptions) {
     this.options = options;
@@ -205,7 +208,7 @@ export class Pipeline {
       }
       active.streams.push(new StreamRunner({
         stream, reader: new IncrementalReader(stream.spec, this.options.store, connect, companion), status, intervalMs,
-        reconciler: this.reconcilerFor(config, pool, stream, status), journal,
+        reconciler: this.reconcilerFor(config, pool, stream, status), journal, companion,
         resumedFrom: checkpoint ? { at: new Date(checkpoint.updatedAt), watermark: checkpoint.watermark ? new Date(cursorTime(checkpoint.watermark)) : null } : undefined,
       }, this.services));
     }
@@ -378,7 +381,11 @@ export class Pipeline {
     let rows = 0;
     const { config, sinks, logger, metrics } = this.options;
     for (const source of this.sources) {
-      for (const entry of source.streams) {
+      if (source.config.mode === 'replication' && source.streams.length > 0) {
+        // Its tables are loaded by `run`, under the replication slot's snapshot.
+        this.options.logger.warn({ source: source.config.name }, 'source in mode: replication: backfill reads its snapshot tables only; `run` loads its incremental tables from the replication slot');
+      }
+      for (const entry of source.config.mode === 'replication' ? [] : source.streams) {
         if (this.stopped) return { rows };
         const progress = (n: number) => onProgress?.(entry.id, n);
         const sink = await bulkSinkFor(source.pool, entry, sinks, config.clickhouse.bulkBackfill, logger);
@@ -436,8 +443,14 @@ export class Pipeline {
   }
 
   private startSource(source: ActiveSource): void {
-    for (const entry of source.streams) {
-      this.scheduler.every(entry.status.id, entry.intervalMs, () => entry.poll());
+    if (source.config.mode === 'replication') {
+      const runner = new ReplicationRunner(source, this.options.store, this.options.logger);
+      this.replication.push(runner);
+      runner.start();
+    } else {
+      for (const entry of source.streams) {
+        this.scheduler.every(entry.status.id, entry.intervalMs, () => entry.poll());
+      }
     }
     for (const entry of source.snapshots) {
       this.scheduler.every(entry.status.id, source.config.snapshotInterval, () => this.pollSnapshot(source, entry));
@@ -460,6 +473,7 @@ export class Pipeline {
     this.stopped = true;
     this.stopping.abort();
     this.waiting.stop();
+    await Promise.allSettled(this.replication.map((r) => r.stop()));
     await this.scheduler.stop();
     await Promise.allSettled(this.sources.map((s) => s.pool.end()));
     for (const sink of this.options.sinks) await sink.close();

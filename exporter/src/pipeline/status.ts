@@ -40,6 +40,19 @@ export interface StreamStatus {
   reconcile: { at: number; missing: number; extra: number; rejected: number; days: number } | null;
   /** Rows reconciliation found missing from the event store and delivered (also counted in rowsLate). */
   rowsReconciled: number;
+  /** Rows deleted at the source, seen by replication (not events: no other counter changes). */
+  rowsDeleted: number;
+  /** The source's replication slot (mode: replication), null when polled. */
+  replication: ReplicationStatus | null;
+}
+
+export interface ReplicationStatus {
+  slot: string;
+  /** Changes written on the source not yet confirmed by tokenwatch, and the WAL the slot retains, in bytes. */
+  lagBytes: number;
+  retainedBytes: number;
+  /** When the last message (change or keepalive) arrived, epoch ms; null before the first. */
+  lastMessageAt: number | null;
 }
 
 export interface SinkStatus {
@@ -60,6 +73,6 @@ export function newStreamStatus(
     ...stream,
     rowsRead: 0, eventsEmitted: 0, rowsRejected: 0, polls: 0,
     lastPollStartedAt: null, lastSuccessAt: null, lastSuccessStartedAt: null, lastPollDurationMs: null, watermarkAt: null,
-    lastError: null, rowsLate: 0, rowsRevised: 0, rowsIncomplete: 0, rowsBeyondSweepWindow: 0, lateMaxDelayMs: 0, reconcile: null, rowsReconciled: 0,
+    lastError: null, rowsLate: 0, rowsRevised: 0, rowsIncomplete: 0, rowsBeyondSweepWindow: 0, lateMaxDelayMs: 0, reconcile: null, rowsReconciled: 0, rowsDeleted: 0, replication: null,
   };
 }

@@ -20,6 +20,7 @@ export const SavedStreamCounters = z.object({
   rowsReconciled: Count.default(0),
   rowsRevised: Count.default(0),
   rowsIncomplete: Count.default(0),
+  rowsDeleted: Count.default(0),
   quality: z.array(z.object({ action: z.enum(['rejected', 'repaired']), reason: z.enum([...REJECT_REASONS, ...REPAIR_REASONS]), count: Count })),
 });
 export type SavedStreamCounters = z.infer<typeof SavedStreamCounters>;
@@ -28,7 +29,7 @@ export function saveStreamCounters(status: StreamStatus, quality: RowQuality): S
   return {
     rowsRead: status.rowsRead, rowsRejected: status.rowsRejected, eventsEmitted: status.eventsEmitted,
     rowsLate: status.rowsLate, rowsBeyondSweepWindow: status.rowsBeyondSweepWindow, lateMaxDelayMs: status.lateMaxDelayMs,
-    rowsReconciled: status.rowsReconciled, rowsRevised: status.rowsRevised, rowsIncomplete: status.rowsIncomplete,
+    rowsReconciled: status.rowsReconciled, rowsRevised: status.rowsRevised, rowsIncomplete: status.rowsIncomplete, rowsDeleted: status.rowsDeleted,
     quality: quality.snapshot().filter((q) => q.stream === status.id).map(({ action, reason, count }) => ({ action, reason, count })),
   };
 }
@@ -41,7 +42,7 @@ export function restoreStreamCounters(status: StreamStatus, quality: RowQuality,
   Object.assign(status, {
     rowsRead: c.rowsRead, rowsRejected: c.rowsRejected, eventsEmitted: c.eventsEmitted,
     rowsLate: c.rowsLate, rowsBeyondSweepWindow: c.rowsBeyondSweepWindow, lateMaxDelayMs: c.lateMaxDelayMs,
-    rowsReconciled: c.rowsReconciled, rowsRevised: c.rowsRevised, rowsIncomplete: c.rowsIncomplete,
+    rowsReconciled: c.rowsReconciled, rowsRevised: c.rowsRevised, rowsIncomplete: c.rowsIncomplete, rowsDeleted: c.rowsDeleted,
   });
   for (const q of c.quality) quality.restore(status.id, q.action, q.reason, q.count);
 }

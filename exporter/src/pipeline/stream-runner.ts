@@ -6,7 +6,7 @@ import type { CanonicalEvent } from '../model/events.ts';
 import type { Logger } from '../log.ts';
 import { errorText } from '../log.ts';
 import type { IncrementalStream, MapContext } from '../sources/adapter.ts';
-import { PollAborted, cursorTime, type IncrementalReader, type PollResult } from '../reader/incremental-reader.ts';
+import { PollAborted, cursorTime, type CheckpointCompanion, type IncrementalReader, type PollResult } from '../reader/incremental-reader.ts';
 import type { RowQuality } from '../quality/row-quality.ts';
 import { mapRowChecked } from '../quality/map-row.ts';
 import { fitStoreLimits } from '../quality/store-limits.ts';
@@ -46,6 +46,8 @@ export interface StreamParts {
   reconciler: StreamReconciler | undefined;
   /** Classifications of its pages since the last durable checkpoint (version-journal.ts). */
   journal: VersionJournal;
+  /** What moves with the stream's checkpoint (its counters, the journal's carried entries). */
+  companion: CheckpointCompanion;
 }
 
 export class StreamRunner implements StreamParts {
@@ -56,10 +58,11 @@ export class StreamRunner implements StreamParts {
   readonly intervalMs: number;
   readonly reconciler: StreamReconciler | undefined;
   readonly journal: VersionJournal;
+  readonly companion: CheckpointCompanion;
   private readonly services: StreamServices;
 
   constructor(parts: StreamParts, services: StreamServices) {
-    ({ stream: this.stream, reader: this.reader, status: this.status, resumedFrom: this.resumedFrom, intervalMs: this.intervalMs, reconciler: this.reconciler, journal: this.journal } = parts);
+    ({ stream: this.stream, reader: this.reader, status: this.status, resumedFrom: this.resumedFrom, intervalMs: this.intervalMs, reconciler: this.reconciler, journal: this.journal, companion: this.companion } = parts);
     this.services = services;
   }
 

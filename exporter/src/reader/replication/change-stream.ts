@@ -10,7 +10,6 @@
 // transaction not confirmed, and a restart streams it again. At least once from the server,
 // exactly once with the caller's checkpoint of the last LSN it handled.
 //
-// Foundation of `mode: replication` (issue #24), not wired into the runner yet.
 import type pg from 'pg';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 
@@ -39,6 +38,8 @@ export interface ChangeStreamOptions {
   /** Handles one transaction; the stream waits for it (backpressure) before decoding the next. */
   onTransaction(transaction: CommittedTransaction): Promise<void>;
   onError(error: Error): void;
+  /** Any message from the server, a change or a keepalive (the stream is alive). */
+  onActivity?(): void;
 }
 
 /** An LSN as PostgreSQL prints it ("16/B374D848") to a number, for comparisons. */
@@ -59,7 +60,11 @@ export class ChangeStream {
       acknowledge: { auto: false, timeoutSeconds: 0 },
       flowControl: { enabled: true },
     });
-    this.service.on('data', (lsn: string, message: Pgoutput.Message) => this.onMessage(lsn, message));
+    this.service.on('data', (lsn: string, message: Pgoutput.Message) => {
+      options.onActivity?.();
+      return this.onMessage(lsn, message);
+    });
+    this.service.on('heartbeat', () => options.onActivity?.());
     this.service.on('error', (error: Error) => options.onError(error));
   }
 

@@ -2,8 +2,6 @@
 // reads, the replication slot that keeps their changes until tokenwatch confirms them, and
 // what the slot costs the source (the WAL it retains). Both are named after the source, so
 // `tokenwatch replication status|drop` and an operator's psql find them.
-//
-// Foundation of `mode: replication` (issue #24), not wired into the runner yet.
 import pg from 'pg';
 import { quoteIdent } from '../sql.ts';
 

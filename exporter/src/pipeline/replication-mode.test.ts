@@ -1,0 +1,149 @@
+// mode: replication end to end, on a PostgreSQL with wal_level=logical: rows committed before
+// the start are loaded under the slot's snapshot, then the proxy's INSERT-then-UPDATE writes,
+// a revision, savepoints (one rolled back) and deletes stream in; ClickHouse and the counters
+// equal SQL on the source. After a stop, rows written meanwhile are streamed from the slot on
+// the next start, and nothing is counted twice.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { startPgCluster, type PgCluster } from '../testing/pg-cluster.ts';
+import { silentLogger, testConfig } from '../testing/fixtures.ts';
+import { sumSamples } from '../testing/metrics-text.ts';
+import { sourceDdl } from '../embedded/ddl.ts';
+import { openStore, type EventStore } from '../store/clickhouse.ts';
+import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
+import { FileCheckpointStore } from '../reader/checkpoint-store.ts';
+import { MetricsRegistry } from '../metrics/registry.ts';
+import { prometheusText } from '../metrics/prometheus-text.ts';
+import { Pipeline } from './pipeline.ts';
+
+const DB = 'tw_replication';
+
+describe('mode: replication', () => {
+  let cluster: PgCluster;
+  let db: pg.Pool;
+  let stateDir: string;
+  let store: EventStore;
+  let next = 0;
+
+  const insert = (client: pg.ClientBase, tenant: string, complete: boolean) => {
+    const id = `00000000-0000-4000-8000-${String(++next).padStart(12, '0')}`;
+    return client.query(
+      `INSERT INTO api_requests (request_id, domain, timestamp, model, request_type${complete ? ', response_status, input_tokens, output_tokens' : ''})
+       VALUES ($1, $2, now() - interval '1 minute', 'claude-sonnet-4-5', 'inference'${complete ? `, 200, ${100 + next}, ${next}` : ''})`,
+      [id, tenant],
+    ).then(() => id);
+  };
+  const respond = (id: string, tokens: number) => db.query('UPDATE api_requests SET response_status = 200, input_tokens = $2, output_tokens = 7 WHERE request_id = $1', [id, tokens]);
+  const truth = async () => (await db.query<{ n: number; input: number }>(
+    "SELECT count(*)::int AS n, coalesce(sum(input_tokens), 0)::int AS input FROM api_requests WHERE response_status IS NOT NULL AND request_type = 'inference'",
+  )).rows[0]!;
+  const stored = async () => {
+    const [row] = await store.query<{ n: string; input: string }>(`SELECT toString(count()) AS n, toString(sum(input_tokens)) AS input FROM ${DB}.requests FINAL`);
+    return { n: Number(row!.n), input: Number(row!.input) };
+  };
+
+  async function open(): Promise<{ pipeline: Pipeline; metrics: MetricsRegistry }> {
+    const config = testConfig(cluster.url(), { stateDir, sources: [{ type: 'claude-nexus-proxy', mode: 'replication', maxCommitDelay: '1s' }], clickhouse: { database: DB } });
+    const metrics = new MetricsRegistry();
+    const pipeline = await Pipeline.open({ config, logger: silentLogger(), sinks: [new ClickHouseSink(store, 'redacted')], store: new FileCheckpointStore(stateDir), autoSources: false, metrics });
+    pipeline.start();
+    return { pipeline, metrics };
+  }
+  async function caughtUp(): Promise<void> {
+    const want = await truth();
+    for (let waited = 0; waited < 30_000; waited += 100) {
+      const got = await stored();
+      if (got.n === want.n && got.input === want.input) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(await stored()).toEqual(await truth());
+  }
+
+  beforeAll(async () => {
+    cluster = await startPgCluster({ settings: { wal_level: 'logical', max_replication_slots: '4', max_wal_senders: '4' } });
+    db = new pg.Pool({ connectionString: cluster.url() });
+    await db.query(sourceDdl('claude-nexus-proxy'));
+    for (let i = 0; i < 30; i++) await insert(db as unknown as pg.ClientBase, i % 2 ? 'acme.example.com' : 'beta.example.com', true);
+    stateDir = mkdtempSync(join(tmpdir(), 'tw-replication-'));
+    store = await openStore(testConfig(cluster.url(), { stateDir, clickhouse: { database: DB } }));
+    await store.command(`DROP DATABASE IF EXISTS ${DB} SYNC`);
+    await store.migrate();
+  }, 60_000);
+  afterAll(async () => {
+    await store?.close();
+    await db?.end();
+    await cluster?.stop();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  it('loads under the slot\'s snapshot, then streams inserts, updates, revisions and savepoints; ClickHouse and counters equal SQL', async () => {
+    const { pipeline, metrics } = await open();
+    try {
+      await caughtUp();
+      // The proxy's pattern: the row at the request, its response by UPDATE.
+      const waiting: string[] = [];
+      for (let i = 0; i < 40; i++) waiting.push(await insert(db as unknown as pg.ClientBase, 'acme.example.com', false));
+      for (const [i, id] of waiting.entries()) await respond(id, 1000 + i);
+      // A revision of a counted request, and savepoints, one rolled back.
+      await respond(waiting[0]!, 5000);
+      const client = await db.connect();
+      try {
+        await client.query('BEGIN');
+        await insert(client, 'beta.example.com', true);
+        await client.query('SAVEPOINT s1');
+        await insert(client, 'beta.example.com', true);
+        await client.query('ROLLBACK TO SAVEPOINT s1');
+        await client.query('SAVEPOINT s2');
+        await insert(client, 'beta.example.com', true);
+        await client.query('RELEASE SAVEPOINT s2');
+        await client.query('COMMIT');
+      } finally {
+        client.release();
+      }
+      await db.query("DELETE FROM api_requests WHERE request_id = (SELECT request_id FROM api_requests ORDER BY request_id LIMIT 1)");
+      // The deleted row stays stored and counted: compare with SQL as if it were still there.
+      const want = await truth();
+      for (let waited = 0; waited < 30_000; waited += 100) {
+        if ((await stored()).input === want.input + 101) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(await stored()).toEqual({ n: want.n + 1, input: want.input + 101 });
+      await new Promise((r) => setTimeout(r, 500));
+      const text = prometheusText(metrics.collect(pipeline.statuses(), [], []));
+      expect(sumSamples(text, 'tokenwatch_requests_total')).toBe(want.n + 1);
+      expect(sumSamples(text, 'tokenwatch_tokens_total', 'type="input"')).toBe(want.input + 101);
+      expect(sumSamples(text, 'tokenwatch_requests_total', 'status_class="unknown"')).toBe(0);
+      const status = pipeline.statuses()[0]!;
+      expect(status.replication?.slot).toBe('tokenwatch_claude_nexus_proxy');
+      expect(status.rowsDeleted).toBe(1);
+      expect(status.lastError).toBeNull();
+      expect(sumSamples(text, 'tokenwatch_source_rows_deleted_total')).toBe(1);
+      expect(sumSamples(text, 'tokenwatch_source_up', 'table="api_requests"')).toBe(1);
+      expect(sumSamples(text, 'tokenwatch_replication_last_message_timestamp_seconds')).toBeGreaterThan(Date.now() / 1000 - 60);
+    } finally {
+      await pipeline.close();
+    }
+  }, 90_000);
+
+  it('after a stop, streams what was written meanwhile from the slot, counting nothing twice', async () => {
+    for (let i = 0; i < 20; i++) await insert(db as unknown as pg.ClientBase, 'gamma.example.com', true);
+    const { pipeline, metrics } = await open();
+    try {
+      const want = await truth();
+      for (let waited = 0; waited < 30_000; waited += 100) {
+        if ((await stored()).n === want.n + 1) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect((await stored()).n).toBe(want.n + 1);
+      await new Promise((r) => setTimeout(r, 500));
+      const text = prometheusText(metrics.collect(pipeline.statuses(), [], []));
+      expect(sumSamples(text, 'tokenwatch_requests_total')).toBe(want.n + 1);
+      expect(sumSamples(text, 'tokenwatch_requests_total', 'tenant="gamma.example.com"')).toBe(20);
+    } finally {
+      await pipeline.close();
+    }
+  }, 90_000);
+});

@@ -1,0 +1,233 @@
+// `mode: replication`: a source's incremental tables read through PostgreSQL logical
+// replication instead of polls (docs/replication.md).
+//
+// Start: the publication over the source's tables and its slot (both "tokenwatch_<source>").
+// Without a slot (or a stream without a replication position in its checkpoint), the slot is
+// created with an exported snapshot and every table is loaded under that snapshot, so the load
+// and the stream meet with no gap and no overlap. Then each committed transaction, in commit
+// order: the ids it inserted or updated are read again with the stream's own select list (the
+// adapters map them as a poll's rows) and delivered as row versions; each touched stream's
+// checkpoint is saved with the transaction's LSN and its counters; only then is the LSN
+// confirmed to the server. A restart streams again what was not confirmed, and a stream skips
+// what its checkpoint says it handled: nothing is lost or counted twice.
+import type pg from 'pg';
+import type { Logger } from '../log.ts';
+import { errorText } from '../log.ts';
+import type { CheckpointStore } from '../reader/checkpoint-store.ts';
+import type { NamedSource } from '../sources/adapter.ts';
+import { unquoteIdent } from '../reader/sql.ts';
+import { ChangeStream, lsnValue, type CommittedTransaction } from '../reader/replication/change-stream.ts';
+import { createSlot, dropSlot, ensurePublication, replicationName, slotStatus } from '../reader/replication/slot.ts';
+import { idTypeOf } from './reconcile.ts';
+import type { StreamRunner } from './stream-runner.ts';
+import type { ReplicationStatus } from './status.ts';
+
+const LOAD_PAGE = 5000;
+const READ_BATCH = 1000;
+const STATUS_INTERVAL_MS = 5000;
+const RETRY_MS = 5000;
+
+export interface ReplicationSource {
+  config: NamedSource;
+  pool: pg.Pool;
+  streams: StreamRunner[];
+}
+
+/** "schema.table" of a stream's qualified, quoted table name. */
+function tableKey(qualified: string): string {
+  const match = /^("(?:[^"]|"")*"|[^.]+)\.("(?:[^"]|"")*"|.+)$/.exec(qualified);
+  return match ? `${unquoteIdent(match[1]!)}.${unquoteIdent(match[2]!)}` : `public.${unquoteIdent(qualified)}`;
+}
+
+export class ReplicationRunner {
+  private readonly source: ReplicationSource;
+  private readonly store: CheckpointStore;
+  private readonly logger: Logger;
+  private readonly name: string;
+  private readonly byTable = new Map<string, StreamRunner>();
+  private readonly idTypes = new Map<StreamRunner, string>();
+  private readonly status: ReplicationStatus;
+  private stream: ChangeStream | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(source: ReplicationSource, store: CheckpointStore, logger: Logger) {
+    this.source = source;
+    this.store = store;
+    this.logger = logger;
+    this.name = replicationName(source.config.name);
+    for (const runner of source.streams) this.byTable.set(tableKey(runner.stream.spec.table), runner);
+    this.status = { slot: this.name, lagBytes: 0, retainedBytes: 0, lastMessageAt: null };
+    for (const runner of source.streams) runner.status.replication = this.status;
+  }
+
+  /** Starts reading; failures are logged and retried (the streams show them as their last error). */
+  start(): void {
+    void this.run();
+    this.timer = setInterval(() => void this.refreshStatus(), STATUS_INTERVAL_MS);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.stream?.stop().catch(() => undefined);
+  }
+
+  private failed(error: unknown): void {
+    const message = errorText(error);
+    for (const runner of this.source.streams) {
+      runner.status.polls += 1;
+      runner.status.lastError = message;
+    }
+    this.logger.error({ source: this.source.config.name, slot: this.name, error: message, retryInMs: RETRY_MS }, 'replication failed; retrying');
+    void this.stream?.stop().catch(() => undefined);
+    this.stream = undefined;
+    if (!this.stopped) setTimeout(() => void this.run(), RETRY_MS);
+  }
+
+  private async run(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const tables = this.source.streams.map((r) => r.stream.spec.table);
+      await ensurePublication(this.source.pool, this.name, tables);
+      const slot = await slotStatus(this.source.pool, this.name);
+      const positioned = this.source.streams.every((r) => this.lsnOf(r) !== null);
+      if (!slot.exists || !positioned || slot.walStatus === 'lost') {
+        if (slot.exists) {
+          this.logger.warn({ slot: this.name, walStatus: slot.walStatus }, 'replication slot unusable or streams without a position: loading again from a new slot');
+          await dropSlot(this.source.pool, this.name);
+        }
+        await this.initialLoad();
+      }
+      if (this.stopped) return;
+      const keys = new Map([...this.byTable].map(([table, runner]) => [table, unquoteIdent(runner.stream.spec.idColumn)]));
+      const connection = { connectionString: this.source.config.databaseUrl!, application_name: `tokenwatch/${this.source.config.name}/replication` };
+      this.stream = new ChangeStream({
+        connection, slot: this.name, publication: this.name, keys,
+        onTransaction: (t) => this.handle(t),
+        onError: (error) => this.failed(error),
+        onActivity: () => {
+          this.status.lastMessageAt = Date.now();
+          for (const runner of this.source.streams) {
+            runner.status.polls += 1;
+            runner.status.lastSuccessAt = this.status.lastMessageAt;
+            runner.status.lastSuccessStartedAt = this.status.lastMessageAt;
+            runner.status.lastError = null;
+          }
+        },
+      });
+      this.stream.start();
+      this.logger.info({ source: this.source.config.name, slot: this.name }, 'replication started');
+    } catch (error) {
+      this.failed(error);
+    }
+  }
+
+  private lsnOf(runner: StreamRunner): string | null {
+    const extra = this.store.load(runner.id)?.extra as { replication?: { lsn?: string } } | undefined;
+    return extra?.replication?.lsn ?? null;
+  }
+
+  /** The stream's checkpoint with its counters and the position it has handled, saved atomically. */
+  private checkpoint(runner: StreamRunner, lsn: string, rows: number): void {
+    const previous = this.store.load(runner.id);
+    const state = runner.companion.save() as Record<string, unknown>;
+    const checkpoint = {
+      version: 1 as const, watermark: null, snapshot: null, inProgress: null, rowsEmitted: (previous?.rowsEmitted ?? 0) + rows,
+      updatedAt: new Date().toISOString(), extra: { ...state, replication: { slot: this.name, lsn } },
+    };
+    this.store.save(runner.id, checkpoint);
+    runner.companion.saved(state, checkpoint);
+  }
+
+  /** The stream's select list, with its completeness where it declares one. */
+  private selectList(runner: StreamRunner): string {
+    const { selectList, complete } = runner.stream.spec;
+    return complete === undefined ? selectList : `${selectList}, (${complete}) AS "__complete"`;
+  }
+
+  /** Rows of a table written in steps are delivered once complete (their completing UPDATE is streamed too). */
+  private complete(rows: Record<string, unknown>[]): Record<string, unknown>[] {
+    return rows.filter((r) => r.__complete !== false);
+  }
+
+  /** Every table under the new slot's exported snapshot, delivered page by page. */
+  private async initialLoad(): Promise<void> {
+    const created = await createSlot({ connectionString: this.source.config.databaseUrl! }, this.name);
+    this.logger.info({ source: this.source.config.name, slot: this.name, consistentPoint: created.consistentPoint }, 'replication slot created: loading the tables under its snapshot');
+    const client = await this.source.pool.connect();
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      await client.query(`SET TRANSACTION SNAPSHOT '${created.snapshotName.replace(/'/g, "''")}'`);
+      for (const runner of this.source.streams) {
+        const { table, idColumn, filter } = runner.stream.spec;
+        const handle = runner.pageHandler();
+        let after: string | null = null;
+        let rows = 0;
+        for (;;) {
+          const params: unknown[] = [];
+          const param = (value: unknown) => `$${params.push(value)}`;
+          const where: string[] = [...(filter ? [filter(param)] : []), ...(after === null ? [] : [`t.${idColumn}::text > ${param(after)}`])];
+          const { rows: page }: { rows: Record<string, unknown>[] } = await client.query<Record<string, unknown>>(
+            `SELECT ${this.selectList(runner)}, t.${idColumn}::text AS "__key" FROM ${table} t ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY t.${idColumn}::text LIMIT ${LOAD_PAGE}`,
+            params,
+          );
+          if (page.length === 0) break;
+          after = String(page[page.length - 1]!.__key);
+          await handle(this.complete(page));
+          rows += page.length;
+        }
+        this.checkpoint(runner, created.consistentPoint, rows);
+        this.logger.info({ stream: runner.id, rows }, 'initial load done');
+      }
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+      await created.close();
+    }
+  }
+
+  /** One committed transaction: its rows read again and delivered, checkpoints saved, then confirmed. */
+  private async handle(transaction: CommittedTransaction): Promise<void> {
+    const client = await this.source.pool.connect();
+    try {
+      for (const [table, changes] of transaction.tables) {
+        const runner = this.byTable.get(table);
+        if (!runner) continue;
+        const handled = this.lsnOf(runner);
+        if (handled !== null && lsnValue(transaction.lsn) <= lsnValue(handled)) continue;
+        runner.status.rowsDeleted += changes.deleted.size;
+        if (changes.truncated) this.logger.warn({ stream: runner.id }, 'table truncated at the source: its rows stay in the event store and the counters');
+        const ids = [...changes.upserted];
+        const { table: qualified, idColumn, filter } = runner.stream.spec;
+        let idType = this.idTypes.get(runner);
+        if (idType === undefined) this.idTypes.set(runner, (idType = await idTypeOf(client, runner.stream)));
+        const handle = runner.pageHandler();
+        for (let i = 0; i < ids.length; i += READ_BATCH) {
+          const params: unknown[] = [ids.slice(i, i + READ_BATCH)];
+          const param = (value: unknown) => `$${params.push(value)}`;
+          const where = [`t.${idColumn} = ANY($1::${idType}[])`, ...(filter ? [filter(param)] : [])].join(' AND ');
+          const { rows } = await client.query<Record<string, unknown>>(`SELECT ${this.selectList(runner)} FROM ${qualified} t WHERE ${where}`, params);
+          await handle(this.complete(rows));
+        }
+        this.checkpoint(runner, transaction.lsn, ids.length);
+      }
+    } finally {
+      client.release();
+    }
+    await this.stream?.confirm(transaction.lsn);
+  }
+
+  private async refreshStatus(): Promise<void> {
+    try {
+      const slot = await slotStatus(this.source.pool, this.name);
+      this.status.lagBytes = slot.lagBytes;
+      this.status.retainedBytes = slot.retainedBytes;
+    } catch (error) {
+      this.logger.debug({ slot: this.name, error: errorText(error) }, 'replication slot status unavailable');
+    }
+  }
+}

@@ -17,7 +17,7 @@ import type { CheckpointStore } from '../reader/checkpoint-store.ts';
 import type { NamedSource } from '../sources/adapter.ts';
 import { unquoteIdent } from '../reader/sql.ts';
 import { ChangeStream, lsnValue, type CommittedTransaction } from '../reader/replication/change-stream.ts';
-import { createSlot, dropSlot, ensurePublication, replicationName, slotStatus } from '../reader/replication/slot.ts';
+import { createSlot, dropSlot, ensurePublication, replicationName, slotStatus, withoutReplicaIdentity } from '../reader/replication/slot.ts';
 import { idTypeOf } from './reconcile.ts';
 import type { StreamRunner } from './stream-runner.ts';
 import type { ReplicationStatus } from './status.ts';
@@ -89,6 +89,8 @@ export class ReplicationRunner {
     if (this.stopped) return;
     try {
       const tables = this.source.streams.map((r) => r.stream.spec.table);
+      const unsafe = await withoutReplicaIdentity(this.source.pool, tables);
+      if (unsafe.length > 0) throw new Error(`${unsafe.join(', ')} has no primary key (replica identity): publishing it would make the application's UPDATE and DELETE statements fail; read this source with mode: polling`);
       await ensurePublication(this.source.pool, this.name, tables);
       const slot = await slotStatus(this.source.pool, this.name);
       const positioned = this.source.streams.every((r) => this.lsnOf(r) !== null);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { startPgCluster, type PgCluster } from '../../testing/pg-cluster.ts';
 import { ChangeStream, lsnValue, type CommittedTransaction } from './change-stream.ts';
-import { createSlot, dropSlot, ensurePublication, replicationName, slotStatus } from './slot.ts';
+import { createSlot, dropSlot, ensurePublication, replicationName, slotStatus, withoutReplicaIdentity } from './slot.ts';
 
 describe('logical replication change stream', () => {
   let cluster: PgCluster;
@@ -49,8 +49,10 @@ describe('logical replication change stream', () => {
     return seen;
   }
 
-  it('names the slot after the source', () => {
+  it('names the slot after the source, and refuses to publish a table without a replica identity', async () => {
     expect(slot).toBe('tokenwatch_claude_nexus_proxy');
+    await db.query('CREATE TABLE IF NOT EXISTS no_key (value int)');
+    expect(await withoutReplicaIdentity(db, ['public.requests', 'public.no_key'])).toEqual(['public.no_key']);
   });
 
   it('starts with an exported snapshot: the load under it and the stream meet with no gap and no overlap', async () => {

@@ -10,6 +10,20 @@ export function replicationName(source: string): string {
   return `tokenwatch_${source.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63);
 }
 
+/**
+ * Tables among `tables` PostgreSQL could not replicate UPDATEs and DELETEs of: no primary key
+ * and no other replica identity. Publishing one would make the application's own UPDATE and
+ * DELETE statements on it fail, so tokenwatch refuses to.
+ */
+export async function withoutReplicaIdentity(db: pg.ClientBase | pg.Pool, tables: readonly string[]): Promise<string[]> {
+  const { rows } = await db.query<{ table: string }>(
+    `SELECT t AS table FROM unnest($1::text[]) AS t JOIN pg_class c ON c.oid = t::regclass
+     WHERE c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))`,
+    [tables],
+  );
+  return rows.map((r) => r.table);
+}
+
 /** Creates the publication over `tables` (qualified, quoted SQL names) unless it exists; returns the tables it publishes. */
 export async function ensurePublication(db: pg.ClientBase | pg.Pool, name: string, tables: readonly string[]): Promise<string[]> {
   const existing = await db.query<{ table: string }>(

@@ -38,6 +38,10 @@ export const MonitoringConfig = z
     /** A tenant counts as active with at least this many requests in the hour before the gap. */
     trafficStoppedMinRequests: z.number().default(10),
     ingestLagSeconds: z.number().default(300),
+    /** mode: replication: alert when a slot retains more WAL on the source than this (bytes). */
+    replicationRetainedMaxBytes: z.number().positive().default(1024 ** 3),
+    /** ... and when its stream has received no message (a change or a keepalive) for this long. */
+    replicationSilentSeconds: z.number().positive().default(300),
     /** Where alerts evaluate: Prometheus (default, routed by Alertmanager) or Grafana-managed. */
     evaluate: z.enum(['prometheus', 'grafana']).default('prometheus'),
     runbookBaseUrl: z.string().default('https://github.com/tokenwatch/tokenwatch/blob/main/docs/runbooks.md'),

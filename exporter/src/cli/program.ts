@@ -10,6 +10,7 @@ import { checkCommand } from './check.ts';
 import { verifyCommand } from './verify.ts';
 import { pricingCommand, type PricingOptions } from './pricing.ts';
 import { repriceCommand, type RepriceOptions } from './reprice.ts';
+import { replicationDropCommand, replicationStatusCommand, type ReplicationOptions } from './replication.ts';
 import { simulateCommand, type SimulateOptions } from './simulate.ts';
 import { exportConversationsCommand, migrateCommand, queryCommand, reportUsageCommand, REPORT_DIMENSIONS, type OutputFormat } from './store-commands.ts';
 import { VERSION } from '../version.ts';
@@ -117,6 +118,16 @@ export function buildProgram(): Command {
     .addOption(new Option('-f, --format <format>', 'output format').choices(['csv', 'json']).default('csv'))
     .option('--json', 'the same as --format json')
     .action(async (options: CommonOptions & { tenant?: string; from?: string; to?: string; format: 'csv' | 'json'; json?: boolean }) => exportConversationsCommand({ ...options, format: options.json ? 'json' : options.format }));
+  const replicationCommand = program.command('replication').description('The replication slots of the sources read in mode: replication.');
+  command(replicationCommand, 'status', ['tokenwatch replication status', 'tokenwatch replication status --source litellm --json'], { results: true })
+    .description('Show each replication slot: active or not, confirmed and current WAL positions, lag, and the WAL it retains on the source.')
+    .option('--source <name>', 'only this source')
+    .option('--json', 'print the status as JSON')
+    .action(async (options: ReplicationOptions) => replicationStatusCommand(options));
+  command(replicationCommand, 'drop', ['tokenwatch replication drop --source litellm'], { results: true })
+    .description('Drop a source\'s replication slot (stop `run` first): its WAL is released on the source, and the next `run` loads the tables again.')
+    .option('--source <name>', 'the source whose slot to drop (required)')
+    .action(async (options: ReplicationOptions) => replicationDropCommand(options));
   const reportCommand = program.command('report').description('Reports for cost allocation and billing.');
   command(reportCommand, 'usage', ['tokenwatch report usage --month 2026-11 --by tenant --format table', 'tokenwatch report usage --month 2026-11 --by tenant,model --json'], { results: true })
     .description('Requests, tokens and cost of one month, grouped for cost allocation; totals equal the source tables.')

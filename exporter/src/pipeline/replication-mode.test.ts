@@ -3,7 +3,8 @@
 // a revision, savepoints (one rolled back) and deletes stream in; ClickHouse and the counters
 // equal SQL on the source. After a stop, rows written meanwhile are streamed from the slot on
 // the next start, and nothing is counted twice.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +21,7 @@ import { prometheusText } from '../metrics/prometheus-text.ts';
 import { Pipeline } from './pipeline.ts';
 
 const DB = 'tw_replication';
+const MAIN = new URL('../cli/main.ts', import.meta.url).pathname;
 
 describe('mode: replication', () => {
   let cluster: PgCluster;
@@ -146,4 +148,19 @@ describe('mode: replication', () => {
       await pipeline.close();
     }
   }, 90_000);
+  it('tokenwatch replication status shows the slot; drop removes it (refusing --source of a polled source)', () => {
+    const file = join(stateDir, 'replication.yaml');
+    writeFileSync(file, `stateDir: ${stateDir}\nsources:\n  - type: claude-nexus-proxy\n    mode: replication\n    databaseUrl: ${cluster.url()}\n  - type: litellm\n    databaseUrl: ${cluster.url()}\n`);
+    const cli = (...args: string[]) => spawnSync(process.execPath, [MAIN, ...args, '--config', file], { encoding: 'utf8', timeout: 60_000 });
+    const status = cli('replication', 'status', '--json');
+    expect(status.status, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject([{ source: 'claude-nexus-proxy', slot: 'tokenwatch_claude_nexus_proxy', exists: true, active: false }]);
+    const wrong = cli('replication', 'drop', '--source', 'litellm');
+    expect(wrong.status).toBe(2);
+    expect(wrong.stderr).toContain('no source of that name reads in mode: replication');
+    const drop = cli('replication', 'drop', '--source', 'claude-nexus-proxy');
+    expect(drop.status, drop.stderr).toBe(0);
+    expect(drop.stdout).toContain('dropped slot tokenwatch_claude_nexus_proxy');
+    expect(JSON.parse(cli('replication', 'status', '--json').stdout)).toMatchObject([{ exists: false }]);
+  });
 });

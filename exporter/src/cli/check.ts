@@ -17,6 +17,7 @@ import type { Config, SourceConfig } from '../config/schema.ts';
 import type { IncrementalStream, NamedSource } from '../sources/adapter.ts';
 import { Pricing } from '../pricing/pricing.ts';
 import { absentColumns } from '../pipeline/source-connect.ts';
+import { replicationName, slotStatus, withoutReplicaIdentity } from '../reader/replication/slot.ts';
 import { join } from 'node:path';
 import { openStore, StoreLocked, StoreUnavailable, type EventStore } from '../store/clickhouse.ts';
 import { loadMigrations } from '../store/migrations.ts';
@@ -100,6 +101,7 @@ export async function checkSource(source: NamedSource, pricing: Pricing, onParts
       lines.push({ ok: false, text: errorText(error) });
       return lines;
     }
+    if (source.mode === 'replication') lines.push(...(await checkReplication(pool, source, built.streams.map((st) => st.spec.table))));
     const client = await pool.connect();
     try {
       await client.query("SET TIME ZONE 'UTC'");
@@ -142,6 +144,34 @@ export async function checkSource(source: NamedSource, pricing: Pricing, onParts
   } finally {
     await pool.end();
   }
+  return lines;
+}
+
+/** What mode: replication needs of the database (docs/replication.md). */
+async function checkReplication(pool: pg.Pool, source: NamedSource, tables: string[]): Promise<Line[]> {
+  const lines: Line[] = [];
+  const name = replicationName(source.name);
+  const wal = (await pool.query<{ wal_level: string }>('SHOW wal_level')).rows[0]!.wal_level;
+  lines.push(wal === 'logical'
+    ? { ok: true, text: 'replication: wal_level = logical' }
+    : { ok: false, text: `replication: wal_level is ${wal}; logical replication needs wal_level = logical (ALTER SYSTEM SET wal_level = logical, then restart PostgreSQL; on a managed service, its parameter)` });
+  const role = (await pool.query<{ ok: boolean; name: string }>('SELECT rolreplication OR rolsuper AS ok, rolname AS name FROM pg_roles WHERE rolname = current_user')).rows[0]!;
+  lines.push(role.ok
+    ? { ok: true, text: `replication: role ${role.name} may replicate` }
+    : { ok: false, text: `replication: role ${role.name} lacks the REPLICATION attribute (ALTER ROLE ${quoteIdent(role.name)} REPLICATION;)` });
+  const unsafe = await withoutReplicaIdentity(pool, tables);
+  if (unsafe.length > 0) lines.push({ ok: false, text: `replication: ${unsafe.join(', ')} has no primary key (replica identity); read this source with mode: polling` });
+  const published = new Set((await pool.query<{ t: string }>("SELECT format('%I.%I', schemaname, tablename) AS t FROM pg_publication_tables WHERE pubname = $1", [name])).rows.map((r) => r.t));
+  const exists = (await pool.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [name])).rowCount! > 0;
+  const plain = (t: string) => t.split('.').map((p) => p.replace(/^"|"$/g, '')).join('.');
+  const missing = tables.filter((t) => !published.has(plain(t)) && !published.has(t));
+  if (!exists) lines.push({ ok: 'warn', text: `replication: no publication ${name}; run creates it if this role owns the tables, else as their owner: CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${tables.join(', ')};` });
+  else if (missing.length > 0) lines.push({ ok: false, text: `replication: publication ${name} lacks ${missing.join(', ')} (ALTER PUBLICATION ${quoteIdent(name)} ADD TABLE ${missing.join(', ')};)` });
+  else lines.push({ ok: true, text: `replication: publication ${name} has every table read` });
+  const slot = await slotStatus(pool, name);
+  lines.push(slot.exists
+    ? { ok: slot.walStatus === 'lost' ? false : true, text: `replication: slot ${name} ${slot.active ? 'active' : 'inactive'}, wal_status ${slot.walStatus}, lag ${slot.lagBytes} bytes, WAL retained ${slot.retainedBytes} bytes${slot.walStatus === 'lost' ? ' (invalidated: tokenwatch replication drop, then run loads again)' : ''}` }
+    : { ok: true, text: `replication: no slot ${name} yet (run creates it and loads the tables under its snapshot)` });
   return lines;
 }
 

@@ -19,6 +19,10 @@ import { FileCheckpointStore } from '../reader/checkpoint-store.ts';
 import { MetricsRegistry } from '../metrics/registry.ts';
 import { prometheusText } from '../metrics/prometheus-text.ts';
 import { Pipeline } from './pipeline.ts';
+import { checkSource } from '../cli/check.ts';
+import { Pricing } from '../pricing/pricing.ts';
+import { createTestDatabase } from '../testing/databases.ts';
+import type { NamedSource } from '../sources/adapter.ts';
 
 const DB = 'tw_replication';
 const MAIN = new URL('../cli/main.ts', import.meta.url).pathname;
@@ -148,6 +152,22 @@ describe('mode: replication', () => {
       await pipeline.close();
     }
   }, 90_000);
+  it('check reports what replication needs: ok here, and wal_level named on a database without it', async () => {
+    const config = testConfig(cluster.url(), { sources: [{ type: 'claude-nexus-proxy', mode: 'replication' }] });
+    const lines = await checkSource(config.sources[0] as NamedSource, new Pricing());
+    const replication = lines.filter((l) => l.text.startsWith('replication:'));
+    expect(replication.filter((l) => l.ok === false)).toEqual([]);
+    expect(replication.map((l) => l.text).join('\n')).toMatch(/wal_level = logical[\s\S]*may replicate[\s\S]*has every table read[\s\S]*slot tokenwatch_claude_nexus_proxy inactive/);
+    const plain = await createTestDatabase({ schemas: ['claude-nexus-proxy'] });
+    try {
+      const other = testConfig(plain.url, { sources: [{ type: 'claude-nexus-proxy', mode: 'replication' }] });
+      const failed = (await checkSource(other.sources[0] as NamedSource, new Pricing())).filter((l) => l.ok === false);
+      expect(failed.map((l) => l.text).join('\n')).toContain('needs wal_level = logical');
+    } finally {
+      await plain.drop();
+    }
+  });
+
   it('tokenwatch replication status shows the slot; drop removes it (refusing --source of a polled source)', () => {
     const file = join(stateDir, 'replication.yaml');
     writeFileSync(file, `stateDir: ${stateDir}\nsources:\n  - type: claude-nexus-proxy\n    mode: replication\n    databaseUrl: ${cluster.url()}\n  - type: litellm\n    databaseUrl: ${cluster.url()}\n`);

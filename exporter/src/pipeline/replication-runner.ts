@@ -88,6 +88,8 @@ export class ReplicationRunner {
   private async run(): Promise<void> {
     if (this.stopped) return;
     try {
+      // Writes a crash cut short (a request stored without its rollup) are repaired first.
+      for (const runner of this.source.streams) await runner.repairIfResumed();
       const tables = this.source.streams.map((r) => r.stream.spec.table);
       const unsafe = await withoutReplicaIdentity(this.source.pool, tables);
       if (unsafe.length > 0) throw new Error(`${unsafe.join(', ')} has no primary key (replica identity): publishing it would make the application's UPDATE and DELETE statements fail; read this source with mode: polling`);

@@ -104,9 +104,14 @@ export class StreamRunner implements StreamParts {
     return events;
   }
 
+  /** After an unclean stop, lets the sinks repair what the crash cut short (once per source and process; Pipeline.recover). */
+  repairIfResumed(): Promise<void> {
+    return this.services.recover(this);
+  }
+
   /** Runs one poll, keeping the status; a failed poll forgets the metrics and classifications of its unsaved pages. */
   async track(poll: () => Promise<PollResult>): Promise<number> {
-    await this.services.recover(this);
+    await this.repairIfResumed();
     const { status } = this;
     const now = () => this.services.now();
     status.lastPollStartedAt = now();

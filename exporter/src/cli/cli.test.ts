@@ -59,7 +59,9 @@ describe('tokenwatch CLI', () => {
       const { rows } = await target.pool.query<Record<string, number>>(`SELECT (SELECT count(*) FROM api_requests)::int AS api_requests,
         (SELECT count(*) FROM "LiteLLM_SpendLogs")::int AS "LiteLLM_SpendLogs", (SELECT count(*) FROM conversation_transcripts)::int AS conversation_transcripts`);
       expect(summary.rows).toMatchObject(rows[0]!);
-      expect(rows[0]!.api_requests).toBeGreaterThan(1000);
+      // 3 h at 0.5 requests/s on average over a week; traffic follows the hour of day (896 rows
+      // for a run at 01:50 UTC), so only a floor far below the night's rate.
+      expect(rows[0]!.api_requests).toBeGreaterThan(200);
       // stdout holds the summary alone; progress and log lines go to stderr.
       expect(result.stdout.trim().split('\n')).toHaveLength(1);
     } finally {

@@ -61,12 +61,34 @@ export async function existingTables(pool: pg.Pool, schema: string, tables: read
  * UTF-8 makes the server fail the whole query, and the stream would stop at that row. The
  * driver then decodes such bytes to U+FFFD, which the row mappers count as invalid_utf8.
  */
-export async function beginRead(client: pg.ClientBase): Promise<{ snapshot: string; now: string }> {
+export async function beginRead(client: pg.ClientBase, options: { exportedSnapshot?: string } = {}): Promise<{ snapshot: string; now: string }> {
   await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL TIME ZONE 'UTC'");
+  // Before any query of the transaction: it then sees exactly what that snapshot saw (a
+  // replication slot's initial load).
+  if (options.exportedSnapshot !== undefined) await client.query(`SET TRANSACTION SNAPSHOT '${options.exportedSnapshot.replace(/'/g, "''")}'`);
   const { rows } = await client.query<{ snapshot: string; now: string; encoding: string }>(
     "SELECT txid_current_snapshot()::text AS snapshot, now()::text AS now, current_setting('server_encoding') AS encoding",
   );
   const head = rows[0]!;
   if (head.encoding === 'SQL_ASCII') await client.query("SET LOCAL client_encoding TO 'SQL_ASCII'");
   return { snapshot: head.snapshot, now: head.now };
+}
+
+/**
+ * Runs `read` in a read transaction of its own (beginRead) on a connection of `pool`,
+ * committed when it returns and rolled back when it throws.
+ */
+export async function withReadTransaction<T>(pool: pg.Pool, read: (client: pg.PoolClient) => Promise<T>, options: { exportedSnapshot?: string } = {}): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await beginRead(client, options);
+    const result = await read(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
 }

@@ -7,7 +7,7 @@
 // that are missing. The runner delivers missing rows (pipeline.ts); `tokenwatch verify`
 // prints the comparison.
 import type pg from 'pg';
-import { beginRead } from '../db/postgres.ts';
+import { withReadTransaction } from '../db/postgres.ts';
 import { mapRowChecked } from '../quality/map-row.ts';
 import type { IncrementalStream, MapContext } from '../sources/adapter.ts';
 import type { EventStore } from '../store/clickhouse.ts';
@@ -139,9 +139,7 @@ export async function compareStream(
   window: { from: number; to: number },
   ctx: MapContext,
 ): Promise<StreamComparison> {
-  const client = await pool.connect();
-  try {
-    await beginRead(client);
+  return withReadTransaction(pool, async (client) => {
     const source = await sourceSide(client, stream, window.from, window.to);
     const stored = storeSide(store, stream);
     const storeCounts = await stored.counts(window.from, window.to);
@@ -167,14 +165,8 @@ export async function compareStream(
       }
       days.push(comparison);
     }
-    await client.query('COMMIT');
     return { stream: stream.spec.id, days, from: isoDay(window.from), to: isoDay(window.to) };
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 /** Totals of a comparison, as /metrics shows them. */

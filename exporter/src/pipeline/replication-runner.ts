@@ -19,6 +19,7 @@ import { unquoteIdent } from '../reader/sql.ts';
 import { ChangeStream, lsnValue, type CommittedTransaction } from '../reader/replication/change-stream.ts';
 import { createSlot, dropSlot, ensurePublication, replicationName, slotStatus, withoutReplicaIdentity } from '../reader/replication/slot.ts';
 import { idTypeOf } from './reconcile.ts';
+import { withReadTransaction } from '../db/postgres.ts';
 import type { StreamRunner } from './stream-runner.ts';
 import type { ReplicationStatus } from './status.ts';
 
@@ -46,6 +47,7 @@ export class ReplicationRunner {
   private readonly name: string;
   private readonly byTable = new Map<string, StreamRunner>();
   private readonly idTypes = new Map<StreamRunner, string>();
+  private readonly positions = new Map<StreamRunner, { lsn: string | null; rowsEmitted: number }>();
   private readonly status: ReplicationStatus;
   private stream: ChangeStream | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -127,20 +129,27 @@ export class ReplicationRunner {
     }
   }
 
+  /** The position a stream's checkpoint says it has handled (read from disk once, then kept). */
   private lsnOf(runner: StreamRunner): string | null {
-    const extra = this.store.load(runner.id)?.extra as { replication?: { lsn?: string } } | undefined;
-    return extra?.replication?.lsn ?? null;
+    if (!this.positions.has(runner)) {
+      const saved = this.store.load(runner.id);
+      const extra = saved?.extra as { replication?: { lsn?: string } } | undefined;
+      this.positions.set(runner, { lsn: extra?.replication?.lsn ?? null, rowsEmitted: saved?.rowsEmitted ?? 0 });
+    }
+    return this.positions.get(runner)!.lsn;
   }
 
   /** The stream's checkpoint with its counters and the position it has handled, saved atomically. */
   private checkpoint(runner: StreamRunner, lsn: string, rows: number): void {
-    const previous = this.store.load(runner.id);
+    this.lsnOf(runner);
+    const position = this.positions.get(runner)!;
     const state = runner.companion.save() as Record<string, unknown>;
     const checkpoint = {
-      version: 1 as const, watermark: null, snapshot: null, inProgress: null, rowsEmitted: (previous?.rowsEmitted ?? 0) + rows,
+      version: 1 as const, watermark: null, snapshot: null, inProgress: null, rowsEmitted: position.rowsEmitted + rows,
       updatedAt: new Date().toISOString(), extra: { ...state, replication: { slot: this.name, lsn } },
     };
     this.store.save(runner.id, checkpoint);
+    this.positions.set(runner, { lsn, rowsEmitted: checkpoint.rowsEmitted });
     runner.companion.saved(state, checkpoint);
   }
 
@@ -159,38 +168,34 @@ export class ReplicationRunner {
   private async initialLoad(): Promise<void> {
     const created = await createSlot({ connectionString: this.source.config.databaseUrl! }, this.name);
     this.logger.info({ source: this.source.config.name, slot: this.name, consistentPoint: created.consistentPoint }, 'replication slot created: loading the tables under its snapshot');
-    const client = await this.source.pool.connect();
     try {
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
-      await client.query(`SET TRANSACTION SNAPSHOT '${created.snapshotName.replace(/'/g, "''")}'`);
-      for (const runner of this.source.streams) {
-        const { table, idColumn, filter } = runner.stream.spec;
-        const handle = runner.pageHandler();
-        let after: string | null = null;
-        let rows = 0;
-        for (;;) {
-          const params: unknown[] = [];
-          const param = (value: unknown) => `$${params.push(value)}`;
-          const where: string[] = [...(filter ? [filter(param)] : []), ...(after === null ? [] : [`t.${idColumn}::text > ${param(after)}`])];
-          const { rows: page }: { rows: Record<string, unknown>[] } = await client.query<Record<string, unknown>>(
-            `SELECT ${this.selectList(runner)}, t.${idColumn}::text AS "__key" FROM ${table} t ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY t.${idColumn}::text LIMIT ${LOAD_PAGE}`,
-            params,
-          );
-          if (page.length === 0) break;
-          after = String(page[page.length - 1]!.__key);
-          await handle(this.complete(page));
-          rows += page.length;
-        }
-        this.checkpoint(runner, created.consistentPoint, rows);
-        this.logger.info({ stream: runner.id, rows }, 'initial load done');
-      }
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
+      await withReadTransaction(this.source.pool, (client) => this.loadUnder(client, created.consistentPoint), { exportedSnapshot: created.snapshotName });
     } finally {
-      client.release();
       await created.close();
+    }
+  }
+
+  private async loadUnder(client: pg.PoolClient, consistentPoint: string): Promise<void> {
+    for (const runner of this.source.streams) {
+      const { table, idColumn, filter } = runner.stream.spec;
+      const handle = runner.pageHandler();
+      let after: string | null = null;
+      let rows = 0;
+      for (;;) {
+        const params: unknown[] = [];
+        const param = (value: unknown) => `$${params.push(value)}`;
+        const where: string[] = [...(filter ? [filter(param)] : []), ...(after === null ? [] : [`t.${idColumn}::text > ${param(after)}`])];
+        const { rows: page }: { rows: Record<string, unknown>[] } = await client.query<Record<string, unknown>>(
+          `SELECT ${this.selectList(runner)}, t.${idColumn}::text AS "__key" FROM ${table} t ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY t.${idColumn}::text LIMIT ${LOAD_PAGE}`,
+          params,
+        );
+        if (page.length === 0) break;
+        after = String(page[page.length - 1]!.__key);
+        await handle(this.complete(page));
+        rows += page.length;
+      }
+      this.checkpoint(runner, consistentPoint, rows);
+      this.logger.info({ stream: runner.id, rows }, 'initial load done');
     }
   }
 

@@ -5,7 +5,7 @@
 // rollups (row versions, model/row-versions.ts). The Prometheus counters are not touched:
 // counters never go down, and /metrics keeps what it counted when the rows were read.
 import type pg from 'pg';
-import { beginRead } from '../db/postgres.ts';
+import { withReadTransaction } from '../db/postgres.ts';
 import type { RequestEvent } from '../model/events.ts';
 import { unchanged, versionKey } from '../model/row-versions.ts';
 import type { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
@@ -49,9 +49,7 @@ export async function repriceStream(pool: pg.Pool, sink: ClickHouseSink, runner:
   const end = Math.ceil(to / DAY_MS) * DAY_MS;
   const before = await storedSums(sink, source, start, end);
   const result: RepriceResult = { stream: runner.id, rows: 0, changed: 0, before, after: before };
-  const client = await pool.connect();
-  try {
-    await beginRead(client);
+  await withReadTransaction(pool, async (client) => {
     const idType = await idTypeOf(client, stream);
     for (const day of daysBetween(start, end)) {
       const ids = await dayIds(client, stream, day);
@@ -70,13 +68,7 @@ export async function repriceStream(pool: pg.Pool, sink: ClickHouseSink, runner:
       }
       onDay?.(day, ids.length);
     }
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
   result.after = await storedSums(sink, source, start, end);
   return result;
 }

@@ -85,9 +85,10 @@ describe('cost end to end, by hand', () => {
     if (stateDir) rmSync(stateDir, { recursive: true, force: true });
   });
 
-  async function backfill(database: string, bulk: boolean) {
-    const config = testConfig(db.url, {
-      stateDir, sources: [{ type: 'claude-nexus-proxy' }], clickhouse: { database, bulkBackfill: bulk },
+  /** Backfills `source` from `url` into a fresh ClickHouse database: the store and /metrics. */
+  async function backfillInto(url: string, source: 'claude-nexus-proxy' | 'litellm', database: string, bulk: boolean) {
+    const config = testConfig(url, {
+      stateDir, sources: [{ type: source }], clickhouse: { database, bulkBackfill: bulk },
       pricing: { tenants: { 'acme.example.com': { discount: 0.2 } } },
     });
     const store = await openStore(config);
@@ -99,6 +100,11 @@ describe('cost end to end, by hand', () => {
     await pipeline.backfill();
     const text = prometheusText(metrics.collect(pipeline.statuses(), [], []));
     await pipeline.close();
+    return { store, text };
+  }
+
+  async function backfill(database: string, bulk: boolean) {
+    const { store, text } = await backfillInto(db.url, 'claude-nexus-proxy', database, bulk);
     const rows = await store.query<{ id: string; cost: string; known: boolean | number; estimate: string | null; priced_as: string; w1h: string | number; web: number; tier: string; fingerprint: string }>(
       `SELECT request_id AS id, toString(cost_usd) AS cost, cost_known AS known, toString(cost_estimate_usd) AS estimate, priced_as,
          cache_write_1h_tokens AS w1h, web_search_requests AS web, service_tier AS tier, toString(fingerprint) AS fingerprint
@@ -126,16 +132,7 @@ describe('cost end to end, by hand', () => {
     for (const bulk of [false, true]) {
       it(bulk ? 'bulk path' : 'row by row', async () => {
         const database = bulk ? 'tw_cost_litellm_bulk' : 'tw_cost_litellm_rows';
-        const config = testConfig(litellm.url, { stateDir, sources: [{ type: 'litellm' }], clickhouse: { database, bulkBackfill: bulk } });
-        const store = await openStore(config);
-        stores.push(store);
-        await store.command(`DROP DATABASE IF EXISTS ${database} SYNC`);
-        await store.migrate();
-        const metrics = new MetricsRegistry();
-        const pipeline = await Pipeline.open({ config, logger: silentLogger(), sinks: [new ClickHouseSink(store, 'redacted')], store: new MemoryCheckpointStore(), autoSources: false, metrics });
-        await pipeline.backfill();
-        const text = prometheusText(metrics.collect(pipeline.statuses(), [], []));
-        await pipeline.close();
+        const { store, text } = await backfillInto(litellm.url, 'litellm', database, bulk);
         const rows = await store.query<{ cost: string; estimate: string; priced_as: string; fingerprint: string }>(
           `SELECT toString(cost_usd) AS cost, toString(cost_estimate_usd) AS estimate, priced_as, toString(fingerprint) AS fingerprint FROM ${database}.requests FINAL`,
         );

@@ -11,6 +11,7 @@ import pg from 'pg';
 import { Config } from '../exporter/src/config/schema.ts';
 import { openStore } from '../exporter/src/store/clickhouse.ts';
 import { BulkLoader } from '../exporter/src/store/bulk-load.ts';
+import { loaderSettings } from '../exporter/src/pipeline/bulk-poll.ts';
 import { claudeNexusProxy } from '../exporter/src/sources/claude-nexus-proxy.ts';
 import { Pricing } from '../exporter/src/pricing/pricing.ts';
 import { quoteIdent } from '../exporter/src/reader/sql.ts';
@@ -36,13 +37,11 @@ export async function runBackfillFloorBench(): Promise<void> {
     const store = await openStore(config);
     await store.migrate();
     const spec = claudeNexusProxy.build({ ...config.sources[0]!, name: 'claude-nexus-proxy' }).streams[0]!.bulk!;
-    const ctx = { pricing: new Pricing(), futureLimit: new Date(Date.now() + 3_600_000).toISOString(), models: await distinctModels(cluster.url()) };
+    const ctx = { pricing: new Pricing(), futureLimit: new Date(Date.now() + 3_600_000).toISOString(), models: await distinctModels(cluster.url()), lookup: () => "''" };
     // A second connection: the aggregate runs alongside the commit, as in the bulk path.
     const aggregateStore = await store.connectAgain();
     const loader = await BulkLoader.open({
-      store, loadStore: store, aggregateStore, streamId: 'floor', source: 'claude-nexus-proxy', transport: 'file',
-      structure: spec.columns.map((c) => `${quoteIdent(c.name)} ${c.type}`).join(', '),
-      derived: spec.derived(ctx), mapping: spec.requests(ctx), clean: spec.clean(ctx), otherEvents: spec.otherEvents,
+      store, loadStore: store, aggregateStore, streamId: 'floor', source: 'claude-nexus-proxy', transport: 'file', ...loaderSettings(spec, ctx),
     });
     // The copied columns as the table function gives them; expressions (JSON) become NULL.
     const pulled = spec.columns

@@ -12,7 +12,8 @@ import { Config } from '../exporter/src/config/schema.ts';
 import { openStore, type EventStore } from '../exporter/src/store/clickhouse.ts';
 import { sourceDdl } from '../exporter/src/embedded/ddl.ts';
 import { startPgCluster } from '../exporter/src/testing/pg-cluster.ts';
-import { benchLogger, median, openBackfillPipeline, truncateEvents, waitForMerges } from './api-requests.ts';
+import { truncateEvents } from './api-requests.ts';
+import { runBackfillRounds } from './backfill-rounds.ts';
 import type { BenchReport } from './report.ts';
 
 const COLUMNS = 'request_id, call_type, spend, prompt_tokens, completion_tokens, "startTime", "endTime", model, model_group, custom_llm_provider, api_base, "user", team_id, status, metadata';
@@ -52,8 +53,6 @@ export async function runSpendLogsBackfillBench(report: BenchReport): Promise<vo
   const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
   const cluster = await startPgCluster();
   const stateDir = mkdtempSync(join(tmpdir(), 'tw-bench-spend-'));
-  const ratios: number[] = [];
-  const rates: { ours: number; raw: number }[] = [];
   try {
     await seed(cluster.url(), rows);
     const config = Config.parse({ stateDir, sources: [{ type: 'litellm', batchSize: 10_000 }], clickhouse: { bulkChunkRows: Number(process.env.BENCH_CHUNK_ROWS ?? 250_000) } });
@@ -62,33 +61,19 @@ export async function runSpendLogsBackfillBench(report: BenchReport): Promise<vo
     const store = await openStore(config);
     await store.migrate();
     console.log(`\nbackfill PostgreSQL -> ClickHouse (embedded), ${rows} rows of LiteLLM_SpendLogs, a warm-up round and ${rounds} round(s)`);
-    for (let round = 0; round <= rounds; round++) {
-      await truncateEvents(store);
-      await waitForMerges(store);
-      const pipeline = await openBackfillPipeline(config, store, benchLogger());
-      const started = performance.now();
-      await pipeline.backfill();
-      const ours = (performance.now() - started) / 1000;
-      await pipeline.close();
-      await waitForMerges(store);
-      const raw = await rawBaseline(store, cluster.port);
-      const [count] = await store.query<{ n: string; raw: string }>("SELECT (SELECT count() FROM tokenwatch.requests WHERE source = 'litellm') AS n, (SELECT count() FROM tokenwatch.raw_spend_logs) AS raw");
-      if (Number(count!.n) !== rows || Number(count!.raw) !== rows) throw new Error(`row counts differ: tokenwatch ${count!.n}, baseline ${count!.raw}, source ${rows}`);
-      console.log(`${round === 0 ? 'warm-up (not counted)' : `round ${round}`}: raw postgresql() ${raw.toFixed(2)} s (${Math.round(rows / raw)} rows/s), tokenwatch ${ours.toFixed(2)} s (${Math.round(rows / ours)} rows/s), ratio ${(raw / ours).toFixed(3)}`);
-      if (round > 0) {
-        ratios.push(raw / ours);
-        rates.push({ ours: rows / ours, raw: rows / raw });
-      }
-    }
+    await runBackfillRounds({
+      bench: 'backfill-spendlogs', what: 'LiteLLM_SpendLogs', rows, rounds, config, store,
+      truncate: () => truncateEvents(store),
+      raw: () => rawBaseline(store, cluster.port),
+      verify: async () => {
+        const [count] = await store.query<{ n: string }>("SELECT count() AS n FROM tokenwatch.requests WHERE source = 'litellm'");
+        if (Number(count!.n) !== rows) throw new Error(`row counts differ: tokenwatch ${count!.n}, source ${rows}`);
+        return '';
+      },
+    }, report);
     await store.close();
   } finally {
     await cluster.stop();
     rmSync(stateDir, { recursive: true, force: true });
   }
-  const label = rows >= 1e6 ? `${rows / 1e6}M` : `${rows / 1e3}k`;
-  const ratio = median(ratios);
-  report.add({
-    bench: 'backfill-spendlogs', name: `LiteLLM_SpendLogs rows/s, ${label} rows (median of ${ratios.length})`, value: median(rates.map((r) => r.ours)), unit: 'rows/s',
-    baseline: { name: 'raw postgresql() table function', value: median(rates.map((r) => r.raw)) }, ratio, target: '≥ 0.70', met: ratio >= 0.7,
-  });
 }

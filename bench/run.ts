@@ -6,6 +6,7 @@
 import { runMetricsBench } from './metrics-serving.ts';
 import { runBackfillBench } from './backfill-throughput.ts';
 import { runSpendLogsBackfillBench } from './backfill-spendlogs.ts';
+import { runPlatformBackfillBench } from './backfill-platform.ts';
 import { runBackfillFloorBench } from './backfill-floor.ts';
 import { runBackfillCpuBench } from './backfill-cpu.ts';
 import { runLoadBench, runSoakBench } from './steady.ts';
@@ -18,6 +19,7 @@ const BENCHES: Record<string, (report: BenchReport) => Promise<void>> = {
   metrics: runMetricsBench,
   backfill: runBackfillBench,
   'backfill-spendlogs': runSpendLogsBackfillBench,
+  'backfill-platform': runPlatformBackfillBench,
   freshness: runFreshnessBench,
   analytics: runAnalyticsBench,
   'db-cost': runDbCostBench,
@@ -27,7 +29,7 @@ const BENCHES: Record<string, (report: BenchReport) => Promise<void>> = {
   'backfill-cpu': () => runBackfillCpuBench(),
 };
 
-const DEFAULT = ['metrics', 'freshness', 'db-cost', 'analytics', 'backfill', 'backfill-spendlogs', 'soak'];
+const DEFAULT = ['metrics', 'freshness', 'db-cost', 'analytics', 'backfill', 'backfill-spendlogs', 'backfill-platform', 'soak'];
 
 const wanted = process.argv.slice(2);
 const names = wanted.length > 0 ? wanted : DEFAULT;

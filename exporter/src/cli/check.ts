@@ -124,7 +124,7 @@ export async function checkSource(source: NamedSource, pricing: Pricing, onParts
         }
       }
       for (const stream of built.streams) {
-        if (stream.bulk === undefined) continue;
+        if (stream.bulk?.models === undefined) continue;
         const line = await unpricedModels(client, stream, pricing);
         if (line) lines.push(line);
       }
@@ -180,7 +180,8 @@ const PRICE_CHECK_DAYS = 30;
 
 /** The models of the last PRICE_CHECK_DAYS days of a request table without a price (on the timestamp index). */
 async function unpricedModels(client: pg.PoolClient, stream: IncrementalStream, pricing: Pricing): Promise<Line | undefined> {
-  const { model, provider } = stream.bulk!.models;
+  if (stream.bulk?.models === undefined) return undefined;
+  const { model, provider } = stream.bulk.models;
   try {
     const { rows } = await client.query<{ model: string; provider: string | null; n: number }>(
       `SELECT ${model} AS model, ${provider ?? 'NULL::text'} AS provider, count(*)::int AS n FROM ${stream.spec.table} t
@@ -238,11 +239,15 @@ function status(line: Line, skipped: boolean): CheckReport['sections'][number]['
   return line.ok === true ? 'ok' : line.ok === 'warn' ? 'warn' : skipped ? 'skip' : 'fail';
 }
 
-export async function checkCommand(options: CommonOptions & { json?: boolean; grants?: boolean; role: string }): Promise<void> {
+export async function checkCommand(options: CommonOptions & { json?: boolean; grants?: boolean; role: string; mode?: string }): Promise<void> {
   const { loaded, logger } = loadOrExit(options);
+  if (options.mode !== undefined && options.mode !== 'replication' && options.mode !== 'polling') {
+    process.stderr.write(`tokenwatch check: --mode must be polling or replication, not ${JSON.stringify(options.mode)}\n`);
+    process.exit(2);
+  }
   if (options.grants) {
     // Only the SQL, from the configuration: nothing is connected.
-    process.stdout.write(grantsSql(loaded.config.sources as (SourceConfig & { name: string })[], options.role));
+    process.stdout.write(grantsSql(loaded.config.sources as (SourceConfig & { name: string })[], options.role, { replication: options.mode === 'replication' }));
     return;
   }
   const report: CheckReport = {

@@ -58,12 +58,13 @@ export function buildProgram(): Command {
     .option('--no-progress', 'no progress bar (progress is then logged every 10 s, as when stderr is not a terminal)')
     .option('--json', 'print the summary (rows per stream, bad rows) as JSON on stdout')
     .action(async (options: CommonOptions & { progress: boolean; json?: boolean }) => backfillCommand(options));
-  command(program, 'check', ['DATABASE_URL=postgres://tokenwatch_ro@db:5432/proxy tokenwatch check', 'tokenwatch check --json | jq .problems', 'TOKENWATCH_SOURCES=litellm tokenwatch check --grants --role tokenwatch_ro | psql "$ADMIN_DATABASE_URL"'], { results: true })
+  command(program, 'check', ['DATABASE_URL=postgres://tokenwatch_ro@db:5432/proxy tokenwatch check', 'tokenwatch check --json | jq .problems', 'TOKENWATCH_SOURCES=litellm tokenwatch check --grants --role tokenwatch_ro | psql "$ADMIN_DATABASE_URL"', 'tokenwatch check --grants --mode replication'], { results: true })
     .description('Validate the configuration, connect to every source and the event store, and report tables, columns, permissions, indexes and pending migrations on one screen. Exit 1 when something needs fixing.\nWith --grants: print the SQL of a read-only role granted exactly the columns tokenwatch reads (connects to nothing).')
     .option('--json', 'print the report as JSON')
     .option('--grants', 'print the GRANT statements of a least-privilege role instead of checking')
     .option('--role <name>', 'the role --grants creates', 'tokenwatch_ro')
-    .action(async (options: CommonOptions & { json?: boolean; grants?: boolean; role: string }) => checkCommand(options));
+    .option('--mode <mode>', 'with --grants: replication adds what mode: replication needs for every source (REPLICATION attribute, publication); default: each source\'s own mode')
+    .action(async (options: CommonOptions & { json?: boolean; grants?: boolean; role: string; mode?: string }) => checkCommand(options));
   command(program, 'verify', ['tokenwatch verify', 'tokenwatch verify --days 30 --json | jq .ok'], { results: true })
     .description('Compare every source table with the event store, row counts per closed day (and ids where they differ): proof that nothing is missing.\nExit 1 when a day differs. Repairs nothing: `run` delivers missing rows itself every reconcileInterval.')
     .option('--days <n>', 'how many closed days back (default: reconcileDays, 7)')

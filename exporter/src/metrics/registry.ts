@@ -62,6 +62,17 @@ export interface RequestGroup {
   lastStartedAt: number;
 }
 
+/**
+ * What a group of other events (messages, conversations, activities) adds to one counter, as
+ * the bulk backfill computes it in ClickHouse; recording it gives the same series as
+ * recordStream() of the events.
+ */
+export interface CounterGroup {
+  metric: MetricKey;
+  labels: string[];
+  value: number;
+}
+
 /** The labels of a request (or of a group of requests) that its counters go by. */
 type RequestLabels = Pick<RequestGroup, 'source' | 'tenant' | 'model' | 'httpStatus' | 'errorType' | 'account' | 'rateLimitStatus'>;
 /** What the counters of one request or a group of them add. */
@@ -336,6 +347,11 @@ export class MetricsRegistry {
       this.recordBucketed(entry, 'timeToFirstToken', genai, g.timeToFirstToken);
       this.seen(g.source, g.tenant, g.lastStartedAt);
     }
+  }
+
+  recordCounterGroups(streamId: string, groups: readonly CounterGroup[]): void {
+    const entry = this.stream(streamId);
+    for (const g of groups) this.record(entry, g.metric, g.labels, g.value, false);
   }
 
   /** Replaces the gauges of one snapshot query with those of its latest read. */

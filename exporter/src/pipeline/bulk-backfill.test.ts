@@ -1,9 +1,12 @@
 // The bulk backfill stores and counts exactly what the row-by-row backfill does. For each
-// table with a bulk path (Claude Nexus Proxy's api_requests, LiteLLM's SpendLogs), one source
-// table with every kind of row the mapping treats specially (for the proxy: errors from the
-// body, proxy errors, rate-limit warnings, conversations, subtasks, NULL and negative values,
+// table with a bulk path (Claude Nexus Proxy's api_requests; LiteLLM's SpendLogs and
+// ErrorLogs; Sidekick Forge's activity_log, livekit_events and conversations), source tables
+// with every kind of row the mapping treats specially (for the proxy: errors from the body,
+// proxy errors, rate-limit warnings, conversations, subtasks, NULL and negative values,
 // unknown models, future timestamps, microsecond timestamps; for LiteLLM: failures with and
-// without a status code, missing teams, odd spend and usage values) is backfilled three ways,
+// without a status code, missing teams, odd spend and usage values, error details JSON must
+// escape; for Sidekick Forge: rows without a client or agent, text JSON must escape, future
+// timestamps, unfinished voice sessions) are backfilled three ways,
 // each into its own ClickHouse database of one embedded store: row by row, bulk through a file
 // ClickHouse reads, bulk through a streamed insert. Tables, metric counters, quality counts and
 // stream statuses must be equal.
@@ -13,7 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../testing/databases.ts';
 import { silentLogger, testConfig } from '../testing/fixtures.ts';
-import { API_REQUEST_COLUMNS, apiRequestRows, insertRows, uuidFrom } from '../embedded/seed.ts';
+import { API_REQUEST_COLUMNS, apiRequestRows, insertRows, seedSidekickForge, uuidFrom } from '../embedded/seed.ts';
 import type { SourceName } from '../model/events.ts';
 import { writeLitellmCalls } from '../testing/litellm-calls.ts';
 import { openStore, type EventStore } from '../store/clickhouse.ts';
@@ -25,18 +28,21 @@ import type { BulkTransport } from '../store/bulk-load.ts';
 
 interface Outcome {
   tables: Record<string, unknown[]>;
-  metrics: SavedMetrics;
+  metrics: Record<string, SavedMetrics>;
   quality: unknown;
-  status: { rowsRead: number; rowsRejected: number; eventsEmitted: number };
+  status: Record<string, { rowsRead: number; rowsRejected: number; eventsEmitted: number }>;
+  /** Rows each stream's bulk path stored without map(). */
+  bulk: Record<string, number>;
 }
 
 interface BulkCase {
   name: string;
   schema: SourceName;
   source: { type: SourceName; batchSize: number };
-  /** Stream id and the table's name in SQL. */
-  stream: string;
-  table: string;
+  /** The streams with a bulk path, each with SQL counting the source rows it reads. */
+  streams: { id: string; count: string }[];
+  /** Tables to ANALYZE after seeding. */
+  tables: string[];
   /** Rows before the first backfill. */
   seed(db: TestDatabase): Promise<void>;
   /** Rows after it (timestamps in the last minute: above the first poll's watermark). */
@@ -66,7 +72,10 @@ function bulkEquivalence(c: BulkCase): void {
       return {
         run: () => pipeline.backfill(undefined, bulk === false ? {} : { transport: bulk }),
         async outcome(): Promise<Outcome> {
-          const status = pipeline.statuses().find((s) => s.id === c.stream)!;
+          const status = Object.fromEntries(c.streams.map(({ id }) => {
+            const s = pipeline.statuses().find((candidate) => candidate.id === id)!;
+            return [id, { rowsRead: s.rowsRead, rowsRejected: s.rowsRejected, eventsEmitted: s.eventsEmitted }];
+          }));
           // Order of first occurrence differs between the paths; the counts must not.
           const quality = pipeline.quality.snapshot().map((q) => JSON.stringify(q)).sort();
           await pipeline.close();
@@ -75,14 +84,19 @@ function bulkEquivalence(c: BulkCase): void {
               // The bulk path leaves fingerprint 0 (clickhouse/migrations/0008): compared without it.
               requests: await dump('SELECT * EXCEPT (ingested_at, fingerprint) FROM {db}.requests FINAL ORDER BY request_id'),
               messages: await dump('SELECT * EXCEPT ingested_at FROM {db}.messages FINAL ORDER BY message_id'),
-              activity: await dump('SELECT * FROM {db}.activity_events FINAL ORDER BY event_id'),
+              // A quota crossing's time is when the snapshot read it (the wall clock): compared without it.
+              activity: await dump(`SELECT * REPLACE (if(event_type = 'quota_threshold_crossed', '', toString(event_time)) AS event_time, if(event_type = 'quota_threshold_crossed', 0, version) AS version)
+                FROM {db}.activity_events FINAL ORDER BY event_id`),
+              conversations: await dump('SELECT * FROM {db}.conversations FINAL ORDER BY conversation_id'),
               requestsDaily: await dump('SELECT day, tenant, source, model, sum(requests), sum(errors), sum(input_tokens), sum(output_tokens), toString(sum(cost_usd)), sum(tool_calls) FROM {db}.requests_daily GROUP BY ALL ORDER BY ALL'),
               messagesDaily: await dump('SELECT day, tenant, agent, channel, sum(messages) FROM {db}.messages_daily GROUP BY ALL ORDER BY ALL'),
-              physical: await dump('SELECT (SELECT count() FROM {db}.requests) AS requests, (SELECT count() FROM {db}.messages) AS messages'),
+              physical: await dump(`SELECT (SELECT count() FROM {db}.requests) AS requests, (SELECT count() FROM {db}.messages) AS messages,
+                (SELECT count() FROM {db}.conversations) AS conversations, (SELECT count() FROM {db}.activity_events) AS activity`),
             },
-            metrics: metrics.saveStream(c.stream),
+            metrics: Object.fromEntries(c.streams.map(({ id }) => [id, metrics.saveStream(id)])),
+            bulk: Object.fromEntries(c.streams.map(({ id }) => [id, pipeline.statuses().find((s) => s.id === id)!.rowsBulk])),
             quality,
-            status: { rowsRead: status.rowsRead, rowsRejected: status.rowsRejected, eventsEmitted: status.eventsEmitted },
+            status,
           };
         },
       };
@@ -92,7 +106,7 @@ function bulkEquivalence(c: BulkCase): void {
       db = await createTestDatabase({ schemas: [c.schema] });
       stateDir = mkdtempSync(join(tmpdir(), 'tw-bulk-'));
       await c.seed(db);
-      await db.pool.query(`ANALYZE ${c.table}`);
+      for (const table of c.tables) await db.pool.query(`ANALYZE ${table}`);
       const ways = { rows: await open('tw_rows', false), file: await open('tw_bulk_file', 'file'), stream: await open('tw_bulk_stream', 'stream') };
       for (const way of Object.values(ways)) await way.run();
       // New rows after the first backfill: the second one resumes from its checkpoint (the
@@ -109,9 +123,17 @@ function bulkEquivalence(c: BulkCase): void {
     });
 
     it('reads every row once over two backfills, and the data set exercises both paths', async () => {
-      const { rows } = await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${c.table}`);
-      expect(outcomes.rows!.status.rowsRead).toBe(rows[0]!.n);
-      expect(outcomes.rows!.status.rowsRejected).toBeGreaterThan(0);
+      for (const stream of c.streams) {
+        const { rows } = await db.pool.query<{ n: number }>(stream.count);
+        expect(outcomes.rows!.status[stream.id]!.rowsRead, stream.id).toBe(rows[0]!.n);
+        expect(outcomes.rows!.status[stream.id]!.rowsRejected, stream.id).toBeGreaterThan(0);
+        // Most rows take the bulk path, the rest map(); none does row by row.
+        expect(outcomes.rows!.bulk[stream.id], stream.id).toBe(0);
+        for (const way of ['file', 'stream']) {
+          expect(outcomes[way]!.bulk[stream.id], `${way} ${stream.id}`).toBeGreaterThan(rows[0]!.n / 2);
+          expect(outcomes[way]!.bulk[stream.id], `${way} ${stream.id}`).toBeLessThan(rows[0]!.n);
+        }
+      }
       await c.exercised(db, outcomes.rows!);
     });
 
@@ -125,34 +147,39 @@ function bulkEquivalence(c: BulkCase): void {
         const actual = outcomes[transport]!;
         expect(actual.status).toEqual(expected.status);
         expect(actual.quality).toEqual(expected.quality);
-        expect(Object.keys(actual.metrics).sort()).toEqual(Object.keys(expected.metrics).sort());
-        for (const [key, series] of Object.entries(expected.metrics)) {
-          const mine = new Map(actual.metrics[key as keyof SavedMetrics]!.map((s) => [s[0].join('|'), s]));
-          expect(mine.size, key).toBe(series.length);
-          for (const s of series) {
-            const other = mine.get(s[0].join('|'));
-            expect(other, `${key} ${s[0].join('|')}`).toBeDefined();
-            if (s.length === 2) {
-              // Sums of costs in another order differ in the last bits of a double.
-              expect(other![1] as number, `${key} ${s[0].join('|')}`).toBeCloseTo(s[1], 9);
-            } else {
-              expect(other![1], `${key} ${s[0].join('|')} buckets`).toEqual(s[1]);
-              expect(other![2] as number, `${key} ${s[0].join('|')} sum`).toBeCloseTo(s[2], 6);
-              expect(other![3], `${key} ${s[0].join('|')} count`).toBe(s[3]);
-            }
-          }
-        }
+        for (const { id } of c.streams) compareMetrics(expected.metrics[id]!, actual.metrics[id]!);
       });
     }
   });
+}
+
+/** The same series with the same values (sums of doubles to 9 places, histograms bucket by bucket). */
+function compareMetrics(expected: SavedMetrics, actual: SavedMetrics): void {
+  expect(Object.keys(actual).sort()).toEqual(Object.keys(expected).sort());
+  for (const [key, series] of Object.entries(expected)) {
+    const mine = new Map(actual[key as keyof SavedMetrics]!.map((s) => [s[0].join('|'), s]));
+    expect(mine.size, key).toBe(series.length);
+    for (const s of series) {
+      const other = mine.get(s[0].join('|'));
+      expect(other, `${key} ${s[0].join('|')}`).toBeDefined();
+      if (s.length === 2) {
+        // Sums of costs in another order differ in the last bits of a double.
+        expect(other![1] as number, `${key} ${s[0].join('|')}`).toBeCloseTo(s[1], 9);
+      } else {
+        expect(other![1], `${key} ${s[0].join('|')} buckets`).toEqual(s[1]);
+        expect(other![2] as number, `${key} ${s[0].join('|')} sum`).toBeCloseTo(s[2], 6);
+        expect(other![3], `${key} ${s[0].join('|')} count`).toBe(s[3]);
+      }
+    }
+  }
 }
 
 bulkEquivalence({
   name: 'Claude Nexus Proxy api_requests',
   schema: 'claude-nexus-proxy',
   source: { type: 'claude-nexus-proxy', batchSize: 700 },
-  stream: 'claude-nexus-proxy/api_requests',
-  table: 'api_requests',
+  streams: [{ id: 'claude-nexus-proxy/api_requests', count: 'SELECT count(*)::int AS n FROM api_requests' }],
+  tables: ['api_requests'],
   async seed(db) {
     await insertRows(db.pool, 'api_requests', API_REQUEST_COLUMNS, apiRequestRows(4000, { seed: 11, spanMs: 7 * 24 * 3_600_000 }));
     const q = (sql: string, params: unknown[] = []) => db.pool.query(sql, params);
@@ -194,13 +221,16 @@ bulkEquivalence({
 });
 
 bulkEquivalence({
-  name: 'LiteLLM SpendLogs',
+  name: 'LiteLLM SpendLogs and ErrorLogs',
   schema: 'litellm',
   source: { type: 'litellm', batchSize: 700 },
-  stream: 'litellm/LiteLLM_SpendLogs',
-  table: '"LiteLLM_SpendLogs"',
+  streams: [
+    { id: 'litellm/LiteLLM_SpendLogs', count: 'SELECT count(*)::int AS n FROM "LiteLLM_SpendLogs"' },
+    { id: 'litellm/LiteLLM_ErrorLogs', count: 'SELECT count(*)::int AS n FROM "LiteLLM_ErrorLogs"' },
+  ],
+  tables: ['"LiteLLM_SpendLogs"', '"LiteLLM_ErrorLogs"'],
   async seed(db) {
-    await writeLitellmCalls(db.pool, { count: 2500, seed: 21, start: Date.now() - 7 * 24 * 3_600_000 - 60_000, stepMs: (7 * 24 * 3_600_000) / 2500, errorLogs: false });
+    await writeLitellmCalls(db.pool, { count: 2500, seed: 21, start: Date.now() - 7 * 24 * 3_600_000 - 60_000, stepMs: (7 * 24 * 3_600_000) / 2500, errorLogs: true });
     const q = (sql: string) => db.pool.query(sql);
     const where = (byte: number, from: number, to: number) => `WHERE get_byte(decode(md5(request_id), 'hex'), ${byte}) BETWEEN ${from} AND ${to}`;
     // Values the mapping treats specially; the bulk path either maps them the same or hands them to map().
@@ -220,9 +250,25 @@ bulkEquivalence({
     await q(`UPDATE "LiteLLM_SpendLogs" SET metadata = '[1, 2]', custom_llm_provider = '', call_type = 'atext_completion', model = '' ${where(3, 10, 14)}`);
     await q(`UPDATE "LiteLLM_SpendLogs" SET request_duration_ms = NULL, "completionStartTime" = "endTime" ${where(4, 0, 9)}`);
     await q(`UPDATE "LiteLLM_SpendLogs" SET status = '' ${where(4, 10, 14)}`);
+    // Error details: status codes only JavaScript's Number() reads, text JSON must escape, an
+    // end before the start, a start in the future.
+    await q(`INSERT INTO "LiteLLM_ErrorLogs" (request_id, "startTime", "endTime", api_base, model_group, litellm_model_name, exception_type, status_code)
+      SELECT 'err-' || i, now() - make_interval(secs => i * 1000), now() - make_interval(secs => i * 1000 - 2), 'https://api.openai.com/v1',
+        'gpt-4o', 'openai/gpt-4o', (ARRAY['RateLimitError', 'APIConnectionError', ''])[1 + i % 3], (ARRAY['429', '500', '', '503'])[1 + i % 4]
+      FROM generate_series(1, 600) AS i`);
+    const errors = `UPDATE "LiteLLM_ErrorLogs" SET`;
+    await q(`${errors} status_code = ' 404' ${where(0, 0, 20)}`);
+    await q(`${errors} status_code = '099' ${where(0, 21, 40)}`);
+    await q(`${errors} status_code = '4e2' ${where(0, 41, 60)}`);
+    await q(`${errors} status_code = '' ${where(0, 61, 90)}`);
+    await q(`${errors} api_base = 'https://eu.example.com/v1?q="x"\\y' ${where(1, 0, 90)}`);
+    await q(`${errors} exception_type = E'Rate\nLimit\tError\u2028', model_group = E'gr\u00e9\u0001' ${where(1, 91, 130)}`);
+    await q(`${errors} litellm_model_name = E'line\u2029sep' ${where(1, 131, 150)}`);
+    await q(`${errors} "endTime" = "startTime" - interval '1 second' ${where(2, 0, 40)}`);
+    await q(`${errors} "startTime" = now() + interval '3 hours' ${where(2, 41, 60)}`);
   },
   async more(db) {
-    await writeLitellmCalls(db.pool, { count: 600, seed: 22, start: Date.now() - 50_000 - 60_000, stepMs: 50_000 / 600, errorLogs: false });
+    await writeLitellmCalls(db.pool, { count: 600, seed: 22, start: Date.now() - 50_000 - 60_000, stepMs: 50_000 / 600, errorLogs: true });
   },
   async exercised(db, rowByRow) {
     const { rows } = await db.pool.query<{ failed: number; odd: number }>(`SELECT count(*) FILTER (WHERE status = 'failure')::int AS failed,
@@ -230,5 +276,74 @@ bulkEquivalence({
     expect(rows[0]!.failed).toBeGreaterThan(50);
     expect(rows[0]!.odd).toBeGreaterThan(10);
     expect(rowByRow.tables.requests!.length).toBeGreaterThan(2500);
+    const errors = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM "LiteLLM_ErrorLogs"');
+    expect(errors.rows[0]!.n).toBeGreaterThan(100);
+  },
+});
+
+bulkEquivalence({
+  name: 'Sidekick Forge activity_log, livekit_events and conversations',
+  schema: 'sidekick-forge',
+  source: { type: 'sidekick-forge', batchSize: 700 },
+  streams: [
+    { id: 'sidekick-forge/activity_log', count: 'SELECT count(*)::int AS n FROM activity_log' },
+    { id: 'sidekick-forge/livekit_events', count: "SELECT count(*)::int AS n FROM livekit_events WHERE event_type IN ('room_started', 'room_finished')" },
+    { id: 'sidekick-forge/conversations', count: 'SELECT count(*)::int AS n FROM conversations' },
+  ],
+  tables: ['activity_log', 'livekit_events', 'conversations'],
+  async seed(db) {
+    await seedSidekickForge(db.pool, { conversations: 1500, seed: 31 });
+    const q = (sql: string) => db.pool.query(sql);
+    // Activity of every kind: with and without client, agent, status and resource; text JSON
+    // must escape; one in the future.
+    await q(`INSERT INTO activity_log (activity_type, action, client_id, agent_id, resource_type, resource_id, resource_name, status, created_at)
+      SELECT (ARRAY['document_uploaded', 'sidekick_updated', 'ability_run', 'document_deleted'])[1 + i % 4],
+        (ARRAY['create', 'update', '', 'run'])[1 + i % 4],
+        CASE WHEN i % 7 = 0 THEN NULL ELSE (SELECT id FROM clients ORDER BY id LIMIT 1 OFFSET i % 4) END,
+        CASE WHEN i % 5 = 0 THEN NULL WHEN i % 5 = 1 THEN gen_random_uuid() ELSE (SELECT id FROM agents ORDER BY id LIMIT 1 OFFSET i % 12) END,
+        CASE WHEN i % 3 = 0 THEN NULL ELSE 'document' END,
+        CASE WHEN i % 6 = 0 THEN NULL ELSE 'doc-' || i END,
+        (ARRAY[NULL, '', 'Handbook "v2" / final.pdf', E'back\\\\slash\ttab\nline', E'caf\u00e9 \u2028 sep', 'plain'])[1 + i % 6],
+        (ARRAY[NULL, 'success', '', 'failed'])[1 + i % 4],
+        now() - make_interval(secs => i * 200)
+      FROM generate_series(1, 3000) AS i`);
+    await q("UPDATE activity_log SET created_at = now() + interval '2 hours' WHERE resource_id IN ('doc-7', 'doc-11')");
+    // Voice sessions: a negative duration, one without metadata, events that are not rooms.
+    await q(`INSERT INTO livekit_events (event_type, room_name, duration, metadata, created_at)
+      SELECT (ARRAY['room_started', 'room_finished', 'participant_joined'])[1 + i % 3],
+        (ARRAY['room-x', NULL, 'room/"y"'])[1 + i % 3 % 3],
+        CASE WHEN i % 11 = 0 THEN -5 WHEN i % 3 = 1 THEN i % 600 END,
+        CASE WHEN i % 4 = 0 THEN '{}'::jsonb ELSE jsonb_build_object('client_id', (SELECT id FROM clients ORDER BY id LIMIT 1 OFFSET i % 4), 'agent_id', 'not-a-uuid') END,
+        now() - make_interval(secs => i * 150)
+      FROM generate_series(1, 2000) AS i`);
+    await q("INSERT INTO livekit_events (event_type, room_name, created_at) VALUES ('room_started', 'future-room', now() + interval '2 hours')");
+    // Conversations without agent, without channel, with a channel JSON must escape, in the future.
+    await q(`INSERT INTO conversations (agent_id, user_id, channel, created_at)
+      SELECT CASE WHEN i % 4 = 0 THEN NULL ELSE (SELECT id FROM agents ORDER BY id LIMIT 1 OFFSET i % 12) END,
+        CASE WHEN i % 3 = 0 THEN NULL ELSE gen_random_uuid() END,
+        (ARRAY[NULL, '', 'voice', 'sms/"x"', E'web\u2028'])[1 + i % 5],
+        now() - make_interval(secs => i * 120)
+      FROM generate_series(1, 1500) AS i`);
+    await q("INSERT INTO conversations (channel, created_at) VALUES ('voice', now() + interval '2 hours')");
+    // An agent without usage rows: its owner is the client its activity names.
+    await q(`INSERT INTO agents (id, slug, name, system_prompt, model, enabled) VALUES ('${uuidFrom('orphan-agent')}', 'orphan', 'Orphan', 'x', 'gpt-4o-mini', true)`);
+    await q(`INSERT INTO activity_log (activity_type, action, client_id, agent_id, created_at)
+      VALUES ('sidekick_created', 'create', (SELECT id FROM clients ORDER BY id LIMIT 1 OFFSET 2), '${uuidFrom('orphan-agent')}', now() - interval '3 days')`);
+    await q(`INSERT INTO conversations (agent_id, channel, created_at) SELECT '${uuidFrom('orphan-agent')}', 'text', now() - make_interval(secs => i * 300) FROM generate_series(1, 50) AS i`);
+  },
+  async more(db) {
+    await db.pool.query(`INSERT INTO activity_log (activity_type, action, created_at) SELECT 'ability_run', 'run', now() - make_interval(secs => i * 0.05) FROM generate_series(1, 400) AS i`);
+    await db.pool.query(`INSERT INTO livekit_events (event_type, room_name, duration, created_at) SELECT 'room_finished', 'later', i, now() - make_interval(secs => i * 0.05) FROM generate_series(1, 400) AS i`);
+    await db.pool.query(`INSERT INTO conversations (channel, created_at) SELECT 'text', now() - make_interval(secs => i * 0.05) FROM generate_series(1, 400) AS i`);
+  },
+  async exercised(_db, rowByRow) {
+    const activity = rowByRow.tables.activity as { event_type: string }[];
+    expect(activity.filter((a) => a.event_type === 'voice_session_finished').length).toBeGreaterThan(500);
+    expect(activity.filter((a) => a.event_type === 'conversation_started').length).toBeGreaterThan(3000);
+    expect(activity.filter((a) => a.event_type === 'ability_run').length).toBeGreaterThan(700);
+    const conversations = rowByRow.tables.conversations as { agent: string; tenant: string }[];
+    expect(conversations.length).toBeGreaterThan(3000);
+    expect(new Set(conversations.filter((c) => c.agent === 'orphan').map((c) => c.tenant))).toEqual(new Set(['Client 2']));
+    expect(conversations.some((c) => c.tenant === 'unattributed')).toBe(true);
   },
 });

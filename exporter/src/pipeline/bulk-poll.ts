@@ -1,16 +1,16 @@
 // A backfill of one stream at bulk speed (docs/event-store.md, "Backfill at bulk speed"):
-// chunk by chunk, PostgreSQL COPY -> spool file -> ClickHouse staging, mapped to requests in
-// ClickHouse; the rows only map() handles (not clean, or with more events than their
+// chunk by chunk, PostgreSQL COPY -> spool file -> ClickHouse staging, mapped to the stream's
+// target table in ClickHouse; the rows only map() handles (not clean, or with more events than their
 // request) are read again by id and go through the stream's row path. Used by `backfill`
 // when the event store is the only sink and the table allows it.
 import type pg from 'pg';
 import type { CanonicalEvent } from '../model/events.ts';
 import type { Logger } from '../log.ts';
-import type { BulkContext, NamedSource } from '../sources/adapter.ts';
+import type { BulkContext, BulkSpec, NamedSource } from '../sources/adapter.ts';
 import type { MetricsRegistry } from '../metrics/registry.ts';
 import type { Sink } from '../sinks/sink.ts';
 import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
-import { BulkLoader, SLOTS, type BulkTransport } from '../store/bulk-load.ts';
+import { BulkLoader, SLOTS, lookupSql, type BulkLoaderOptions, type BulkTransport } from '../store/bulk-load.ts';
 import { copyToFile } from '../db/copy-to-file.ts';
 import { quoteIdent, unquoteIdent } from '../reader/sql.ts';
 import { idTypeOf } from './reconcile.ts';
@@ -42,11 +42,19 @@ export async function bulkSinkFor(pool: pg.Pool, runner: StreamRunner, sinks: re
   return sinks[0];
 }
 
+/** The BulkLoader options a stream's bulk spec gives, for one backfill's context. */
+export function loaderSettings(spec: BulkSpec, ctx: BulkContext): Pick<BulkLoaderOptions, 'structure' | 'target' | 'rowId' | 'derived' | 'mapping' | 'clean' | 'otherEvents'> {
+  return {
+    structure: spec.columns.map((c) => `${quoteIdent(c.name)} ${c.type}`).join(', '),
+    target: spec.target, rowId: spec.rowId, derived: spec.derived(ctx), mapping: spec.mapping(ctx), clean: spec.clean(ctx), otherEvents: spec.otherEvents,
+  };
+}
+
 export interface BulkPollDeps {
   sink: ClickHouseSink;
   source: NamedSource;
   pool: pg.Pool;
-  context: Omit<BulkContext, 'models'>;
+  context: Omit<BulkContext, 'models' | 'lookup'>;
   chunkRows: number;
   metrics: MetricsRegistry | undefined;
   logger: Logger;
@@ -63,21 +71,24 @@ export async function pollBulk(runner: StreamRunner, deps: BulkPollDeps, onPage:
   const spec = stream.bulk!;
   const id = runner.id;
   const { sink } = deps;
-  // One pass over the table for its models, so the ClickHouse cost covers them all (pricing.ts).
-  const { model, provider } = spec.models;
-  const models = await deps.pool.query<{ model: string; provider: string | null }>(
-    `SELECT DISTINCT ${model} AS model, ${provider ?? 'NULL::text'} AS provider FROM ${stream.spec.table} t WHERE ${model} IS NOT NULL`,
-  );
-  const ctx: BulkContext = { ...deps.context, models: models.rows };
+  // Requests: one pass over the table for its models, so the ClickHouse cost covers them all (pricing.ts).
+  const models = spec.models === undefined ? [] : (await deps.pool.query<{ model: string; provider: string | null }>(
+    `SELECT DISTINCT ${spec.models.model} AS model, ${spec.models.provider ?? 'NULL::text'} AS provider FROM ${stream.spec.table} t WHERE ${spec.models.model} IS NOT NULL`,
+  )).rows;
+  // Lookups: each small table read once, looked up in ClickHouse instead of a subquery per row.
+  const lookups: Record<string, { key: string; value: string }[]> = {};
+  for (const [name, sql] of Object.entries(spec.lookups ?? {})) {
+    lookups[name] = (await deps.pool.query<{ key: string | null; value: string | null }>(sql)).rows
+      .filter((r): r is { key: string; value: string } => r.key !== null && r.value !== null);
+  }
+  const ctx: BulkContext = { ...deps.context, models, lookup: (name, key) => lookupSql(sink.store.database, id, name, key) };
   const loadStore = await sink.store.connectAgain();
   const aggregateStore = await sink.store.connectAgain().catch(async (error: unknown) => {
     await loadStore.close();
     throw error;
   });
   const loader = await BulkLoader.open({
-    store: sink.store, loadStore, aggregateStore, streamId: id, source: deps.source.type, transport: deps.transport,
-    structure: spec.columns.map((c) => `${quoteIdent(c.name)} ${c.type}`).join(', '),
-    derived: spec.derived(ctx), mapping: spec.requests(ctx), clean: spec.clean(ctx), otherEvents: spec.otherEvents,
+    store: sink.store, loadStore, aggregateStore, streamId: id, source: deps.source.type, transport: deps.transport, lookups, ...loaderSettings(spec, ctx),
   }).catch(async (error: unknown) => {
     await loadStore.close();
     await aggregateStore.close();
@@ -112,11 +123,13 @@ export async function pollBulk(runner: StreamRunner, deps: BulkPollDeps, onPage:
           const started = performance.now();
           // The aggregate reads the staged chunk while it commits (on its own connection); the
           // increments are recorded once the chunk is committed.
-          const [, groups] = await Promise.all([loader.commit(slot), loader.aggregate(slot)]);
-          deps.metrics?.recordRequestGroups(id, groups);
+          const [, increments] = await Promise.all([loader.commit(slot), loader.aggregate(slot)]);
+          deps.metrics?.recordRequestGroups(id, increments.requests);
+          deps.metrics?.recordCounterGroups(id, increments.counters);
           deps.metrics?.recordStream(id, restEvents);
           const bulkEvents = rows - rest.filter((r) => !r.clean).length;
           status.rowsRead += rows;
+          status.rowsBulk += bulkEvents;
           status.eventsEmitted += bulkEvents + restEvents.length;
           deps.written(bulkEvents);
           onPage(rows);

@@ -23,6 +23,7 @@ import { checkSource } from '../cli/check.ts';
 import { Pricing } from '../pricing/pricing.ts';
 import { createTestDatabase } from '../testing/databases.ts';
 import type { NamedSource } from '../sources/adapter.ts';
+import { grantsSql } from '../sources/grants.ts';
 
 const DB = 'tw_replication';
 const MAIN = new URL('../cli/main.ts', import.meta.url).pathname;
@@ -183,4 +184,40 @@ describe('mode: replication', () => {
     expect(drop.stdout).toContain('dropped slot tokenwatch_claude_nexus_proxy');
     expect(JSON.parse(cli('replication', 'status', '--json').stdout)).toMatchObject([{ exists: false }]);
   });
+
+  it('a role with exactly the grants of check --grants --mode replication loads and streams', async () => {
+    const role = 'tw_replication_ro';
+    const sources = testConfig(cluster.url(), { sources: [{ type: 'claude-nexus-proxy', mode: 'polling' }] }).sources as NamedSource[];
+    const script = grantsSql(sources, role, { replication: true });
+    expect(script).toContain(`ALTER ROLE "${role}" REPLICATION;`);
+    expect(script).toContain('CREATE PUBLICATION "tokenwatch_claude_nexus_proxy" FOR TABLE "public"."api_requests"');
+    await db.query(script.replaceAll(":'password'", "'secret'"));
+    const url = new URL(cluster.url());
+    url.username = role;
+    url.password = 'secret';
+    const roleState = mkdtempSync(join(tmpdir(), 'tw-replication-role-'));
+    // The same embedded engine (one data directory per process), another database; its own checkpoints.
+    const config = testConfig(url.toString(), { stateDir, sources: [{ type: 'claude-nexus-proxy', mode: 'replication' }], clickhouse: { database: `${DB}_role` } });
+    const roleStore = await openStore(config);
+    await roleStore.command(`DROP DATABASE IF EXISTS ${DB}_role SYNC`);
+    await roleStore.migrate();
+    const pipeline = await Pipeline.open({ config, logger: silentLogger(), sinks: [new ClickHouseSink(roleStore, 'redacted')], store: new FileCheckpointStore(roleState), autoSources: false, metrics: new MetricsRegistry() });
+    pipeline.start();
+    try {
+      await insert(db as unknown as pg.ClientBase, 'delta.example.com', true);
+      const want = await truth();
+      let got = -1;
+      for (let waited = 0; waited < 30_000 && got !== want.n; waited += 100) {
+        got = Number((await roleStore.query<{ n: string }>(`SELECT toString(count()) AS n FROM ${DB}_role.requests FINAL`))[0]!.n);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(got).toBe(want.n);
+      expect(pipeline.statuses()[0]!.lastError).toBeNull();
+    } finally {
+      await pipeline.close();
+      await roleStore.close();
+      rmSync(roleState, { recursive: true, force: true });
+      await db.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'tokenwatch_claude_nexus_proxy' AND NOT active");
+    }
+  }, 90_000);
 });

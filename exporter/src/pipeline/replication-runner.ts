@@ -108,8 +108,9 @@ export class ReplicationRunner {
       if (this.stopped) return;
       const keys = new Map([...this.byTable].map(([table, runner]) => [table, unquoteIdent(runner.stream.spec.idColumn)]));
       const connection = { connectionString: this.source.config.databaseUrl!, application_name: `tokenwatch/${this.source.config.name}/replication` };
+      const confirmed = (await slotStatus(this.source.pool, this.name)).confirmedLsn ?? undefined;
       this.stream = new ChangeStream({
-        connection, slot: this.name, publication: this.name, keys,
+        connection, slot: this.name, publication: this.name, keys, confirmed,
         onTransaction: (t) => this.handle(t),
         onError: (error) => this.failed(error),
         onActivity: () => {

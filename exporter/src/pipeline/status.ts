@@ -40,6 +40,8 @@ export interface StreamStatus {
   reconcile: { at: number; missing: number; extra: number; rejected: number; days: number } | null;
   /** Rows reconciliation found missing from the event store and delivered (also counted in rowsLate). */
   rowsReconciled: number;
+  /** Rows a bulk backfill stored in ClickHouse itself, without map() (since start). */
+  rowsBulk: number;
   /** Rows deleted at the source, seen by replication (not events: no other counter changes). */
   rowsDeleted: number;
   /** The source's replication slot (mode: replication), null when polled. */
@@ -73,6 +75,6 @@ export function newStreamStatus(
     ...stream,
     rowsRead: 0, eventsEmitted: 0, rowsRejected: 0, polls: 0,
     lastPollStartedAt: null, lastSuccessAt: null, lastSuccessStartedAt: null, lastPollDurationMs: null, watermarkAt: null,
-    lastError: null, rowsLate: 0, rowsRevised: 0, rowsIncomplete: 0, rowsBeyondSweepWindow: 0, lateMaxDelayMs: 0, reconcile: null, rowsReconciled: 0, rowsDeleted: 0, replication: null,
+    lastError: null, rowsLate: 0, rowsRevised: 0, rowsIncomplete: 0, rowsBeyondSweepWindow: 0, lateMaxDelayMs: 0, reconcile: null, rowsReconciled: 0, rowsBulk: 0, rowsDeleted: 0, replication: null,
   };
 }

@@ -9,6 +9,7 @@ import type { IncrementalStreamSpec } from '../reader/incremental-reader.ts';
 import { RowRejected, type RepairReason } from '../quality/row-quality.ts';
 import { qualifiedTable, quoteIdent } from '../reader/sql.ts';
 import type { PricedModel, Pricing } from '../pricing/pricing.ts';
+import type { BulkTarget } from '../store/bulk-load.ts';
 
 /**
  * A source as the runner reads it: its configuration, its name, and for a database that belongs
@@ -98,28 +99,42 @@ export interface BulkContext {
    * cost is written for these; a row with another model goes through map().
    */
   models: PricedModel[];
+  /**
+   * ClickHouse expression of the value BulkSpec.lookups[name] gives for the text `key` ('' where
+   * it has none): what a row path's subquery finds, without a subquery per row.
+   */
+  lookup(name: string, key: string): string;
 }
 
 /**
  * The bulk path of a stream (docs/event-store.md, "Backfill at bulk speed"). PostgreSQL copies columns of
- * every row of a chunk; ClickHouse maps them to request rows in SQL and decides which rows
- * are clean, the rows whose request map() would take as they are (nothing to repair or
- * reject). The other rows, and clean rows that carry more than their request (message
- * content), are read again by id and go through map(); of a clean row only the other events
- * are kept. A test checks that both paths store and count the same.
+ * every row of a chunk; ClickHouse maps them to rows of the target table in SQL and decides
+ * which rows are clean, the rows map() would take as they are (nothing to repair or reject).
+ * The other rows, and clean rows that carry more than their target row (message content), are
+ * read again by id and go through map(); of a clean row only the other events are kept. A
+ * test checks that both paths store and count the same.
  */
 export interface BulkSpec {
   /** Copied columns in order: a PostgreSQL expression over alias `t`, and the ClickHouse type its text is read as. */
   columns: { name: string; sql: string; type: string }[];
+  /** Where the rows go and what they count (store/bulk-load.ts: REQUESTS_TARGET, or a table's own). */
+  target: BulkTarget;
+  /** ClickHouse expression of the source row's id (what rowId() gives) over the copied columns. */
+  rowId: string;
   /**
-   * PostgreSQL expressions over alias `t`: the model a row is priced by, and the provider the
-   * source names for it (absent: none); their distinct values are read first.
+   * Requests only: PostgreSQL expressions over alias `t` for the model a row is priced by, and
+   * the provider the source names for it (absent: none); their distinct values are read first.
    */
-  models: { model: string; provider?: string };
+  models?: { model: string; provider?: string };
+  /**
+   * Small tables the mapping looks values up in (a client's name, an agent's slug): by name, a
+   * PostgreSQL query yielding text columns `key` and `value`, read once per backfill.
+   */
+  lookups?: Record<string, string>;
   /** Columns computed once per row before the mapping: `expression AS name`, comma-separated (or ''). */
   derived(ctx: BulkContext): string;
-  /** ClickHouse select list over the copied and derived columns that yields the requests columns (REQUEST_COLUMNS order). */
-  requests(ctx: BulkContext): string;
+  /** ClickHouse select list over the copied and derived columns that yields target.columns (then target.extra). */
+  mapping(ctx: BulkContext): string;
   /** ClickHouse condition over the copied columns: the row is clean. */
   clean(ctx: BulkContext): string;
   /** ClickHouse condition over the copied columns: map() must still see this clean row for its other events. */

@@ -17,6 +17,7 @@ import {
   tokenCount,
 } from './adapter.ts';
 import { RowRejected } from '../quality/row-quality.ts';
+import { REQUESTS_TARGET } from '../store/bulk-load.ts';
 
 const SOURCE = 'claude-nexus-proxy' as const;
 /** Claude Nexus Proxy's rolling usage window per account. */
@@ -191,7 +192,9 @@ function bulkSpec(names: SourceNames): BulkSpec {
       cacheRead: 'greatest(ifNull(cache_read_input_tokens, 0), 0)', cacheWrite: 'greatest(ifNull(cache_creation_input_tokens, 0), 0)',
       cacheWrite1h: write1h, webSearches: count('web_searches'), serviceTier: "ifNull(service_tier, '')",
     })} AS cost, ${ctx.pricing.clickhousePricedAs(ctx.models, { model: "ifNull(model, '')" })} AS priced_as`,
-    requests: () => [
+    target: REQUESTS_TARGET,
+    rowId: 'request_id',
+    mapping: () => [
       "ifNull(domain, '')", `'${SOURCE}'`, 'request_id', "toDateTime64(ts, 3, 'UTC')",
       "if(duration_ms >= 0, fromUnixTimestamp64Milli(toUnixTimestamp64Milli(toDateTime64(ts, 3, 'UTC')) + toInt64(floor(assumeNotNull(duration_ms))), 'UTC'), NULL)",
       "ifNull(conversation_id, '')", "ifNull(branch_id, '')", "ifNull(parent_request_id, '')", "ifNull(parent_task_request_id, '')",

@@ -9,6 +9,7 @@ import type { BulkSpec, IncrementalStream, MapContext, SourceAdapter } from './a
 import { clickhouseString } from '../store/literal.ts';
 import { ACTIVITY_SOURCE_ID, SourceNames, httpStatusOf, jsonValue, nonNegativeIntegerOrNull, nonNegativeOrNull, optionalString, readerSettings, requiredTimestamp, tokenCount, toIso } from './adapter.ts';
 import { RowRejected } from '../quality/row-quality.ts';
+import { ACTIVITY_TARGET, REQUESTS_TARGET, activityMappingSql, jsonSafeSql } from '../store/bulk-load.ts';
 
 const SOURCE = 'litellm' as const;
 
@@ -171,6 +172,44 @@ function mapErrorLog(row: Record<string, unknown>, ctx: MapContext): CanonicalEv
 }
 
 /**
+ * The bulk backfill of ErrorLogs: the same activity event as mapErrorLog, from the same
+ * columns. Clean: an id, a start not in the future, a status code that is empty or three digits
+ * (anything else is parsed by mapErrorLog), text that JSON writes alike in both engines.
+ */
+function errorBulkSpec(names: SourceNames): BulkSpec {
+  const raw = (reference: string) => (names.column(reference) === null ? 'NULL' : `t.${names.column(reference)}`);
+  const text = (reference: string) => `nullif(${raw(reference)}::text, '')`;
+  const details = ['exception_type', 'model_group', 'litellm_model_name', 'api_base'];
+  const time = (c: string) => `toDateTime64(${c}, 3, 'UTC')`;
+  return {
+    columns: [
+      { name: 'request_id', sql: text('request_id'), type: 'Nullable(String)' },
+      { name: 'ts', sql: raw('startTime'), type: "Nullable(DateTime64(6, 'UTC'))" },
+      { name: 'end_ts', sql: raw('endTime'), type: "Nullable(DateTime64(6, 'UTC'))" },
+      { name: 'status_code', sql: text('status_code'), type: 'Nullable(String)' },
+      ...details.map((name) => ({ name, sql: text(name), type: 'Nullable(String)' })),
+    ],
+    target: ACTIVITY_TARGET,
+    rowId: 'request_id',
+    derived: () => '',
+    mapping: () => activityMappingSql({
+      tenant: "'default'", source: clickhouseString(SOURCE), id: 'assumeNotNull(request_id)', type: "'llm_call_failed'", time: 'assumeNotNull(ts)',
+      agent: "''", resource: "'llm_call'", action: "'call'", status: "'failed'", resourceName: 'NULL',
+      duration: `if(end_ts IS NOT NULL AND ${time('end_ts')} >= ${time('ts')}, (toUnixTimestamp64Milli(${time('assumeNotNull(end_ts)')}) - toUnixTimestamp64Milli(${time('assumeNotNull(ts)')})) / 1000, NULL)`,
+      details: [
+        ['exception_type', 'exception_type'], ['status_code', 'if(status_code IS NULL, NULL, toUInt16OrNull(status_code))', 'number'],
+        ['model_group', 'model_group'], ['litellm_model_name', 'litellm_model_name'], ['api_base', 'api_base'],
+      ],
+    }),
+    clean: (ctx) => [
+      'request_id IS NOT NULL', 'ts IS NOT NULL', `ts <= toDateTime64('${ctx.futureLimit.replace('T', ' ').replace('Z', '')}', 6, 'UTC')`,
+      "(status_code IS NULL OR match(status_code, '^[1-9][0-9]{2}$'))", ...details.map(jsonSafeSql),
+    ].join(' AND '),
+    otherEvents: 'false',
+  };
+}
+
+/**
  * The bulk backfill of SpendLogs: the same fields as mapSpendLog, from the same columns.
  * PostgreSQL takes the JSON fields apart (metadata stays in PostgreSQL); ClickHouse does the
  * rest. A row is clean only where both paths provably agree: spend a finite amount under
@@ -230,7 +269,9 @@ function spendBulkSpec(names: SourceNames): BulkSpec {
       });
       return `toDecimal128OrNull(ifNull(spend, ''), 20) AS spend_exact, ifNull(status != 'success', false) AS failed, ${estimate} AS estimate, ${ctx.pricing.clickhousePricedAs(ctx.models, priced)} AS priced_as`;
     },
-    requests: () => [
+    target: REQUESTS_TARGET,
+    rowId: 'request_id',
+    mapping: () => [
       "coalesce(team, organization, 'default')", `'${SOURCE}'`, 'request_id', time('ts'), `if(end_ts IS NULL, NULL, ${time('end_ts')})`,
       "ifNull(session_id, '')", "''", "''", "''", 'false', "ifNull(api_base, '')", "coalesce(end_user, user, '')",
       "coalesce(model, model_group, 'unknown')",
@@ -310,6 +351,7 @@ export const litellm: SourceAdapter = {
       },
       rowId: (row) => String(row.request_id),
       map: mapErrorLog,
+      bulk: errorBulkSpec(names),
       stored: { table: 'activity_events', eventKind: 'activity', idColumn: ACTIVITY_SOURCE_ID, timeColumn: 'event_time', source: SOURCE, where: "event_type = 'llm_call_failed'" },
       unindexedIntervalMs: Math.max(source.pollInterval, ERROR_LOG_INTERVAL_MS),
     };

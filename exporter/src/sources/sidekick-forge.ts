@@ -19,10 +19,11 @@
 // Never selected: the clients' provider keys and secrets, transcripts' embeddings.
 import type { ActivityEvent, AgentSnapshot, CanonicalEvent, ConversationSnapshot, ConversationStats, MessageEvent, UsageResource, UsageSnapshot, VoiceSessions } from '../model/events.ts';
 import { DERIVED_ACTIVITY_TYPES } from '../model/events.ts';
-import type { IncrementalStream, MapContext, NamedSource, SnapshotQuery, SourceAdapter } from './adapter.ts';
+import type { BulkContext, BulkSpec, IncrementalStream, MapContext, NamedSource, SnapshotQuery, SourceAdapter } from './adapter.ts';
 import { ACTIVITY_SOURCE_ID, SourceNames, clientDatabasePart, contentText, nonNegativeIntegerOrNull, nonNegativeOrNull, optionalInteger, optionalString, readerSettings, requiredTimestamp, toIso } from './adapter.ts';
 import { RowRejected } from '../quality/row-quality.ts';
 import { clickhouseString } from '../store/literal.ts';
+import { ACTIVITY_TARGET, CONVERSATIONS_TARGET, activityMappingSql, jsonSafeSql } from '../store/bulk-load.ts';
 
 const SOURCE = 'sidekick-forge' as const;
 
@@ -94,6 +95,142 @@ function ownTenants(source: NamedSource): string | undefined {
   if (source.clientOf) return `tenant = ${clickhouseString(source.clientOf.tenant)}`;
   const parts = source.partTenants ?? [];
   return parts.length === 0 ? undefined : `tenant NOT IN (${parts.map(clickhouseString).join(', ')})`;
+}
+
+/**
+ * The bulk backfill of an append-only table of this source (activity_log, livekit_events,
+ * conversations). The row path names a row's client and agent with a subquery per row; the
+ * bulk path copies the ids and looks them up in ClickHouse in the same three small tables, read
+ * once (lookups): a client's name by id, an agent's slug by id, and in the platform database
+ * an agent's owner as tenantSql() finds it. Transcripts stay row by row: their content is
+ * redacted in JavaScript, and they are updated in place.
+ */
+function bulkLookups(source: NamedSource, names: SourceNames, tenantBy: 'clients' | 'owners'): Record<string, string> {
+  const agents = `SELECT a.${names.required('id')}::text AS key, a.${names.required('slug')} AS value FROM ${names.table('agents')} a`;
+  if (source.clientOf) return { agents };
+  if (tenantBy === 'clients') return { agents, clients: `SELECT c.${names.required('id')}::text AS key, c.${names.required('name')} AS value FROM ${names.table('clients')} c` };
+  const clientId = names.required('client_id');
+  const agentId = names.required('agent_id');
+  return {
+    agents,
+    // tenantSql(): the client of the agent's usage rows, else of its activity.
+    owners: `SELECT DISTINCT ON (o.agent) o.agent::text AS key, c.${names.required('name')} AS value
+      FROM (SELECT u.${agentId} AS agent, u.${clientId} AS client, 0 AS rank FROM ${names.table('agent_usage')} u
+            UNION ALL SELECT l.${agentId}, l.${clientId}, 1 FROM ${names.table('activity_log')} l WHERE l.${agentId} IS NOT NULL AND l.${clientId} IS NOT NULL) o
+      JOIN ${names.table('clients')} c ON c.${names.required('id')} = o.client
+      ORDER BY o.agent, o.rank`,
+  };
+}
+
+/** The copied ids a bulk row's tenant (absent: by its agent) and agent are looked up by (text, NULL where empty). */
+function bulkKeys(tenantKey: string | null, agentKey: string): BulkSpec['columns'] {
+  return [
+    ...(tenantKey === null ? [] : [{ name: 'tenant_key', sql: `nullif(${tenantKey}, '')`, type: 'Nullable(String)' }]),
+    { name: 'agent_key', sql: `nullif(${agentKey}, '')`, type: 'Nullable(String)' },
+  ];
+}
+
+/**
+ * ClickHouse tenant of a bulk row, as tenantOf() gives it: the part's client, else the client
+ * name `lookup` finds for `key` (a client's id, or an agent's for its owner), else unattributed.
+ */
+function bulkTenant(source: NamedSource, ctx: BulkContext, lookup: 'clients' | 'owners', key: string): string {
+  if (source.clientOf) return clickhouseString(source.clientOf.tenant);
+  const name = ctx.lookup(lookup, key);
+  return `if(${name} = '', ${clickhouseString(UNATTRIBUTED)}, ${name})`;
+}
+
+/** ClickHouse agent of a bulk row: its slug, else its id, else ''. */
+function bulkAgent(ctx: BulkContext): string {
+  return `if(${ctx.lookup('agents', 'agent_key')} = '', ifNull(agent_key, ''), ${ctx.lookup('agents', 'agent_key')})`;
+}
+
+/** A clean bulk row: its time is not in the future (requiredTimestamp), its text is JSON-safe. */
+function bulkClean(ctx: BulkContext, time: string, texts: readonly string[]): string {
+  return [`${time} IS NOT NULL`, `${time} <= toDateTime64('${ctx.futureLimit.replace('T', ' ').replace('Z', '')}', 6, 'UTC')`, ...texts.map(jsonSafeSql)].join(' AND ');
+}
+
+/** Nullable text of a column (NULL where absent or ''), for a bulk copy. */
+function bulkText(names: SourceNames, reference: string): string {
+  const column = names.column(reference);
+  return column === null ? 'NULL::text' : `nullif(t.${column}::text, '')`;
+}
+
+const TIME_COLUMN = (names: SourceNames) => ({ name: 'created_at', sql: `t.${names.required('created_at')}`, type: "Nullable(DateTime64(6, 'UTC'))" });
+
+function activityBulkSpec(source: NamedSource, names: SourceNames): BulkSpec {
+  const agentId = `t.${names.required('agent_id')}`;
+  const texts = ['action', 'status', 'resource_name', 'resource_id'];
+  return {
+    columns: [
+      { name: 'id', sql: `t.${names.required('id')}::text`, type: 'String' },
+      { name: 'activity_type', sql: bulkText(names, 'activity_type'), type: 'Nullable(String)' },
+      { name: 'resource_type', sql: bulkText(names, 'resource_type'), type: 'Nullable(String)' },
+      ...texts.map((name) => ({ name, sql: bulkText(names, name), type: 'Nullable(String)' })),
+      TIME_COLUMN(names),
+      ...bulkKeys(`t.${names.required('client_id')}::text`, `${agentId}::text`),
+    ],
+    target: ACTIVITY_TARGET,
+    rowId: 'id',
+    lookups: bulkLookups(source, names, 'clients'),
+    derived: () => '',
+    mapping: (ctx) => activityMappingSql({
+      tenant: bulkTenant(source, ctx, 'clients', 'tenant_key'), source: clickhouseString(SOURCE), id: 'id', type: 'assumeNotNull(activity_type)', time: 'assumeNotNull(created_at)',
+      agent: bulkAgent(ctx), resource: "ifNull(resource_type, '')", action: "ifNull(action, '')", status: "ifNull(status, 'success')",
+      resourceName: 'resource_name', duration: 'NULL', details: [['resource_id', 'resource_id']],
+    }),
+    clean: (ctx) => `activity_type IS NOT NULL AND ${bulkClean(ctx, 'created_at', texts)}`,
+    otherEvents: 'false',
+  };
+}
+
+function livekitBulkSpec(source: NamedSource, names: SourceNames): BulkSpec {
+  const metadata = `t.${names.required('metadata')}`;
+  const duration = names.column('duration') === null ? 'NULL::float8' : `CASE WHEN t.${names.column('duration')} >= 0 THEN t.${names.column('duration')}::float8 END`;
+  return {
+    columns: [
+      { name: 'id', sql: `t.${names.required('id')}::text`, type: 'String' },
+      { name: 'finished', sql: `t.${names.required('event_type')} = 'room_finished'`, type: 'Bool' },
+      { name: 'room_name', sql: bulkText(names, 'room_name'), type: 'Nullable(String)' },
+      { name: 'duration', sql: duration, type: 'Nullable(Float64)' },
+      TIME_COLUMN(names),
+      ...bulkKeys(`${metadata}->>'client_id'`, `${metadata}->>'agent_id'`),
+    ],
+    target: ACTIVITY_TARGET,
+    rowId: 'id',
+    lookups: bulkLookups(source, names, 'clients'),
+    derived: () => '',
+    mapping: (ctx) => activityMappingSql({
+      tenant: bulkTenant(source, ctx, 'clients', 'tenant_key'), source: clickhouseString(SOURCE), id: 'id', type: "if(finished, 'voice_session_finished', 'voice_session_started')",
+      time: 'assumeNotNull(created_at)', agent: bulkAgent(ctx), resource: "'voice_session'", action: "if(finished, 'end', 'start')", status: "'success'",
+      resourceName: 'room_name', duration: 'if(finished, duration, NULL)', details: [],
+    }),
+    clean: (ctx) => bulkClean(ctx, 'created_at', ['room_name']),
+    otherEvents: 'false',
+  };
+}
+
+function conversationBulkSpec(source: NamedSource, names: SourceNames): BulkSpec {
+  const agentId = `t.${names.required('agent_id')}`;
+  return {
+    columns: [
+      { name: 'id', sql: `t.${names.required('id')}::text`, type: 'String' },
+      { name: 'user_id', sql: bulkText(names, 'user_id'), type: 'Nullable(String)' },
+      { name: 'channel', sql: bulkText(names, 'channel'), type: 'Nullable(String)' },
+      TIME_COLUMN(names),
+      ...bulkKeys(null, `${agentId}::text`),
+    ],
+    target: CONVERSATIONS_TARGET,
+    rowId: 'id',
+    lookups: bulkLookups(source, names, 'owners'),
+    derived: () => '',
+    mapping: (ctx) => {
+      const time = "toDateTime64(assumeNotNull(created_at), 3, 'UTC')";
+      return [bulkTenant(source, ctx, 'owners', 'agent_key'), clickhouseString(SOURCE), 'id', bulkAgent(ctx), "ifNull(user_id, '')", "ifNull(channel, 'unknown')", "'started'", time, time, 'NULL', time].join(', ');
+    },
+    clean: (ctx) => bulkClean(ctx, 'created_at', ['channel']),
+    otherEvents: 'false',
+  };
 }
 
 /** Activity types that are not activity_log rows: derived by the store, or LiveKit's voice sessions. */
@@ -191,6 +328,7 @@ function conversationStream(source: NamedSource, names: SourceNames): Incrementa
       ...readerSettings(source),
     },
     rowId: (row) => String(row.id),
+    bulk: conversationBulkSpec(source, names),
     stored: { table: 'conversations', eventKind: 'conversation', idColumn: 'conversation_id', timeColumn: 'started_at', source: SOURCE, where: ownTenants(source) },
     map(row, ctx): CanonicalEvent[] {
       const conversationId = optionalString(row.id);
@@ -242,6 +380,7 @@ function activityStream(source: NamedSource, names: SourceNames): IncrementalStr
       ...readerSettings(source),
     },
     rowId: (row) => String(row.id),
+    bulk: activityBulkSpec(source, names),
     stored: {
       table: 'activity_events', eventKind: 'activity', idColumn: ACTIVITY_SOURCE_ID, timeColumn: 'event_time', source: SOURCE,
       where: `event_type NOT IN (${NOT_ACTIVITY_LOG.map(clickhouseString).join(', ')})`,
@@ -295,6 +434,7 @@ function livekitStream(source: NamedSource, names: SourceNames): IncrementalStre
       ...readerSettings(source),
     },
     rowId: (row) => String(row.id),
+    bulk: livekitBulkSpec(source, names),
     stored: {
       table: 'activity_events', eventKind: 'activity', idColumn: ACTIVITY_SOURCE_ID, timeColumn: 'event_time', source: SOURCE,
       where: "event_type IN ('voice_session_started', 'voice_session_finished')",

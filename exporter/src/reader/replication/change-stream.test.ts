@@ -140,3 +140,64 @@ describe('logical replication change stream', () => {
     expect(await dropSlot(db, slot)).toBe(false);
   });
 });
+
+// A slot only moves when its consumer confirms; pgoutput sends nothing for transactions on
+// tables it does not publish. Without confirming keepalives, a platform writing mostly other
+// tables would keep all that WAL, and an idle stream would be cut off by wal_sender_timeout.
+describe('logical replication keepalives', () => {
+  let cluster: PgCluster;
+  let db: pg.Pool;
+  const slot = replicationName('keepalive');
+
+  beforeAll(async () => {
+    cluster = await startPgCluster({ settings: { wal_level: 'logical', max_replication_slots: '4', max_wal_senders: '4', wal_sender_timeout: '2s' } });
+    db = new pg.Pool({ connectionString: cluster.url() });
+    await db.query('CREATE TABLE requests (id bigint PRIMARY KEY, tokens int NOT NULL)');
+    await db.query('CREATE TABLE other (id bigserial PRIMARY KEY, payload text NOT NULL)');
+    await ensurePublication(db, slot, ['public.requests']);
+    await (await createSlot({ connectionString: cluster.url() }, slot)).close();
+  }, 60_000);
+  afterAll(async () => {
+    await db?.end();
+    await cluster?.stop();
+  });
+
+  it('confirms the server position when idle: WAL of unpublished tables is released, and an idle stream outlives wal_sender_timeout', async () => {
+    const seen: CommittedTransaction[] = [];
+    const errors: Error[] = [];
+    const stream: ChangeStream = new ChangeStream({
+      connection: { connectionString: cluster.url() }, slot, publication: slot, keys: new Map([['public.requests', 'id']]),
+      confirmed: (await slotStatus(db, slot)).confirmedLsn ?? undefined,
+      onTransaction: async (t) => {
+        seen.push(t);
+        await stream.confirm(t.lsn);
+      },
+      onError: (error) => errors.push(error),
+    });
+    stream.start();
+    try {
+      const start = await slotStatus(db, slot);
+      // About 8 MB of WAL on a table the publication does not hold, over 6 s (3 × wal_sender_timeout).
+      for (let i = 0; i < 12; i++) {
+        await db.query("INSERT INTO other (payload) SELECT repeat('x', 500) FROM generate_series(1, 1000)");
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      const written = Number((await db.query<{ n: string }>('SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::text AS n', [start.currentLsn])).rows[0]!.n);
+      expect(written).toBeGreaterThan(4_000_000);
+      // The keepalives' confirmations catch up within a few of wal_sender_timeout / 2.
+      let lag = Infinity;
+      for (let i = 0; i < 80 && lag > 100_000; i++) {
+        await new Promise((r) => setTimeout(r, 250));
+        lag = (await slotStatus(db, slot)).lagBytes;
+      }
+      expect(lag).toBeLessThan(100_000);
+      // Still the same connection, and it still delivers.
+      await db.query('INSERT INTO requests VALUES (1, 10)');
+      for (let i = 0; i < 40 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(seen.map((t) => [...t.tables.get('public.requests')!.upserted])).toEqual([['1']]);
+      expect(errors).toEqual([]);
+    } finally {
+      await stream.stop();
+    }
+  });
+});

@@ -10,6 +10,13 @@
 // transaction not confirmed, and a restart streams it again. At least once from the server,
 // exactly once with the caller's checkpoint of the last LSN it handled.
 //
+// Keepalives. The server sends one when it has nothing for us, with the end of its WAL. If
+// every transaction received is handled and confirmed, that position is confirmed too:
+// otherwise a slot on a database busy with tables we do not publish (pgoutput sends no empty
+// transactions) would never advance and would keep all that WAL. A keepalive that asks for a
+// reply while work is pending gets the last confirmed position, so the server does not end
+// the connection after wal_sender_timeout.
+//
 import type pg from 'pg';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 
@@ -40,6 +47,8 @@ export interface ChangeStreamOptions {
   onError(error: Error): void;
   /** Any message from the server, a change or a keepalive (the stream is alive). */
   onActivity?(): void;
+  /** The slot's confirmed position when the stream starts: what a keepalive reply repeats until more is confirmed. */
+  confirmed?: string;
 }
 
 /** An LSN as PostgreSQL prints it ("16/B374D848") to a number, for comparisons. */
@@ -53,9 +62,13 @@ export class ChangeStream {
   private readonly service: LogicalReplicationService;
   private current: CommittedTransaction | undefined;
   private running: Promise<unknown> | undefined;
+  /** Transactions handed to onTransaction and not confirmed yet. */
+  private unconfirmed = 0;
+  private confirmed: string | undefined;
 
   constructor(options: ChangeStreamOptions) {
     this.options = options;
+    this.confirmed = options.confirmed;
     this.service = new LogicalReplicationService(options.connection, {
       acknowledge: { auto: false, timeoutSeconds: 0 },
       flowControl: { enabled: true },
@@ -64,7 +77,10 @@ export class ChangeStream {
       options.onActivity?.();
       return this.onMessage(lsn, message);
     });
-    this.service.on('heartbeat', () => options.onActivity?.());
+    this.service.on('heartbeat', (lsn: string, _timestamp: number, shouldRespond: boolean) => {
+      options.onActivity?.();
+      void this.onKeepalive(lsn, shouldRespond).catch((error: unknown) => options.onError(error as Error));
+    });
     this.service.on('error', (error: Error) => options.onError(error));
   }
 
@@ -78,7 +94,28 @@ export class ChangeStream {
 
   /** Tells the server every transaction up to `lsn` is handled: the slot may release its WAL. */
   async confirm(lsn: string): Promise<void> {
+    this.unconfirmed = Math.max(0, this.unconfirmed - 1);
+    await this.acknowledge(lsn);
+  }
+
+  /** Sends a standby status with `lsn` as flushed, never moving backwards. */
+  private async acknowledge(lsn: string): Promise<void> {
+    if (this.confirmed !== undefined && lsnValue(lsn) < lsnValue(this.confirmed)) lsn = this.confirmed;
+    this.confirmed = lsn;
     await this.service.acknowledge(lsn);
+  }
+
+  /** Nothing received is waiting: no transaction open, handled or queued in the library (flow control). */
+  private idle(): boolean {
+    // The queue is pg-logical-replication's own (2.5.0, pinned exactly): messages received and
+    // not yet handed to us.
+    const queue = (this.service as unknown as { _messageQueue?: unknown[]; _processing?: boolean });
+    return this.current === undefined && this.unconfirmed === 0 && (queue._messageQueue?.length ?? 0) === 0 && queue._processing !== true;
+  }
+
+  private async onKeepalive(lsn: string, shouldRespond: boolean): Promise<void> {
+    if (this.idle()) await this.acknowledge(lsn);
+    else if (shouldRespond && this.confirmed !== undefined) await this.service.acknowledge(this.confirmed);
   }
 
   async stop(): Promise<void> {
@@ -134,6 +171,7 @@ export class ChangeStream {
         const transaction = this.current!;
         this.current = undefined;
         transaction.lsn = message.commitEndLsn ?? lsn;
+        this.unconfirmed += 1;
         await this.options.onTransaction(transaction);
         return;
       }

@@ -37,7 +37,7 @@ export async function runBackfillFloorBench(): Promise<void> {
     const store = await openStore(config);
     await store.migrate();
     const spec = claudeNexusProxy.build({ ...config.sources[0]!, name: 'claude-nexus-proxy' }).streams[0]!.bulk!;
-    const ctx = { pricing: new Pricing(), futureLimit: new Date(Date.now() + 3_600_000).toISOString(), models: await distinctModels(cluster.url()), lookup: () => "''" };
+    const ctx = { pricing: new Pricing(), futureLimit: new Date(Date.now() + 3_600_000).toISOString(), models: await distinctModels(cluster.url()), lookup: () => "''", lookupKnown: () => 'true' };
     // A second connection: the aggregate runs alongside the commit, as in the bulk path.
     const aggregateStore = await store.connectAgain();
     const loader = await BulkLoader.open({

@@ -330,20 +330,26 @@ bulkEquivalence({
     await q(`INSERT INTO activity_log (activity_type, action, client_id, agent_id, created_at)
       VALUES ('sidekick_created', 'create', (SELECT id FROM clients ORDER BY id LIMIT 1 OFFSET 2), '${uuidFrom('orphan-agent')}', now() - interval '3 days')`);
     await q(`INSERT INTO conversations (agent_id, channel, created_at) SELECT '${uuidFrom('orphan-agent')}', 'text', now() - make_interval(secs => i * 300) FROM generate_series(1, 50) AS i`);
+    // A deleted agent without usage rows: only its activity names its client (the bulk path hands these to map()).
+    await q(`INSERT INTO activity_log (activity_type, action, client_id, agent_id, created_at)
+      VALUES ('sidekick_deleted', 'delete', (SELECT id FROM clients ORDER BY id LIMIT 1 OFFSET 1), '${uuidFrom('ghost-agent')}', now() - interval '4 days')`);
+    await q(`INSERT INTO conversations (agent_id, channel, created_at) SELECT '${uuidFrom('ghost-agent')}', 'voice', now() - make_interval(secs => i * 400) FROM generate_series(1, 30) AS i`);
   },
   async more(db) {
     await db.pool.query(`INSERT INTO activity_log (activity_type, action, created_at) SELECT 'ability_run', 'run', now() - make_interval(secs => i * 0.05) FROM generate_series(1, 400) AS i`);
     await db.pool.query(`INSERT INTO livekit_events (event_type, room_name, duration, created_at) SELECT 'room_finished', 'later', i, now() - make_interval(secs => i * 0.05) FROM generate_series(1, 400) AS i`);
     await db.pool.query(`INSERT INTO conversations (channel, created_at) SELECT 'text', now() - make_interval(secs => i * 0.05) FROM generate_series(1, 400) AS i`);
   },
-  async exercised(_db, rowByRow) {
+  async exercised(db, rowByRow) {
+    const clientAt = async (offset: number) => (await db.pool.query<{ name: string }>('SELECT name FROM clients ORDER BY id LIMIT 1 OFFSET $1', [offset])).rows[0]!.name;
     const activity = rowByRow.tables.activity as { event_type: string }[];
     expect(activity.filter((a) => a.event_type === 'voice_session_finished').length).toBeGreaterThan(500);
     expect(activity.filter((a) => a.event_type === 'conversation_started').length).toBeGreaterThan(3000);
     expect(activity.filter((a) => a.event_type === 'ability_run').length).toBeGreaterThan(700);
     const conversations = rowByRow.tables.conversations as { agent: string; tenant: string }[];
     expect(conversations.length).toBeGreaterThan(3000);
-    expect(new Set(conversations.filter((c) => c.agent === 'orphan').map((c) => c.tenant))).toEqual(new Set(['Client 2']));
+    expect(new Set(conversations.filter((c) => c.agent === 'orphan').map((c) => c.tenant))).toEqual(new Set([await clientAt(2)]));
+    expect(new Set(conversations.filter((c) => c.agent === uuidFrom('ghost-agent')).map((c) => c.tenant))).toEqual(new Set([await clientAt(1)]));
     expect(conversations.some((c) => c.tenant === 'unattributed')).toBe(true);
   },
 });

@@ -10,7 +10,7 @@ import type { BulkContext, BulkSpec, NamedSource } from '../sources/adapter.ts';
 import type { MetricsRegistry } from '../metrics/registry.ts';
 import type { Sink } from '../sinks/sink.ts';
 import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
-import { BulkLoader, SLOTS, lookupSql, type BulkLoaderOptions, type BulkTransport } from '../store/bulk-load.ts';
+import { BulkLoader, SLOTS, lookupKnownSql, lookupSql, type BulkLoaderOptions, type BulkTransport } from '../store/bulk-load.ts';
 import { copyToFile } from '../db/copy-to-file.ts';
 import { quoteIdent, unquoteIdent } from '../reader/sql.ts';
 import { idTypeOf } from './reconcile.ts';
@@ -54,7 +54,7 @@ export interface BulkPollDeps {
   sink: ClickHouseSink;
   source: NamedSource;
   pool: pg.Pool;
-  context: Omit<BulkContext, 'models' | 'lookup'>;
+  context: Omit<BulkContext, 'models' | 'lookup' | 'lookupKnown'>;
   chunkRows: number;
   metrics: MetricsRegistry | undefined;
   logger: Logger;
@@ -71,6 +71,7 @@ export async function pollBulk(runner: StreamRunner, deps: BulkPollDeps, onPage:
   const spec = stream.bulk!;
   const id = runner.id;
   const { sink } = deps;
+  const started = performance.now();
   // Requests: one pass over the table for its models, so the ClickHouse cost covers them all (pricing.ts).
   const models = spec.models === undefined ? [] : (await deps.pool.query<{ model: string; provider: string | null }>(
     `SELECT DISTINCT ${spec.models.model} AS model, ${spec.models.provider ?? 'NULL::text'} AS provider FROM ${stream.spec.table} t WHERE ${spec.models.model} IS NOT NULL`,
@@ -81,7 +82,11 @@ export async function pollBulk(runner: StreamRunner, deps: BulkPollDeps, onPage:
     lookups[name] = (await deps.pool.query<{ key: string | null; value: string | null }>(sql)).rows
       .filter((r): r is { key: string; value: string } => r.key !== null && r.value !== null);
   }
-  const ctx: BulkContext = { ...deps.context, models, lookup: (name, key) => lookupSql(sink.store.database, id, name, key) };
+  const database = sink.store.database;
+  const ctx: BulkContext = {
+    ...deps.context, models, lookup: (name, key) => lookupSql(database, id, name, key), lookupKnown: (name, key) => lookupKnownSql(database, id, name, key),
+  };
+  const readMs = performance.now() - started;
   const loadStore = await sink.store.connectAgain();
   const aggregateStore = await sink.store.connectAgain().catch(async (error: unknown) => {
     await loadStore.close();
@@ -97,6 +102,7 @@ export async function pollBulk(runner: StreamRunner, deps: BulkPollDeps, onPage:
   const columns = spec.columns.map((c) => `${c.sql} AS ${quoteIdent(c.name)}`).join(', ');
   let idType: string | undefined;
   try {
+    deps.logger.debug({ stream: id, modelsAndLookupsMs: Math.round(readMs), openMs: Math.round(performance.now() - started - readMs) }, 'bulk backfill set up');
     return await runner.track(async () => {
       const swept = await runner.sweepIfDue(runner.pageHandler(onPage));
       const result = await reader.pollInChunks({

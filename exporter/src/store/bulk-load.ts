@@ -69,6 +69,7 @@ export interface BulkAlso {
   select: string;
   /** The row's id column in that table, and the ClickHouse expressions of its id and time over the staged columns. */
   idColumn: string;
+  narrowBy?: { column: string; value: string };
   timeColumn: string;
   id: string;
   time: string;
@@ -82,6 +83,12 @@ export interface BulkTarget {
   /** The column that identifies a row among the source's rows, and its time (bounding the lookup). */
   idColumn: string;
   timeColumn: string;
+  /**
+   * A leading sort-key column of the table: the lookup of stored ids reads only its values
+   * that the chunk has (activity_events: event_type, so one type's ids are not checked against
+   * every other type's).
+   */
+  narrowBy?: string;
   /** Columns the mapping yields after `columns`, kept in staging for the counters only. */
   extra?: readonly { name: string; type: string }[];
   also?: BulkAlso;
@@ -112,7 +119,7 @@ export function jsonSafeSql(expression: string): string {
  * status, and a finished voice session's seconds).
  */
 export const ACTIVITY_TARGET: BulkTarget = {
-  table: 'activity_events', columns: ACTIVITY_COLUMNS, idColumn: 'event_id', timeColumn: 'event_time',
+  table: 'activity_events', columns: ACTIVITY_COLUMNS, idColumn: 'event_id', timeColumn: 'event_time', narrowBy: 'event_type',
   extra: [{ name: 'activity_status', type: 'String' }, { name: 'has_duration', type: 'Bool' }],
   counters: [
     { metric: 'activities', labels: ['source', 'tenant', 'event_type', 'activity_status'], value: '1' },
@@ -155,7 +162,7 @@ export const CONVERSATIONS_TARGET: BulkTarget = {
   table: 'conversations', columns: CONVERSATION_COLUMNS, idColumn: 'conversation_id', timeColumn: 'started_at',
   also: {
     table: 'activity_events', columns: ACTIVITY_COLUMNS, idColumn: 'event_id', timeColumn: 'event_time',
-    id: "concat('conversation_started:', conversation_id)", time: 'started_at',
+    id: "concat('conversation_started:', conversation_id)", time: 'started_at', narrowBy: { column: 'event_type', value: "'conversation_started'" },
     select: `tenant, source, concat('conversation_started:', conversation_id), 'conversation_started', started_at, agent, conversation_id, '', 0,
       ${jsonObjectSql([['channel', 'channel']])}, ${activityVersionSql('started_at')}`,
   },
@@ -210,6 +217,11 @@ function lookupTable(database: string, streamId: string, name: string): string {
 /** ClickHouse expression of a lookup's value for a text key ('' where it has none), over the table BulkLoader.open loads. */
 export function lookupSql(database: string, streamId: string, name: string, key: string): string {
   return `joinGet(${clickhouseString(lookupTable(database, streamId, name))}, 'value', ifNull(${key}, ''))`;
+}
+
+/** ClickHouse condition: the lookup has the text key. */
+export function lookupKnownSql(database: string, streamId: string, name: string, key: string): string {
+  return `joinGetOrNull(${clickhouseString(lookupTable(database, streamId, name))}, 'value', ifNull(${key}, '')) IS NOT NULL`;
 }
 
 /**
@@ -343,16 +355,20 @@ export class BulkLoader {
   async commit(slot: number): Promise<void> {
     const { target } = this.options;
     const staging = this.staging(slot);
-    await this.insertNew(staging, target.table, target.columns, target.columns.join(', '), target.idColumn, target.idColumn, target.timeColumn, target.timeColumn);
+    const narrow = target.narrowBy === undefined ? undefined : { column: target.narrowBy, value: target.narrowBy };
+    await this.insertNew(staging, target.table, target.columns, target.columns.join(', '), target.idColumn, target.idColumn, target.timeColumn, target.timeColumn, narrow);
     const also = target.also;
-    if (also) await this.insertNew(staging, also.table, also.columns, also.select, also.idColumn, also.id, also.timeColumn, also.time);
+    if (also) await this.insertNew(staging, also.table, also.columns, also.select, also.idColumn, also.id, also.timeColumn, also.time, also.narrowBy);
   }
 
   /**
    * INSERT … SELECT `select` of the staged clean rows whose id (`id` over the staged columns) is
    * not in `table` yet, looked up within the chunk's time range.
    */
-  private async insertNew(staging: string, table: string, columns: readonly string[], select: string, idColumn: string, id: string, timeColumn: string, time: string): Promise<void> {
+  private async insertNew(
+    staging: string, table: string, columns: readonly string[], select: string, idColumn: string, id: string, timeColumn: string, time: string,
+    narrow?: { column: string; value: string },
+  ): Promise<void> {
     const db = this.store.database;
     // optimize_on_insert = 0: no ReplacingMergeTree collapse of the inserted block (it holds
     // distinct ids); that pass would double the cost of the insert.
@@ -361,7 +377,8 @@ export class BulkLoader {
       WHERE bulk_clean AND (${id}) NOT IN (
         SELECT ${idColumn} FROM ${db}.${table}
         WHERE source = ${clickhouseString(this.options.source)}
-          AND ${timeColumn} >= (SELECT min(${time}) FROM ${staging}) AND ${timeColumn} <= (SELECT max(${time}) FROM ${staging}))
+          AND ${timeColumn} >= (SELECT min(${time}) FROM ${staging}) AND ${timeColumn} <= (SELECT max(${time}) FROM ${staging})
+          ${narrow ? `AND ${narrow.column} IN (SELECT DISTINCT ${narrow.value} FROM ${staging})` : ''})
       SETTINGS optimize_on_insert = 0, max_threads = 1, max_insert_threads = 1`);
   }
 

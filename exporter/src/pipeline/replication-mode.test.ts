@@ -52,8 +52,8 @@ describe('mode: replication', () => {
     return { n: Number(row!.n), input: Number(row!.input) };
   };
 
-  async function open(): Promise<{ pipeline: Pipeline; metrics: MetricsRegistry }> {
-    const config = testConfig(cluster.url(), { stateDir, sources: [{ type: 'claude-nexus-proxy', mode: 'replication', maxCommitDelay: '1s' }], clickhouse: { database: DB } });
+  async function open(maxCommitDelay = '10s'): Promise<{ pipeline: Pipeline; metrics: MetricsRegistry }> {
+    const config = testConfig(cluster.url(), { stateDir, sources: [{ type: 'claude-nexus-proxy', mode: 'replication', maxCommitDelay }], clickhouse: { database: DB } });
     const metrics = new MetricsRegistry();
     const pipeline = await Pipeline.open({ config, logger: silentLogger(), sinks: [new ClickHouseSink(store, 'redacted')], store: new FileCheckpointStore(stateDir), autoSources: false, metrics });
     pipeline.start();
@@ -153,6 +153,46 @@ describe('mode: replication', () => {
       await pipeline.close();
     }
   }, 90_000);
+  it('delivers a row still incomplete maxCommitDelay after it was seen, its completion as a revision; the wait survives a restart', async () => {
+    const tenant = 'epsilon.example.com';
+    const storedOf = async (ids: string[]) => (await store.query<{ n: string; input: string }>(
+      `SELECT toString(count()) AS n, toString(sum(input_tokens)) AS input FROM ${DB}.requests FINAL WHERE request_id IN (${ids.map((id) => `'${id}'`).join(', ')})`,
+    ))[0]!;
+    const until = async (check: () => Promise<boolean>) => {
+      for (let waited = 0; waited < 20_000 && !(await check()); waited += 100) await new Promise((r) => setTimeout(r, 100));
+      expect(await check()).toBe(true);
+    };
+    let { pipeline, metrics } = await open('1s');
+    const ids: string[] = [];
+    try {
+      for (let i = 0; i < 3; i++) ids.push(await insert(db as unknown as pg.ClientBase, tenant, false));
+      await until(async () => (await storedOf(ids)).n === '3');
+      let text = prometheusText(metrics.collect(pipeline.statuses(), [], []));
+      expect(sumSamples(text, 'tokenwatch_requests_total', `tenant="${tenant}"`, 'status_class="unknown"')).toBe(3);
+      await respond(ids[0]!, 7000);
+      await until(async () => (await storedOf(ids)).input === '7000');
+      await new Promise((r) => setTimeout(r, 300));
+      text = prometheusText(metrics.collect(pipeline.statuses(), [], []));
+      expect(sumSamples(text, 'tokenwatch_requests_total', `tenant="${tenant}"`)).toBe(3);
+      expect(sumSamples(text, 'tokenwatch_tokens_total', `tenant="${tenant}"`, 'type="input"')).toBe(7000);
+      expect(pipeline.statuses()[0]!.rowsIncomplete).toBe(3);
+      // Seen incomplete, then a stop before maxCommitDelay: delivered after the restart.
+      ids.push(await insert(db as unknown as pg.ClientBase, tenant, false));
+      await new Promise((r) => setTimeout(r, 400));
+    } finally {
+      await pipeline.close();
+    }
+    expect((await storedOf(ids)).n).toBe('3');
+    ({ pipeline, metrics } = await open('1s'));
+    try {
+      await until(async () => (await storedOf(ids)).n === '4');
+      const text = prometheusText(metrics.collect(pipeline.statuses(), [], []));
+      expect(sumSamples(text, 'tokenwatch_requests_total', `tenant="${tenant}"`)).toBe(4);
+    } finally {
+      await pipeline.close();
+    }
+  }, 90_000);
+
   it('check reports what replication needs: ok here, and wal_level named on a database without it', async () => {
     const config = testConfig(cluster.url(), { sources: [{ type: 'claude-nexus-proxy', mode: 'replication' }] });
     const lines = await checkSource(config.sources[0] as NamedSource, new Pricing());

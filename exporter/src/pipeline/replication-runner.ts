@@ -10,6 +10,12 @@
 // checkpoint is saved with the transaction's LSN and its counters; only then is the LSN
 // confirmed to the server. A restart streams again what was not confirmed, and a stream skips
 // what its checkpoint says it handled: nothing is lost or counted twice.
+//
+// A row of a table written in steps (a proxy request before its response) is delivered once
+// complete. One still incomplete maxCommitDelay after it was first seen is delivered as it is,
+// as a poll would (its completion later arrives as a revision); the ids waiting are kept in
+// the stream's checkpoint, so a restart does not forget them. Transactions and these
+// deliveries run one at a time.
 import type pg from 'pg';
 import type { Logger } from '../log.ts';
 import { errorText } from '../log.ts';
@@ -27,6 +33,19 @@ const LOAD_PAGE = 5000;
 const READ_BATCH = 1000;
 const STATUS_INTERVAL_MS = 5000;
 const RETRY_MS = 5000;
+const OVERDUE_CHECK_MS = 1000;
+/** Rows (inserted, updated or deleted) a batch of transactions holds before the stream waits for it. */
+const MAX_BATCH_IDS = 20_000;
+
+/** Transactions gathered to be handled together, of one run of the stream. */
+interface Batch {
+  generation: number;
+  transactions: CommittedTransaction[];
+  /** Rows they inserted, updated or deleted. */
+  ids: number;
+  /** Set once the batch's handling is scheduled. */
+  flushing: Promise<void> | undefined;
+}
 
 export interface ReplicationSource {
   config: NamedSource;
@@ -48,6 +67,13 @@ export class ReplicationRunner {
   private readonly byTable = new Map<string, StreamRunner>();
   private readonly idTypes = new Map<StreamRunner, string>();
   private readonly positions = new Map<StreamRunner, { lsn: string | null; rowsEmitted: number }>();
+  /** Per stream: ids of rows seen incomplete, and when they were first seen (epoch ms). */
+  private readonly incomplete = new Map<StreamRunner, Map<string, number>>();
+  private serial: Promise<unknown> = Promise.resolve();
+  /** The run of the stream (a failure starts the next), and its transactions received and not handled yet. */
+  private generation = 0;
+  private batch: Batch = { generation: 0, transactions: [], ids: 0, flushing: undefined };
+  private overdueTimer: NodeJS.Timeout | undefined;
   private readonly status: ReplicationStatus;
   private stream: ChangeStream | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -67,15 +93,31 @@ export class ReplicationRunner {
   start(): void {
     void this.run();
     this.timer = setInterval(() => void this.refreshStatus(), STATUS_INTERVAL_MS);
+    this.overdueTimer = setInterval(() => void this.inTurn(() => this.deliverOverdue()).catch((error: unknown) => this.failed(error)), OVERDUE_CHECK_MS);
+  }
+
+  /** Runs `work` after every transaction and delivery queued before it. */
+  private inTurn<T>(work: () => Promise<T>): Promise<T> {
+    const turn = this.serial.then(work);
+    this.serial = turn.catch(() => undefined);
+    return turn;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    clearInterval(this.overdueTimer);
     await this.stream?.stop().catch(() => undefined);
   }
 
-  private failed(error: unknown): void {
+  /**
+   * The run of `generation` failed: its batches not handled are dropped (they are streamed
+   * again), and a new run starts in RETRY_MS. A failure of an earlier run is ignored.
+   */
+  private failed(error: unknown, generation = this.generation): void {
+    if (generation !== this.generation) return;
+    this.generation += 1;
+    this.batch = { generation: this.generation, transactions: [], ids: 0, flushing: undefined };
     const message = errorText(error);
     for (const runner of this.source.streams) {
       runner.status.polls += 1;
@@ -89,6 +131,7 @@ export class ReplicationRunner {
 
   private async run(): Promise<void> {
     if (this.stopped) return;
+    const generation = this.generation;
     try {
       // Writes a crash cut short (a request stored without its rollup) are repaired first.
       for (const runner of this.source.streams) await runner.repairIfResumed();
@@ -111,8 +154,8 @@ export class ReplicationRunner {
       const confirmed = (await slotStatus(this.source.pool, this.name)).confirmedLsn ?? undefined;
       this.stream = new ChangeStream({
         connection, slot: this.name, publication: this.name, keys, confirmed,
-        onTransaction: (t) => this.handle(t),
-        onError: (error) => this.failed(error),
+        onTransaction: (t) => this.receive(t, generation),
+        onError: (error) => this.failed(error, generation),
         onActivity: () => {
           this.status.lastMessageAt = Date.now();
           for (const runner of this.source.streams) {
@@ -126,7 +169,7 @@ export class ReplicationRunner {
       this.stream.start();
       this.logger.info({ source: this.source.config.name, slot: this.name }, 'replication started');
     } catch (error) {
-      this.failed(error);
+      this.failed(error, generation);
     }
   }
 
@@ -134,8 +177,9 @@ export class ReplicationRunner {
   private lsnOf(runner: StreamRunner): string | null {
     if (!this.positions.has(runner)) {
       const saved = this.store.load(runner.id);
-      const extra = saved?.extra as { replication?: { lsn?: string } } | undefined;
+      const extra = saved?.extra as { replication?: { lsn?: string; incomplete?: [string, number][] } } | undefined;
       this.positions.set(runner, { lsn: extra?.replication?.lsn ?? null, rowsEmitted: saved?.rowsEmitted ?? 0 });
+      if (!this.incomplete.has(runner)) this.incomplete.set(runner, new Map(extra?.replication?.incomplete ?? []));
     }
     return this.positions.get(runner)!.lsn;
   }
@@ -147,7 +191,7 @@ export class ReplicationRunner {
     const state = runner.companion.save() as Record<string, unknown>;
     const checkpoint = {
       version: 1 as const, watermark: null, snapshot: null, inProgress: null, rowsEmitted: position.rowsEmitted + rows,
-      updatedAt: new Date().toISOString(), extra: { ...state, replication: { slot: this.name, lsn } },
+      updatedAt: new Date().toISOString(), extra: { ...state, replication: { slot: this.name, lsn, incomplete: [...this.waiting(runner)] } },
     };
     this.store.save(runner.id, checkpoint);
     this.positions.set(runner, { lsn, rowsEmitted: checkpoint.rowsEmitted });
@@ -160,9 +204,64 @@ export class ReplicationRunner {
     return complete === undefined ? selectList : `${selectList}, (${complete}) AS "__complete"`;
   }
 
-  /** Rows of a table written in steps are delivered once complete (their completing UPDATE is streamed too). */
-  private complete(rows: Record<string, unknown>[]): Record<string, unknown>[] {
-    return rows.filter((r) => r.__complete !== false);
+  private waiting(runner: StreamRunner): Map<string, number> {
+    let found = this.incomplete.get(runner);
+    if (!found) this.incomplete.set(runner, (found = new Map()));
+    return found;
+  }
+
+  /**
+   * Rows of a table written in steps are delivered once complete (their completing UPDATE is
+   * streamed too); an incomplete one waits, remembered with when it was first seen.
+   */
+  private complete(runner: StreamRunner, rows: Record<string, unknown>[]): Record<string, unknown>[] {
+    const waiting = this.waiting(runner);
+    const now = Date.now();
+    return rows.filter((r) => {
+      const id = runner.stream.rowId(r);
+      if (r.__complete !== false) {
+        waiting.delete(id);
+        return true;
+      }
+      if (!waiting.has(id)) waiting.set(id, now);
+      return false;
+    });
+  }
+
+  /** Rows still incomplete maxCommitDelay after they were first seen, delivered as they are. */
+  private async deliverOverdue(): Promise<void> {
+    if (this.stopped) return;
+    const now = Date.now();
+    for (const runner of this.source.streams) {
+      const lsn = this.lsnOf(runner);
+      const waiting = this.waiting(runner);
+      if (lsn === null || waiting.size === 0) continue;
+      const due = [...waiting].filter(([, first]) => now - first >= runner.stream.spec.maxCommitDelayMs).map(([id]) => id);
+      if (due.length === 0) continue;
+      const client = await this.source.pool.connect();
+      try {
+        await this.readByIds(client, runner, due, (rows) => rows);
+      } finally {
+        client.release();
+      }
+      for (const id of due) waiting.delete(id);
+      this.checkpoint(runner, lsn, due.length);
+    }
+  }
+
+  /** Reads rows of `ids` with the stream's select list and delivers what `keep` keeps of each batch. */
+  private async readByIds(client: pg.PoolClient, runner: StreamRunner, ids: readonly string[], keep: (rows: Record<string, unknown>[]) => Record<string, unknown>[]): Promise<void> {
+    const { table: qualified, idColumn, filter } = runner.stream.spec;
+    let idType = this.idTypes.get(runner);
+    if (idType === undefined) this.idTypes.set(runner, (idType = await idTypeOf(client, runner.stream)));
+    const handle = runner.pageHandler();
+    for (let i = 0; i < ids.length; i += READ_BATCH) {
+      const params: unknown[] = [ids.slice(i, i + READ_BATCH)];
+      const param = (value: unknown) => `$${params.push(value)}`;
+      const where = [`t.${idColumn} = ANY($1::${idType}[])`, ...(filter ? [filter(param)] : [])].join(' AND ');
+      const { rows } = await client.query<Record<string, unknown>>(`SELECT ${this.selectList(runner)} FROM ${qualified} t WHERE ${where}`, params);
+      await handle(keep(rows));
+    }
   }
 
   /** Every table under the new slot's exported snapshot, delivered page by page. */
@@ -192,7 +291,7 @@ export class ReplicationRunner {
         );
         if (page.length === 0) break;
         after = String(page[page.length - 1]!.__key);
-        await handle(this.complete(page));
+        await handle(this.complete(runner, page));
         rows += page.length;
       }
       this.checkpoint(runner, consistentPoint, rows);
@@ -200,35 +299,65 @@ export class ReplicationRunner {
     }
   }
 
-  /** One committed transaction: its rows read again and delivered, checkpoints saved, then confirmed. */
-  private async handle(transaction: CommittedTransaction): Promise<void> {
+  /**
+   * Takes a transaction into the batch being gathered. Everything the stream has decoded by the
+   * time the batch is handled goes into one batch (its rows read once, one checkpoint, one
+   * confirmation); a batch past MAX_BATCH_IDS rows holds the stream until it is handled.
+   */
+  private receive(transaction: CommittedTransaction, generation: number): Promise<void> {
+    const batch = this.batch;
+    if (generation !== batch.generation) return Promise.resolve();
+    batch.transactions.push(transaction);
+    for (const changes of transaction.tables.values()) batch.ids += changes.upserted.size + changes.deleted.size;
+    batch.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      // The next transactions gather in a new batch while this one is handled.
+      if (this.batch === batch) this.batch = { generation, transactions: [], ids: 0, flushing: undefined };
+      return this.inTurn(() => this.handle(batch.transactions, generation));
+    }).catch((error: unknown) => this.failed(error, generation));
+    return batch.ids >= MAX_BATCH_IDS ? batch.flushing : Promise.resolve();
+  }
+
+  /**
+   * Committed transactions, in commit order: for each stream the rows they inserted or updated,
+   * read again once and delivered, its checkpoint saved with the last position; then that
+   * position confirmed. A transaction a stream's checkpoint says it handled is skipped.
+   */
+  private async handle(batch: readonly CommittedTransaction[], generation: number): Promise<void> {
+    // A batch of a stream that failed since: a later run streams it again.
+    if (generation !== this.generation || batch.length === 0) return;
+    const last = batch[batch.length - 1]!.lsn;
     const client = await this.source.pool.connect();
     try {
-      for (const [table, changes] of transaction.tables) {
-        const runner = this.byTable.get(table);
-        if (!runner) continue;
+      for (const [table, runner] of this.byTable) {
         const handled = this.lsnOf(runner);
-        if (handled !== null && lsnValue(transaction.lsn) <= lsnValue(handled)) continue;
-        runner.status.rowsDeleted += changes.deleted.size;
-        if (changes.truncated) this.logger.warn({ stream: runner.id }, 'table truncated at the source: its rows stay in the event store and the counters');
-        const ids = [...changes.upserted];
-        const { table: qualified, idColumn, filter } = runner.stream.spec;
-        let idType = this.idTypes.get(runner);
-        if (idType === undefined) this.idTypes.set(runner, (idType = await idTypeOf(client, runner.stream)));
-        const handle = runner.pageHandler();
-        for (let i = 0; i < ids.length; i += READ_BATCH) {
-          const params: unknown[] = [ids.slice(i, i + READ_BATCH)];
-          const param = (value: unknown) => `$${params.push(value)}`;
-          const where = [`t.${idColumn} = ANY($1::${idType}[])`, ...(filter ? [filter(param)] : [])].join(' AND ');
-          const { rows } = await client.query<Record<string, unknown>>(`SELECT ${this.selectList(runner)} FROM ${qualified} t WHERE ${where}`, params);
-          await handle(this.complete(rows));
+        const upserted = new Set<string>();
+        let deleted = 0;
+        let touched = false;
+        for (const transaction of batch) {
+          const changes = transaction.tables.get(table);
+          if (!changes || (handled !== null && lsnValue(transaction.lsn) <= lsnValue(handled))) continue;
+          touched = true;
+          if (changes.truncated) this.logger.warn({ stream: runner.id }, 'table truncated at the source: its rows stay in the event store and the counters');
+          for (const id of changes.deleted) {
+            upserted.delete(id);
+            this.waiting(runner).delete(id);
+          }
+          deleted += changes.deleted.size;
+          // Re-added at the end: the order of each id's last change.
+          for (const id of changes.upserted) {
+            upserted.delete(id);
+            upserted.add(id);
+          }
         }
-        this.checkpoint(runner, transaction.lsn, ids.length);
+        if (!touched) continue;
+        runner.status.rowsDeleted += deleted;
+        await this.readByIds(client, runner, [...upserted], (rows) => this.complete(runner, rows));
+        this.checkpoint(runner, last, upserted.size);
       }
     } finally {
       client.release();
     }
-    await this.stream?.confirm(transaction.lsn);
+    if (generation === this.generation) await this.stream?.confirm(last);
   }
 
   private async refreshStatus(): Promise<void> {

@@ -42,7 +42,10 @@ export interface ChangeStreamOptions {
   publication: string;
   /** The primary-key column of each table ("schema.table" -> column), to read ids from changes. */
   keys: ReadonlyMap<string, string>;
-  /** Handles one transaction; the stream waits for it (backpressure) before decoding the next. */
+  /**
+   * Takes one transaction; the stream waits for the promise (backpressure) before decoding the
+   * next. The caller may handle transactions in batches and confirm the last of a batch.
+   */
   onTransaction(transaction: CommittedTransaction): Promise<void>;
   onError(error: Error): void;
   /** Any message from the server, a change or a keepalive (the stream is alive). */
@@ -62,8 +65,8 @@ export class ChangeStream {
   private readonly service: LogicalReplicationService;
   private current: CommittedTransaction | undefined;
   private running: Promise<unknown> | undefined;
-  /** Transactions handed to onTransaction and not confirmed yet. */
-  private unconfirmed = 0;
+  /** Commit positions of the transactions handed to onTransaction and not confirmed yet. */
+  private readonly unconfirmed: bigint[] = [];
   private confirmed: string | undefined;
 
   constructor(options: ChangeStreamOptions) {
@@ -94,7 +97,8 @@ export class ChangeStream {
 
   /** Tells the server every transaction up to `lsn` is handled: the slot may release its WAL. */
   async confirm(lsn: string): Promise<void> {
-    this.unconfirmed = Math.max(0, this.unconfirmed - 1);
+    const value = lsnValue(lsn);
+    while (this.unconfirmed.length > 0 && this.unconfirmed[0]! <= value) this.unconfirmed.shift();
     await this.acknowledge(lsn);
   }
 
@@ -110,7 +114,7 @@ export class ChangeStream {
     // The queue is pg-logical-replication's own (2.5.0, pinned exactly): messages received and
     // not yet handed to us.
     const queue = (this.service as unknown as { _messageQueue?: unknown[]; _processing?: boolean });
-    return this.current === undefined && this.unconfirmed === 0 && (queue._messageQueue?.length ?? 0) === 0 && queue._processing !== true;
+    return this.current === undefined && this.unconfirmed.length === 0 && (queue._messageQueue?.length ?? 0) === 0 && queue._processing !== true;
   }
 
   private async onKeepalive(lsn: string, shouldRespond: boolean): Promise<void> {
@@ -171,7 +175,7 @@ export class ChangeStream {
         const transaction = this.current!;
         this.current = undefined;
         transaction.lsn = message.commitEndLsn ?? lsn;
-        this.unconfirmed += 1;
+        this.unconfirmed.push(lsnValue(transaction.lsn));
         await this.options.onTransaction(transaction);
         return;
       }

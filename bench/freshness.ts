@@ -26,12 +26,18 @@ function latencies(commits: { t: number; n: number }[], seen: { t: number; n: nu
   return out;
 }
 
+/**
+ * Every run commits as production databases do (synchronous_commit = on; the test clusters turn
+ * it off for speed). With asynchronous commits logical decoding waits for the WAL writer to
+ * flush (up to 3 × wal_writer_delay, 200–600 ms here), which polling does not.
+ */
+const DURABLE = { synchronous_commit: 'on' };
 /** Logical replication's server settings. */
-const LOGICAL = { wal_level: 'logical', max_replication_slots: '4', max_wal_senders: '4' };
+const LOGICAL = { ...DURABLE, wal_level: 'logical', max_replication_slots: '4', max_wal_senders: '4' };
 
 async function freshnessRun(pollInterval: string | undefined, seconds: number, mode: 'polling' | 'replication' = 'polling'): Promise<{ metrics: number[]; clickhouse: number[] }> {
   const yaml = `sources:\n  - type: claude-nexus-proxy\n    mode: ${mode}\n${pollInterval ? `    pollInterval: ${pollInterval}\n` : ''}`;
-  const setup = await liveSetup({ yaml, settings: mode === 'replication' ? LOGICAL : undefined });
+  const setup = await liveSetup({ yaml, settings: mode === 'replication' ? LOGICAL : DURABLE });
   try {
     const writer = startWriterProcess(setup.url, 500, seconds);
     const metricsSeen: { t: number; n: number }[] = [];

@@ -30,7 +30,6 @@ import type { StreamRunner } from './stream-runner.ts';
 import type { ReplicationStatus } from './status.ts';
 
 const LOAD_PAGE = 5000;
-const READ_BATCH = 1000;
 const STATUS_INTERVAL_MS = 5000;
 const RETRY_MS = 5000;
 const OVERDUE_CHECK_MS = 1000;
@@ -255,8 +254,10 @@ export class ReplicationRunner {
     let idType = this.idTypes.get(runner);
     if (idType === undefined) this.idTypes.set(runner, (idType = await idTypeOf(client, runner.stream)));
     const handle = runner.pageHandler();
-    for (let i = 0; i < ids.length; i += READ_BATCH) {
-      const params: unknown[] = [ids.slice(i, i + READ_BATCH)];
+    // Pages of the source's batchSize, as a poll reads them.
+    const size = runner.stream.spec.batchSize;
+    for (let i = 0; i < ids.length; i += size) {
+      const params: unknown[] = [ids.slice(i, i + size)];
       const param = (value: unknown) => `$${params.push(value)}`;
       const where = [`t.${idColumn} = ANY($1::${idType}[])`, ...(filter ? [filter(param)] : [])].join(' AND ');
       const { rows } = await client.query<Record<string, unknown>>(`SELECT ${this.selectList(runner)} FROM ${qualified} t WHERE ${where}`, params);
@@ -309,10 +310,12 @@ export class ReplicationRunner {
     if (generation !== batch.generation) return Promise.resolve();
     batch.transactions.push(transaction);
     for (const changes of transaction.tables.values()) batch.ids += changes.upserted.size + changes.deleted.size;
-    batch.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
-      // The next transactions gather in a new batch while this one is handled.
+    // Handled after the batches before it: what arrives meanwhile joins this batch, so batches
+    // grow when handling falls behind (one checkpoint and one confirmation for all of them).
+    batch.flushing ??= this.inTurn(async () => {
+      await new Promise<void>((resolve) => setImmediate(resolve));
       if (this.batch === batch) this.batch = { generation, transactions: [], ids: 0, flushing: undefined };
-      return this.inTurn(() => this.handle(batch.transactions, generation));
+      await this.handle(batch.transactions, generation);
     }).catch((error: unknown) => this.failed(error, generation));
     return batch.ids >= MAX_BATCH_IDS ? batch.flushing : Promise.resolve();
   }
@@ -326,6 +329,9 @@ export class ReplicationRunner {
     // A batch of a stream that failed since: a later run streams it again.
     if (generation !== this.generation || batch.length === 0) return;
     const last = batch[batch.length - 1]!.lsn;
+    const started = performance.now();
+    let deliverMs = 0;
+    let checkpointMs = 0;
     const client = await this.source.pool.connect();
     try {
       for (const [table, runner] of this.byTable) {
@@ -351,13 +357,21 @@ export class ReplicationRunner {
         }
         if (!touched) continue;
         runner.status.rowsDeleted += deleted;
+        const delivering = performance.now();
         await this.readByIds(client, runner, [...upserted], (rows) => this.complete(runner, rows));
+        const checkpointing = performance.now();
         this.checkpoint(runner, last, upserted.size);
+        deliverMs += checkpointing - delivering;
+        checkpointMs += performance.now() - checkpointing;
       }
     } finally {
       client.release();
     }
     if (generation === this.generation) await this.stream?.confirm(last);
+    this.logger.debug({
+      source: this.source.config.name, transactions: batch.length, lsn: last, deliverMs: Math.round(deliverMs), checkpointMs: Math.round(checkpointMs),
+      totalMs: Math.round(performance.now() - started), lagMs: Date.now() - batch[0]!.commitTime.getTime(),
+    }, 'replication batch');
   }
 
   private async refreshStatus(): Promise<void> {

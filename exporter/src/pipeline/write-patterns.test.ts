@@ -10,6 +10,9 @@
 //    chunks stream in, polls falling between the chunks.
 //  - ORM-style savepoints (Django's nested atomic()) in transactions held open across polls,
 //    one savepoint in five rolled back.
+//
+// Each runs twice, polled and in mode: replication (on a cluster with wal_level=logical), and
+// must give the same tables and counters.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,30 +29,56 @@ import { MetricsRegistry } from '../metrics/registry.ts';
 import { prometheusText } from '../metrics/prometheus-text.ts';
 import { Pipeline } from './pipeline.ts';
 import type { ConfigInput } from '../config/schema.ts';
+import { replicationName } from '../reader/replication/slot.ts';
+import { startPgCluster, type PgCluster } from '../testing/pg-cluster.ts';
 
-const DB = 'tw_write_patterns';
+/** The ClickHouse database of each mode's run. */
+const DATABASES = { polling: 'tw_write_patterns', replication: 'tw_write_patterns_replication' } as const;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+type Mode = 'polling' | 'replication';
 
 interface Harness {
   pipeline: Pipeline;
   metrics: MetricsRegistry;
-  /** Polls every stream of the first source until `until` resolves, then `after` more times. */
+  /**
+   * Polled: polls every stream of the first source until `until` resolves, then `after` more
+   * times. Replication: waits for `until`, then until the slot has confirmed everything written.
+   */
   pollWhile(until: Promise<unknown>, after?: number): Promise<void>;
   text(): string;
   close(): Promise<void>;
 }
 
-async function harness(store: EventStore, url: string, source: NonNullable<ConfigInput['sources']>[number]): Promise<Harness> {
+async function harness(store: EventStore, db: TestDatabase, source: NonNullable<ConfigInput['sources']>[number], mode: Mode): Promise<Harness> {
   const stateDir = mkdtempSync(join(tmpdir(), 'tw-patterns-'));
-  const config = testConfig(url, { sources: [source], stateDir, clickhouse: { database: DB } });
+  // Slots are the cluster's: each database's source gets a name (and slot) of its own.
+  const config = testConfig(db.url, { sources: [{ ...source, mode, name: db.name }], stateDir, clickhouse: { database: DATABASES[mode] } });
   const metrics = new MetricsRegistry();
   const pipeline = await Pipeline.open({ config, logger: silentLogger(), sinks: [new ClickHouseSink(store, 'full')], store: new FileCheckpointStore(stateDir), autoSources: false, metrics });
   const pollAll = async () => {
     for (const entry of pipeline.sources[0]!.streams) await pipeline.pollStream(entry);
   };
+  if (mode === 'replication') pipeline.start();
+  /** The slot has confirmed all WAL written so far (what was streamed is handled), twice in a row 300 ms apart. */
+  const caughtUp = async () => {
+    for (let stable = 0, waited = 0; stable < 2 && waited < 30_000; waited += 100) {
+      const { rows } = await db.pool.query<{ behind: boolean }>(
+        'SELECT coalesce(confirmed_flush_lsn < pg_current_wal_flush_lsn(), true) AS behind FROM pg_replication_slots WHERE slot_name = $1',
+        [replicationName(db.name)],
+      );
+      stable = rows[0]?.behind === false ? stable + 1 : 0;
+      await sleep(stable > 0 ? 300 : 100);
+    }
+  };
   return {
     pipeline, metrics,
     async pollWhile(until, after = 1) {
+      if (mode === 'replication') {
+        await until;
+        await caughtUp();
+        return;
+      }
       let done = false;
       void until.finally(() => (done = true));
       while (!done) {
@@ -67,10 +96,14 @@ async function harness(store: EventStore, url: string, source: NonNullable<Confi
   };
 }
 
-describe('real write patterns', () => {
+for (const mode of ['polling', 'replication'] as const) describe(`real write patterns, ${mode}`, () => {
+  const DB = DATABASES[mode];
   let store: EventStore;
   let stateDir: string;
+  let cluster: PgCluster | undefined;
+  const database = (schema: 'claude-nexus-proxy' | 'sidekick-forge') => createTestDatabase({ schemas: [schema], cluster });
   beforeAll(async () => {
+    if (mode === 'replication') cluster = await startPgCluster({ settings: { wal_level: 'logical', max_replication_slots: '8', max_wal_senders: '8' } });
     stateDir = mkdtempSync(join(tmpdir(), 'tw-patterns-store-'));
     store = await openStore(testConfig('postgres://unused', { stateDir, clickhouse: { database: DB } }));
     await store.command(`DROP DATABASE IF EXISTS ${DB} SYNC`);
@@ -78,13 +111,14 @@ describe('real write patterns', () => {
   }, 120_000);
   afterAll(async () => {
     await store?.close();
+    await cluster?.stop();
     rmSync(stateDir, { recursive: true, force: true });
   });
 
   describe('Claude Nexus Proxy: INSERT, then UPDATE with the response, then UPDATE with Task tool invocations', () => {
     let db: TestDatabase;
     beforeAll(async () => {
-      db = await createTestDatabase({ schemas: ['claude-nexus-proxy'] });
+      db = await database('claude-nexus-proxy');
     });
     afterAll(async () => {
       await db.drop();
@@ -100,7 +134,8 @@ describe('real write patterns', () => {
         [id, n % 2 === 0 ? 'acme.example.com' : 'globex.example.com', JSON.stringify({ messages: [{ role: 'user', content: `question ${n}` }] })],
       );
       if (response === 'never') return;
-      await sleep(response === 'late' ? 2600 : pauseMs);
+      // Late: after maxCommitDelay (2 s) and the second it may take to be found overdue.
+      await sleep(response === 'late' ? 4500 : pauseMs);
       const input = 100 + (n % 37);
       const output = 10 + (n % 11);
       await pool.query(
@@ -116,7 +151,7 @@ describe('real write patterns', () => {
     }
 
     it('counts each request once and stores its newest version, at 50 requests/s with 0, 5 and 500 ms between the statements', async () => {
-      const h = await harness(store, db.url, { type: 'claude-nexus-proxy', maxCommitDelay: '2s', sweepWindow: '1m', sweepInterval: '1s', pollInterval: '100ms', reconcileInterval: '0s' });
+      const h = await harness(store, db, { type: 'claude-nexus-proxy', maxCommitDelay: '2s', sweepWindow: '1m', sweepInterval: '1s', pollInterval: '100ms', reconcileInterval: '0s' }, mode);
       try {
         const writes = (async () => {
           const inFlight: Promise<void>[] = [];
@@ -170,14 +205,14 @@ describe('real write patterns', () => {
   describe('Sidekick Forge: a voice reply updated as its chunks stream in', () => {
     let db: TestDatabase;
     beforeAll(async () => {
-      db = await createTestDatabase({ schemas: ['sidekick-forge'] });
+      db = await database('sidekick-forge');
     });
     afterAll(async () => {
       await db.drop();
     });
 
     it('counts each transcript row once and stores its final content', async () => {
-      const h = await harness(store, db.url, { type: 'sidekick-forge', maxCommitDelay: '5s', sweepWindow: '1m', sweepInterval: '1s', pollInterval: '100ms', reconcileInterval: '0s' });
+      const h = await harness(store, db, { type: 'sidekick-forge', maxCommitDelay: '5s', sweepWindow: '1m', sweepInterval: '1s', pollInterval: '100ms', reconcileInterval: '0s' }, mode);
       try {
         const agent = randomUUID();
         const replies = Array.from({ length: 12 }, async (_, r) => {
@@ -218,14 +253,14 @@ describe('real write patterns', () => {
   describe('savepoints in transactions held open across polls', () => {
     let db: TestDatabase;
     beforeAll(async () => {
-      db = await createTestDatabase({ schemas: ['claude-nexus-proxy'] });
+      db = await database('claude-nexus-proxy');
     });
     afterAll(async () => {
       await db.drop();
     });
 
     it('delivers every row of a released savepoint once, and none of a rolled-back one', async () => {
-      const h = await harness(store, db.url, { type: 'claude-nexus-proxy', maxCommitDelay: '30s', sweepWindow: '2m', sweepInterval: '1s', pollInterval: '100ms', reconcileInterval: '0s' });
+      const h = await harness(store, db, { type: 'claude-nexus-proxy', maxCommitDelay: '30s', sweepWindow: '2m', sweepInterval: '1s', pollInterval: '100ms', reconcileInterval: '0s' }, mode);
       try {
         const writers = Array.from({ length: 4 }, async () => {
           const client = await db.pool.connect();

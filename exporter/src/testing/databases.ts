@@ -17,7 +17,14 @@ export function clusterUrl(database = 'postgres'): string {
   return `postgres://postgres@127.0.0.1:${inject('pgPort')}/${database}`;
 }
 
-export async function createTestDatabase(options: { schemas?: SourceName[]; encoding?: 'UTF8' | 'SQL_ASCII' } = {}): Promise<TestDatabase> {
+const sharedClusterUrl = (database?: string) => clusterUrl(database);
+
+/**
+ * A database of its own on the shared test cluster, or with `cluster` on another one (a
+ * cluster with wal_level=logical, for mode: replication).
+ */
+export async function createTestDatabase(options: { schemas?: SourceName[]; encoding?: 'UTF8' | 'SQL_ASCII'; cluster?: { url(database?: string): string } } = {}): Promise<TestDatabase> {
+  const clusterUrl = (database?: string) => (options.cluster ? options.cluster.url(database) : sharedClusterUrl(database));
   const name = `tw_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: clusterUrl() });
   await admin.connect();

@@ -92,7 +92,11 @@ export class ReplicationRunner {
   start(): void {
     void this.run();
     this.timer = setInterval(() => void this.refreshStatus(), STATUS_INTERVAL_MS);
-    this.overdueTimer = setInterval(() => void this.inTurn(() => this.deliverOverdue()).catch((error: unknown) => this.failed(error)), OVERDUE_CHECK_MS);
+    // A failure here (the database down) is the stream's own failure too, which handles it;
+    // the next tick tries again.
+    this.overdueTimer = setInterval(() => {
+      void this.inTurn(() => this.deliverOverdue()).catch((error: unknown) => this.logger.warn({ source: this.source.config.name, error: errorText(error) }, 'incomplete rows not delivered yet'));
+    }, OVERDUE_CHECK_MS);
   }
 
   /** Runs `work` after every transaction and delivery queued before it. */

@@ -53,8 +53,11 @@ async function outageScenario(db: TestDatabase, config: Config, store: EventStor
     await waitUntil(() => sumSamples(text(), 'tokenwatch_requests_total') > 0, 'rows flowing before the outage', 30_000);
     await outage.start();
     const rss: number[] = [];
-    const readAtStart = sumSamples(text(), 'tokenwatch_source_rows_read_total');
     const started = Date.now();
+    // Counted from the first failed write on: a page read just before the outage may still be
+    // finishing when it starts (it was delivered; its rows are counted as it ends).
+    await waitUntil(() => text().includes('tokenwatch_sink_up{sink="clickhouse"} 0'), 'the first failed write', 10_000, 50);
+    const readAtStart = sumSamples(text(), 'tokenwatch_source_rows_read_total');
     let sinkDown = false;
     while (Date.now() - started < OUTAGE_MS) {
       await new Promise((resolve) => setTimeout(resolve, 1000));

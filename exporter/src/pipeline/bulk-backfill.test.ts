@@ -297,7 +297,7 @@ bulkEquivalence({
     // Activity of every kind: with and without client, agent, status and resource; text JSON
     // must escape; one in the future.
     await q(`INSERT INTO activity_log (activity_type, action, client_id, agent_id, resource_type, resource_id, resource_name, status, created_at)
-      SELECT (ARRAY['document_uploaded', 'sidekick_updated', 'ability_run', 'document_deleted'])[1 + i % 4],
+      SELECT (ARRAY['document_uploaded', 'sidekick_updated', 'ability_run', 'conversation_started'])[1 + i % 4],
         (ARRAY['create', 'update', '', 'run'])[1 + i % 4],
         CASE WHEN i % 7 = 0 THEN NULL ELSE (SELECT id FROM clients ORDER BY id LIMIT 1 OFFSET i % 4) END,
         CASE WHEN i % 5 = 0 THEN NULL WHEN i % 5 = 1 THEN gen_random_uuid() ELSE (SELECT id FROM agents ORDER BY id LIMIT 1 OFFSET i % 12) END,

@@ -230,8 +230,8 @@ function conversationBulkSpec(source: NamedSource, names: SourceNames): BulkSpec
   };
 }
 
-/** Activity types that are not activity_log rows: derived by the store, or LiveKit's voice sessions. */
-const NOT_ACTIVITY_LOG = [...DERIVED_ACTIVITY_TYPES, 'voice_session_started', 'voice_session_finished'];
+/** LiveKit's voice sessions, stored as activities beside activity_log's. */
+const VOICE_SESSION_TYPES = ['voice_session_started', 'voice_session_finished'];
 
 /** Name of a stream or snapshot of this source: "<source>/<table>". */
 function id(source: NamedSource, table: string): string {
@@ -380,7 +380,10 @@ function activityStream(source: NamedSource, names: SourceNames): IncrementalStr
     bulk: activityBulkSpec(source, names),
     stored: {
       table: 'activity_events', eventKind: 'activity', idColumn: ACTIVITY_SOURCE_ID, timeColumn: 'event_time', source: SOURCE,
-      where: `event_type NOT IN (${NOT_ACTIVITY_LOG.map(clickhouseString).join(', ')})`,
+      // An activity_log row may carry a type tokenwatch also derives (conversation_started,
+      // …): its details, unlike the derived events', start with its action.
+      where: `event_type NOT IN (${VOICE_SESSION_TYPES.map(clickhouseString).join(', ')})
+        AND (event_type NOT IN (${DERIVED_ACTIVITY_TYPES.map(clickhouseString).join(', ')}) OR startsWith(details, '{"action":'))`,
     },
     map(row, ctx): CanonicalEvent[] {
       const activityId = optionalString(row.id);

@@ -117,7 +117,7 @@ export class ReplicationRunner {
    * The run of `generation` failed: its batches not handled are dropped (they are streamed
    * again), and a new run starts in RETRY_MS. A failure of an earlier run is ignored.
    */
-  private failed(error: unknown, generation = this.generation): void {
+  private failed(error: unknown, generation: number): void {
     if (generation !== this.generation) return;
     this.generation += 1;
     this.batch = { generation: this.generation, transactions: [], ids: 0, flushing: undefined };

@@ -12,6 +12,7 @@
 // race-free.
 import type { ActivityEvent, AgentSnapshot, CanonicalEvent, ConversationSnapshot, MessageEvent, RequestEvent, UsageSnapshot } from '../model/events.ts';
 import type { EventStore } from '../store/clickhouse.ts';
+import { ACTIVITY_MAX_VERSION } from '../store/bulk-load.ts';
 import { storedContent, type ContentMode } from '../store/redact.ts';
 import { recoverDerived, type RecoverResult } from '../store/recover.ts';
 import type { RejectedRows, Sink } from './sink.ts';
@@ -51,7 +52,6 @@ export function chTime(iso: string): string {
 }
 
 const QUOTA_THRESHOLDS = [0.8, 0.9, 1.0] as const;
-const MAX_VERSION = 2 ** 52;
 
 function requestRow(e: RequestEvent): Record<string, unknown> {
   return {
@@ -74,7 +74,7 @@ function activity(e: { tenant: string; source: string }, type: string, id: strin
   return {
     tenant: e.tenant, source: e.source, event_id: `${type}:${id}`, event_type: type, event_time: chTime(at),
     agent: extra.agent ?? '', conversation_id: extra.conversation_id ?? '', resource: extra.resource ?? '', value: extra.value ?? 0,
-    details: extra.details ?? '', version: MAX_VERSION - Date.parse(at),
+    details: extra.details ?? '', version: ACTIVITY_MAX_VERSION - Date.parse(at),
   };
 }
 

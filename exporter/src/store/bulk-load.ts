@@ -46,11 +46,14 @@ export const CONVERSATION_COLUMNS = [
 ] as const;
 
 /**
- * An activity event's version as the row sink writes it (sinks/clickhouse-sink.ts): 2^52 minus
- * the event time in milliseconds, as a ClickHouse expression over a DateTime64 column.
+ * An activity event's version is this minus its time in epoch milliseconds: the earliest
+ * occurrence of an event id wins (activity_events is ReplacingMergeTree(version)).
  */
+export const ACTIVITY_MAX_VERSION = 2 ** 52;
+
+/** activity_events' version (ACTIVITY_MAX_VERSION minus the time), over a DateTime64 column. */
 export function activityVersionSql(time: string): string {
-  return `toUInt64(4503599627370496 - toUnixTimestamp64Milli(${time}))`;
+  return `toUInt64(${ACTIVITY_MAX_VERSION} - toUnixTimestamp64Milli(${time}))`;
 }
 
 /** A counter a staged row adds to: labels and value are ClickHouse expressions over the staged columns. */
@@ -62,8 +65,8 @@ export interface BulkCounter {
   where?: string;
 }
 
-/** Rows of another table that each committed row also writes (a select over the staged columns). */
-export interface BulkAlso {
+/** Rows a committed chunk writes to a table: a select over the staged columns, and how a row is known stored. */
+export interface BulkRows {
   table: string;
   columns: readonly string[];
   select: string;
@@ -91,7 +94,8 @@ export interface BulkTarget {
   narrowBy?: string;
   /** Columns the mapping yields after `columns`, kept in staging for the counters only. */
   extra?: readonly { name: string; type: string }[];
-  also?: BulkAlso;
+  /** Rows of another table each committed row also writes. */
+  also?: BulkRows;
   /** 'requests': the request metrics (RequestGroup); otherwise these counters. */
   counters: 'requests' | readonly BulkCounter[];
 }
@@ -355,20 +359,20 @@ export class BulkLoader {
   async commit(slot: number): Promise<void> {
     const { target } = this.options;
     const staging = this.staging(slot);
-    const narrow = target.narrowBy === undefined ? undefined : { column: target.narrowBy, value: target.narrowBy };
-    await this.insertNew(staging, target.table, target.columns, target.columns.join(', '), target.idColumn, target.idColumn, target.timeColumn, target.timeColumn, narrow);
-    const also = target.also;
-    if (also) await this.insertNew(staging, also.table, also.columns, also.select, also.idColumn, also.id, also.timeColumn, also.time, also.narrowBy);
+    await this.insertNew(staging, {
+      table: target.table, columns: target.columns, select: target.columns.join(', '),
+      idColumn: target.idColumn, id: target.idColumn, timeColumn: target.timeColumn, time: target.timeColumn,
+      narrowBy: target.narrowBy === undefined ? undefined : { column: target.narrowBy, value: target.narrowBy },
+    });
+    if (target.also) await this.insertNew(staging, target.also);
   }
 
   /**
-   * INSERT … SELECT `select` of the staged clean rows whose id (`id` over the staged columns) is
-   * not in `table` yet, looked up within the chunk's time range.
+   * INSERT … SELECT of the staged clean rows whose id (`rows.id` over the staged columns) is not
+   * in the table yet, looked up within the chunk's time range.
    */
-  private async insertNew(
-    staging: string, table: string, columns: readonly string[], select: string, idColumn: string, id: string, timeColumn: string, time: string,
-    narrow?: { column: string; value: string },
-  ): Promise<void> {
+  private async insertNew(staging: string, rows: BulkRows): Promise<void> {
+    const { table, columns, select, idColumn, id, timeColumn, time, narrowBy: narrow } = rows;
     const db = this.store.database;
     // optimize_on_insert = 0: no ReplacingMergeTree collapse of the inserted block (it holds
     // distinct ids); that pass would double the cost of the insert.

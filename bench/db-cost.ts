@@ -3,7 +3,9 @@
 // (polls, snapshot queries, and the straggler sweep amortised over its interval) against
 // prometheus-sql-exporter (Debian's package) exposing the same requests, tokens and latency by
 // tenant and model with GROUP BY queries every 15 s, on tables of 100k, 1M and 5M rows while
-// 100 new rows/s arrive.
+// 100 new rows/s arrive. Then tokenwatch in `mode: replication` on the same traffic: its
+// statements' time (the snapshot tables, the changed rows read by id) plus the CPU time of the
+// walsender that decodes the WAL for it (/proc/PID/stat), against the same peer figure.
 //
 // The table: a history at 1 row/s back in time (so 100k rows are 28 hours, 5M rows 58 days)
 // and the last 15 minutes at the live rate, 100 rows/s, as if the traffic had been flowing;
@@ -13,7 +15,7 @@
 // million rows in its window is reported for that extrapolation.
 //   npm run bench -- db-cost      (BENCH_DB_SIZES=100000,1000000,5000000 BENCH_DB_SECONDS=30)
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -111,6 +113,54 @@ async function oneSweep(cluster: PgCluster, admin: pg.Client, role: string): Pro
   }
 }
 
+/** CPU time (ms) a process has used, user and system (/proc/PID/stat, in clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/**
+ * tokenwatch `run` alone on the live traffic, from where the traffic is now (its start is not
+ * measured): its statements' PostgreSQL time over `seconds`, and in replication mode the
+ * walsender's CPU time, which decodes the WAL for it (its slot is dropped afterwards).
+ */
+async function tokenwatchCost(cluster: PgCluster, admin: pg.Client, dir: string, name: string, mode: 'polling' | 'replication', seconds: number): Promise<{ ms: number; calls: number; sweepMs: number; walsenderCpuMs: number }> {
+  const configFile = join(dir, `${name}.yaml`);
+  writeFileSync(configFile, `sources:\n  - type: claude-nexus-proxy\n    mode: ${mode}\n    startFrom: now\nclickhouse:\n  enabled: false\n`);
+  const address = `127.0.0.1:${await freePortOnLoopback()}`;
+  const tw = startTokenwatch(['run'], { DATABASE_URL: cluster.url().replace('postgres@', 'tokenwatch_ro:tokenwatch_ro@'), TOKENWATCH_STATE_DIR: join(dir, `state-${name}`), TOKENWATCH_CONFIG: configFile, TOKENWATCH_LOG_LEVEL: 'warn' }, address);
+  const writer = startWriterProcess(cluster.url(), 100, seconds + 30);
+  try {
+    await waitUntil(async () => (await tw.get('/readyz')).status === 200, 'tokenwatch ready', 120_000, 200);
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    const walsender = async () => {
+      if (mode === 'polling') return undefined;
+      const { rows } = await admin.query<{ pid: number }>("SELECT pid FROM pg_stat_replication WHERE application_name LIKE 'tokenwatch/%'");
+      if (rows.length !== 1) throw new Error(`expected one tokenwatch walsender, found ${rows.length}`);
+      return rows[0]!.pid;
+    };
+    const pid = await walsender();
+    await admin.query('SELECT pg_stat_statements_reset()');
+    const cpuBefore = pid === undefined ? 0 : cpuMs(pid);
+    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+    const walsenderCpuMs = pid === undefined ? 0 : cpuMs(pid) - cpuBefore;
+    if (pid !== undefined && (await walsender()) !== pid) throw new Error('the walsender changed during the measurement');
+    const measured = await cost(admin, 'tokenwatch_ro');
+    if (process.env.BENCH_TRACE) {
+      const { rows: top } = await admin.query(`SELECT calls, round(total_exec_time::numeric, 1) AS ms, round(mean_exec_time::numeric, 2) AS mean, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 140) AS query
+        FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = 'tokenwatch_ro' ORDER BY total_exec_time DESC LIMIT 8`);
+      console.error(mode, top);
+    }
+    return { ...measured, walsenderCpuMs };
+  } finally {
+    tw.child.kill('SIGTERM');
+    await tw.exited;
+    writer.child.kill('SIGTERM');
+    await writer.done.catch(() => undefined);
+    if (mode === 'replication') await admin.query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'tokenwatch_claude_nexus_proxy'");
+  }
+}
+
 /** The peer is a separate program: say which package brings it rather than die with spawn ENOENT. */
 function requirePeer(): void {
   const found = spawnSync('prometheus-sql-exporter', ['-version'], { stdio: 'ignore' });
@@ -124,15 +174,17 @@ export async function runDbCostBench(report: BenchReport): Promise<void> {
   const sizes = (process.env.BENCH_DB_SIZES ?? '100000,1000000,5000000').split(',').map(Number);
   const seconds = Number(process.env.BENCH_DB_SECONDS ?? 30);
   console.log(`\ndatabase cost: tokenwatch against prometheus-sql-exporter, ${seconds} s each, 100 rows/s arriving, tables of ${sizes.join(', ')} rows`);
-  const cluster = await startPgCluster({ settings: { shared_preload_libraries: "'pg_stat_statements'", 'pg_stat_statements.max': '1000' } });
+  // wal_level = logical for both modes, so that polling is measured on the same server.
+  const cluster = await startPgCluster({ settings: { shared_preload_libraries: "'pg_stat_statements'", 'pg_stat_statements.max': '1000', wal_level: 'logical', max_replication_slots: '4', max_wal_senders: '4' } });
   const admin = new pg.Client({ connectionString: cluster.url() });
   await admin.connect();
   const dir = mkdtempSync(join(tmpdir(), 'tw-bench-dbcost-'));
   try {
     await admin.query(`CREATE EXTENSION pg_stat_statements; ${sourceDdl('claude-nexus-proxy')};
       CREATE ROLE tokenwatch_ro LOGIN PASSWORD 'tokenwatch_ro'; CREATE ROLE sql_exporter LOGIN PASSWORD 'sql_exporter';
-      GRANT SELECT ON api_requests TO tokenwatch_ro, sql_exporter`);
-    const perSize: { rows: number; ours: number; peer: number }[] = [];
+      GRANT SELECT ON api_requests TO tokenwatch_ro, sql_exporter;
+      ALTER ROLE tokenwatch_ro REPLICATION; CREATE PUBLICATION tokenwatch_claude_nexus_proxy FOR TABLE api_requests`);
+    const perSize: { rows: number; ours: number; peer: number; replication?: number }[] = [];
     const seeded = { rows: 0, anchor: null as string | null };
     for (const rows of [...sizes].sort((a, b) => a - b)) {
       await seed(admin, rows, seeded);
@@ -142,7 +194,7 @@ export async function runDbCostBench(report: BenchReport): Promise<void> {
       const peerConfig = join(dir, 'sql-exporter.yml');
       writeFileSync(peerConfig, PEER_QUERIES.replace('CONNECTION', `postgres://sql_exporter:sql_exporter@127.0.0.1:${cluster.port}/postgres?sslmode=disable`));
       const peerPort = await freePortOnLoopback();
-      let writer = startWriterProcess(cluster.url(), 100, seconds + 20);
+      const writer = startWriterProcess(cluster.url(), 100, seconds + 20);
       const peer = spawn('prometheus-sql-exporter', [`-config.file=${peerConfig}`, `-web.listen-address=127.0.0.1:${peerPort}`], { stdio: 'ignore' });
       await waitUntil(async () => (await fetch(`http://127.0.0.1:${peerPort}/metrics`).then((r) => r.text())).includes('sql_requests'), 'the SQL exporter to run its queries', 120_000, 500);
       await admin.query('SELECT pg_stat_statements_reset()');
@@ -152,26 +204,8 @@ export async function runDbCostBench(report: BenchReport): Promise<void> {
       writer.child.kill('SIGTERM');
       await writer.done.catch(() => undefined);
 
-      // tokenwatch, alone, the same traffic, from where the traffic is now (its first read is not measured).
-      const stateDir = join(dir, `state-${rows}`);
-      writeFileSync(join(dir, 'tokenwatch.yaml'), 'sources:\n  - type: claude-nexus-proxy\n    startFrom: now\nclickhouse:\n  enabled: false\n');
-      const address = `127.0.0.1:${await freePortOnLoopback()}`;
-      const tw = startTokenwatch(['run'], { DATABASE_URL: cluster.url().replace('postgres@', 'tokenwatch_ro:tokenwatch_ro@'), TOKENWATCH_STATE_DIR: stateDir, TOKENWATCH_CONFIG: join(dir, 'tokenwatch.yaml'), TOKENWATCH_LOG_LEVEL: 'warn' }, address);
-      writer = startWriterProcess(cluster.url(), 100, seconds + 30);
-      await waitUntil(async () => (await tw.get('/readyz')).status === 200, 'tokenwatch ready', 120_000, 200);
-      await new Promise((resolve) => setTimeout(resolve, 5000));
-      await admin.query('SELECT pg_stat_statements_reset()');
-      await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
-      const ourCost = await cost(admin, 'tokenwatch_ro');
-      if (process.env.BENCH_TRACE) {
-        const { rows: top } = await admin.query(`SELECT calls, round(total_exec_time::numeric, 1) AS ms, round(mean_exec_time::numeric, 2) AS mean, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 140) AS query
-          FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = 'tokenwatch_ro' ORDER BY total_exec_time DESC LIMIT 8`);
-        console.error(top);
-      }
-      tw.child.kill('SIGTERM');
-      await tw.exited;
-      writer.child.kill('SIGTERM');
-      await writer.done.catch(() => undefined);
+      const ourCost = await tokenwatchCost(cluster, admin, dir, `polling-${rows}`, 'polling', seconds);
+      const replicated = await tokenwatchCost(cluster, admin, dir, `replication-${rows}`, 'replication', seconds);
 
       // Per minute; the sweep runs every 10 minutes, its cost spread over them.
       const minutes = seconds / 60;
@@ -182,11 +216,18 @@ export async function runDbCostBench(report: BenchReport): Promise<void> {
       report.add({ bench: 'db-cost', name: `PostgreSQL time per minute, ${label} rows (tokenwatch: polls and snapshots, and the sweep spread over 10 minutes)`, value: oursPerMinute, unit: 'ms/min',
         baseline: { name: `prometheus-sql-exporter (${(peerCost.ms / Math.max(1, peerCost.calls / 3)).toFixed(0)} ms per 15 s run)`, value: peerPerMinute }, ratio: peerPerMinute / oursPerMinute,
         target: rows === 1_000_000 ? '≥ 100× less at 1M rows' : undefined, met: rows === 1_000_000 ? peerPerMinute / oursPerMinute >= 100 : undefined });
+      const replicationPerMinute = (replicated.ms + replicated.walsenderCpuMs) / minutes;
+      perSize.at(-1)!.replication = replicationPerMinute;
+      report.add({ bench: 'db-cost', name: `mode: replication, per minute at ${label} rows: statement time ${(replicated.ms / minutes).toFixed(0)} ms (snapshot tables, rows read by id) + walsender CPU ${(replicated.walsenderCpuMs / minutes).toFixed(0)} ms`,
+        value: replicationPerMinute, unit: 'ms/min', baseline: { name: 'prometheus-sql-exporter, same run', value: peerPerMinute }, ratio: peerPerMinute / replicationPerMinute,
+        target: rows === 1_000_000 ? '≥ 100× less at 1M rows' : undefined, met: rows === 1_000_000 ? peerPerMinute / replicationPerMinute >= 100 : undefined });
       report.add({ bench: 'db-cost', name: `one straggler sweep over 24 h, ${label} rows (${sweep.windowRows} rows in its window)`, value: sweep.ms, unit: 'ms',
         baseline: { name: 'per million rows in the window', value: (sweep.ms / Math.max(1, sweep.windowRows)) * 1e6 } });
     }
     const flat = perSize.at(-1)!.ours / perSize[0]!.ours;
     report.add({ bench: 'db-cost', name: `tokenwatch's cost at ${sizes.at(-1)} rows against ${sizes[0]} rows`, value: flat, unit: '×', baseline: { name: `the peer's growth`, value: perSize.at(-1)!.peer / perSize[0]!.peer }, target: 'flat (≈ 1×)', met: flat < 1.5 });
+    const flatReplication = perSize.at(-1)!.replication! / perSize[0]!.replication!;
+    report.add({ bench: 'db-cost', name: `mode: replication, cost at ${sizes.at(-1)} rows against ${sizes[0]} rows`, value: flatReplication, unit: '×', baseline: { name: `the peer's growth`, value: perSize.at(-1)!.peer / perSize[0]!.peer }, target: 'flat (≈ 1×)', met: flatReplication < 1.5 });
   } finally {
     await admin.end();
     await cluster.stop();

@@ -8,23 +8,11 @@
 // for the next poll, half an interval on average. Then the same two minutes with `mode:
 // replication` (a PostgreSQL with wal_level=logical), against polling at 1 s in the same run:
 // the goal there is p95 < 250 ms and p99 < 500 ms.
-import { liveSetup, startWriterProcess } from './harness.ts';
+import { latencies, liveSetup, startWriterProcess } from './harness.ts';
 import { percentile, type BenchReport } from './report.ts';
 import { sumSamples } from '../exporter/src/testing/metrics-text.ts';
 
 const SAMPLE_MS = 25;
-
-/** Milliseconds from each commit until `seen` first reached its cumulative row count. */
-function latencies(commits: { t: number; n: number }[], seen: { t: number; n: number }[]): number[] {
-  const out: number[] = [];
-  let j = 0;
-  for (const commit of commits) {
-    while (j < seen.length && (seen[j]!.n < commit.n || seen[j]!.t < commit.t)) j++;
-    if (j === seen.length) break;
-    out.push(seen[j]!.t - commit.t);
-  }
-  return out;
-}
 
 /**
  * Every run commits as production databases do (synchronous_commit = on; the test clusters turn

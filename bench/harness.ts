@@ -134,3 +134,15 @@ export function slope(points: readonly { x: number; y: number }[]): number {
   }
   return den === 0 ? 0 : num / den;
 }
+
+/** Milliseconds from each commit until `seen` first reached its cumulative row count. */
+export function latencies(commits: { t: number; n: number }[], seen: { t: number; n: number }[]): number[] {
+  const out: number[] = [];
+  let j = 0;
+  for (const commit of commits) {
+    while (j < seen.length && (seen[j]!.n < commit.n || seen[j]!.t < commit.t)) j++;
+    if (j === seen.length) break;
+    out.push(seen[j]!.t - commit.t);
+  }
+  return out;
+}

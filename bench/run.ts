@@ -1,5 +1,6 @@
 // npm run bench [-- NAME...]: runs the benchmarks (all but `load`, a 5-minute run at twice the
-// soak's rate, `replication-burst` (1M rows through both readers) and the backfill-floor and
+// soak's rate, `replication-burst` (1M rows through both readers), `replication-sustained` (10,000 rows/s for
+// 5 minutes through both) and the backfill-floor and
 // backfill-cpu diagnostics, which run only when named:
 // the default set must fit 30 minutes on a 2-core machine), writes bench/results/<date>.json and
 // bench/RESULTS.md, and prints every figure with its ratio against a baseline measured in the
@@ -9,6 +10,7 @@ import { runBackfillBench } from './backfill-throughput.ts';
 import { runSpendLogsBackfillBench } from './backfill-spendlogs.ts';
 import { runPlatformBackfillBench } from './backfill-platform.ts';
 import { runReplicationBurstBench } from './replication-burst.ts';
+import { runReplicationSustainedBench } from './replication-sustained.ts';
 import { runBackfillFloorBench } from './backfill-floor.ts';
 import { runBackfillCpuBench } from './backfill-cpu.ts';
 import { runLoadBench, runSoakBench } from './steady.ts';
@@ -23,6 +25,7 @@ const BENCHES: Record<string, (report: BenchReport) => Promise<void>> = {
   'backfill-spendlogs': runSpendLogsBackfillBench,
   'backfill-platform': runPlatformBackfillBench,
   'replication-burst': runReplicationBurstBench,
+  'replication-sustained': runReplicationSustainedBench,
   freshness: runFreshnessBench,
   analytics: runAnalyticsBench,
   'db-cost': runDbCostBench,

@@ -431,8 +431,8 @@ export function alertCatalog(config: MonitoringConfig): AlertRule[] {
       runbook: {
         meaning: `The slot tokenwatch reads (mode: replication) holds more than ${config.replicationRetainedMaxBytes} bytes of WAL that PostgreSQL cannot remove until tokenwatch confirms it.`,
         impact: 'The source database\'s disk fills; at max_slot_wal_keep_size the slot is invalidated and tokenwatch must load the tables again.',
-        diagnosis: 'tokenwatch_replication_slot_lag_bytes and tokenwatch_replication_last_message_timestamp_seconds: is tokenwatch down, failing (logs: "replication failed"), or are only unpublished tables changing (see docs/replication.md, "Not built yet")? On the source: SELECT * FROM pg_replication_slots.',
-        mitigation: 'Bring tokenwatch back; if it will not return, drop the slot on the source (SELECT pg_drop_replication_slot(\'<slot>\')): tokenwatch then loads the tables again on its next start.',
+        diagnosis: 'tokenwatch_replication_slot_lag_bytes and tokenwatch_replication_last_message_timestamp_seconds: is tokenwatch down, or failing (logs: "replication failed")? On the source: SELECT * FROM pg_replication_slots.',
+        mitigation: 'Bring tokenwatch back; if it will not return, drop the slot on the source (SELECT pg_drop_replication_slot(\'<slot>\')): tokenwatch then loads the tables again on its next start (or polls the source, with onSlotLost: polling).',
       },
       tests: [
         { name: 'fires at 2 GiB retained', input: [counter(`tokenwatch_replication_slot_retained_bytes{${job},source="claude-nexus-proxy",slot="tokenwatch_claude_nexus_proxy"}`, `${2 * 1024 ** 3}x30`)], evalTime: '20m', expect: [{ labels: { source: 'claude-nexus-proxy', slot: 'tokenwatch_claude_nexus_proxy' }, description: 'Replication slot tokenwatch_claude_nexus_proxy of claude-nexus-proxy retains 2GiB of WAL on the source.' }] },
@@ -456,6 +456,25 @@ export function alertCatalog(config: MonitoringConfig): AlertRule[] {
       tests: [
         { name: 'fires after 10 minutes without a message', input: [counter(`tokenwatch_replication_last_message_timestamp_seconds{${job},source="litellm",slot="tokenwatch_litellm"}`, '0x30')], evalTime: '15m', expect: [{ labels: { ...jobLabel, source: 'litellm', slot: 'tokenwatch_litellm' }, description: 'The replication stream of litellm (slot tokenwatch_litellm) has received nothing for 15m 0s.' }] },
         { name: 'silent while messages arrive', input: [counter(`tokenwatch_replication_last_message_timestamp_seconds{${job},source="litellm",slot="tokenwatch_litellm"}`, '0+60x30')], evalTime: '15m', expect: [] },
+      ],
+    },
+    {
+      alert: 'TokenwatchReplicationFellBackToPolling',
+      severity: 'warning',
+      component: 'pipeline',
+      for: '0m',
+      expr: `max by (source, slot) (tokenwatch_replication_fallback{${job}}) == 1`,
+      summary: 'A source in mode: replication lost its slot and is polled instead.',
+      description: 'The replication slot {{ $labels.slot }} of {{ $labels.source }} was lost or invalidated; tokenwatch polls the source from the last change it handled.',
+      runbook: {
+        meaning: 'The slot was dropped or invalidated (max_slot_wal_keep_size exceeded) after tokenwatch had started reading it, and the source has onSlotLost: polling: each table is polled from the commit time of the last transaction handled, less maxCommitDelay.',
+        impact: 'Freshness is the poll interval\'s, and the source is read as a polled source is: an update of a row after maxCommitDelay, or a delete, is not seen. Nothing already counted is counted twice.',
+        diagnosis: 'tokenwatch logs: "replication slot lost" gives the reason; on the source, SELECT * FROM pg_replication_slots (missing, or wal_status lost) and max_slot_wal_keep_size.',
+        mitigation: 'To read by replication again, set onSlotLost: reload on the source and restart tokenwatch: a new slot is created and the tables are loaded again under its snapshot; rows already stored are recognised by their row version and not counted twice.',
+      },
+      tests: [
+        { name: 'fires while polling instead', input: [counter(`tokenwatch_replication_fallback{${job},source="litellm",slot="tokenwatch_litellm"}`, '1x10')], evalTime: '5m', expect: [{ labels: { source: 'litellm', slot: 'tokenwatch_litellm' }, description: 'The replication slot tokenwatch_litellm of litellm was lost or invalidated; tokenwatch polls the source from the last change it handled.' }] },
+        { name: 'silent while replicating', input: [counter(`tokenwatch_replication_fallback{${job},source="litellm",slot="tokenwatch_litellm"}`, '0x10')], evalTime: '5m', expect: [] },
       ],
     },
     {

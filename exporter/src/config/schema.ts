@@ -41,6 +41,13 @@ export const SourceConfig = z
      * source; needs wal_level = logical and the REPLICATION privilege; docs/replication.md).
      */
     mode: z.enum(['polling', 'replication']).default('polling'),
+    /**
+     * mode: replication, when the slot is missing or invalidated after the first start:
+     * "reload" (a new slot, the tables loaded again under its snapshot; row versions keep that
+     * from counting twice) or "polling" (the source is polled from the last change handled,
+     * logged and shown as tokenwatch_replication_fallback 1). docs/replication.md.
+     */
+    onSlotLost: z.enum(['reload', 'polling']).default('reload'),
     pollInterval: Duration.prefault('5s'),
     /** How often tables updated in place (usage counters, conversations, agents) are re-read. */
     snapshotInterval: Duration.prefault('30s'),

@@ -236,6 +236,11 @@ export const METRICS = {
     help: 'When the replication stream last received a message (a change or the server\'s keepalive).',
     labels: ['source', 'slot'], source: 'replication reader',
   },
+  replicationFallback: {
+    name: 'tokenwatch_replication_fallback', type: 'gauge', unit: '1',
+    help: 'Whether a source in mode: replication is polled instead (1) because its slot was lost or invalidated (onSlotLost: polling): rows that commit later than maxCommitDelay are read by the sweep only, as for a polled source.',
+    labels: ['source', 'slot'], source: 'replication reader',
+  },
   rowsBeyondSweepWindow: {
     name: 'tokenwatch_source_rows_beyond_sweep_window_total', type: 'counter', unit: '{row}',
     help: 'Late rows whose timestamp was already older than the sweep window when the sweep found them: rows that commit later still are never read.',

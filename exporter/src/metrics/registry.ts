@@ -416,7 +416,7 @@ export class MetricsRegistry {
     }
     const self = newFamilies([
       'activeTenants', 'rowsRead', 'rowsInvalid', 'sourceUp', 'lastSuccess', 'ingestLag', 'pollDuration', 'checkpointWatermark',
-      'rowsLate', 'rowsRevised', 'rowsIncomplete', 'rowsDeleted', 'replicationLag', 'replicationRetained', 'replicationLastMessage', 'rowsBeyondSweepWindow', 'lateMaxDelay', 'pollInterval', 'maxCommitDelay', 'sweepWindow',
+      'rowsLate', 'rowsRevised', 'rowsIncomplete', 'rowsDeleted', 'replicationLag', 'replicationRetained', 'replicationLastMessage', 'replicationFallback', 'rowsBeyondSweepWindow', 'lateMaxDelay', 'pollInterval', 'maxCommitDelay', 'sweepWindow',
       'reconcileMissing', 'reconcileExtra', 'reconcileRejected', 'reconcileLastRun', 'reconcileDays', 'rowsReconciled', 'sinkUp', 'sinkFailures', 'sinkRowsRejected', 'probeUp', 'probeDuration', 'seriesOverflow', 'labelValuesShortened',
       'buildInfo', 'processCpu', 'processResident', 'heapUsed', 'heapTotal', 'externalMemory', 'processStart', 'eventLoopDelay',
     ]);
@@ -447,6 +447,7 @@ export class MetricsRegistry {
           self.get('replicationLag')!.set(slot, s.replication.lagBytes);
           self.get('replicationRetained')!.set(slot, s.replication.retainedBytes);
           if (s.replication.lastMessageAt !== null) self.get('replicationLastMessage')!.set(slot, s.replication.lastMessageAt / 1000);
+          self.get('replicationFallback')!.set(slot, s.replication.pollingFallback ? 1 : 0);
         }
         self.get('rowsBeyondSweepWindow')!.set(labels, s.rowsBeyondSweepWindow);
         self.get('lateMaxDelay')!.set(labels, s.lateMaxDelayMs / 1000);

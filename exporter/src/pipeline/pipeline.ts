@@ -444,16 +444,23 @@ export class Pipeline {
 
   private startSource(source: ActiveSource): void {
     if (source.config.mode === 'replication') {
-      const runner = new ReplicationRunner(source, this.options.store, this.options.logger);
+      // A lost slot with onSlotLost: polling: the streams are polled from then on.
+      const runner = new ReplicationRunner(source, this.options.store, this.options.logger, () => {
+        if (!this.stopped) this.pollStreams(source);
+      });
       this.replication.push(runner);
       runner.start();
     } else {
-      for (const entry of source.streams) {
-        this.scheduler.every(entry.status.id, entry.intervalMs, () => entry.poll());
-      }
+      this.pollStreams(source);
     }
     for (const entry of source.snapshots) {
       this.scheduler.every(entry.status.id, source.config.snapshotInterval, () => this.pollSnapshot(source, entry));
+    }
+  }
+
+  private pollStreams(source: ActiveSource): void {
+    for (const entry of source.streams) {
+      this.scheduler.every(entry.status.id, entry.intervalMs, () => entry.poll());
     }
   }
 

@@ -65,7 +65,8 @@ export class ReplicationRunner {
   private readonly name: string;
   private readonly byTable = new Map<string, StreamRunner>();
   private readonly idTypes = new Map<StreamRunner, string>();
-  private readonly positions = new Map<StreamRunner, { lsn: string | null; rowsEmitted: number }>();
+  /** Per stream, from its checkpoint: the position handled, when its last transaction committed, its rows. */
+  private readonly positions = new Map<StreamRunner, { lsn: string | null; commitTime: string | null; rowsEmitted: number }>();
   /** Per stream: ids of rows seen incomplete, and when they were first seen (epoch ms). */
   private readonly incomplete = new Map<StreamRunner, Map<string, number>>();
   private serial: Promise<unknown> = Promise.resolve();
@@ -78,13 +79,17 @@ export class ReplicationRunner {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
-  constructor(source: ReplicationSource, store: CheckpointStore, logger: Logger) {
+  /** Called once when the slot is lost and the source is to be polled instead (onSlotLost: polling). */
+  private readonly onFallback: () => void;
+
+  constructor(source: ReplicationSource, store: CheckpointStore, logger: Logger, onFallback: () => void) {
     this.source = source;
     this.store = store;
     this.logger = logger;
+    this.onFallback = onFallback;
     this.name = replicationName(source.config.name);
     for (const runner of source.streams) this.byTable.set(tableKey(runner.stream.spec.table), runner);
-    this.status = { slot: this.name, lagBytes: 0, retainedBytes: 0, lastMessageAt: null };
+    this.status = { slot: this.name, lagBytes: 0, retainedBytes: 0, lastMessageAt: null, pollingFallback: false };
     for (const runner of source.streams) runner.status.replication = this.status;
   }
 
@@ -144,6 +149,13 @@ export class ReplicationRunner {
       await ensurePublication(this.source.pool, this.name, tables);
       const slot = await slotStatus(this.source.pool, this.name);
       const positioned = this.source.streams.every((r) => this.lsnOf(r) !== null);
+      // After the first start (a stream has a checkpoint), a slot gone or invalidated means
+      // changes were lost from it: reload, or poll where configured.
+      const started = this.source.streams.some((r) => this.store.load(r.id) !== undefined);
+      if (this.source.config.onSlotLost === 'polling' && started && (!slot.exists || slot.walStatus === 'lost')) {
+        this.fallBackToPolling(slot.exists ? `slot ${this.name} is invalidated (wal_status lost)` : `slot ${this.name} does not exist`);
+        return;
+      }
       if (!slot.exists || !positioned || slot.walStatus === 'lost') {
         if (slot.exists) {
           this.logger.warn({ slot: this.name, walStatus: slot.walStatus }, 'replication slot unusable or streams without a position: loading again from a new slot');
@@ -176,28 +188,54 @@ export class ReplicationRunner {
     }
   }
 
+  /**
+   * The slot is lost (onSlotLost: polling): each stream's checkpoint becomes a poll's, from the
+   * commit time of the last transaction it handled less maxCommitDelay (a row that commits
+   * later has a timestamp after that, as the polls assume); what is read again there is
+   * recognised by its row version and not counted twice. A stream already polled keeps its
+   * position. Then the source is polled, logged as an error and shown on /metrics.
+   */
+  private fallBackToPolling(reason: string): void {
+    for (const runner of this.source.streams) {
+      const saved = this.store.load(runner.id);
+      if (saved === undefined || saved.watermark !== null) continue;
+      const replication = (saved.extra as { replication?: { commitTime?: string } } | undefined)?.replication;
+      const handled = Date.parse(replication?.commitTime ?? saved.updatedAt);
+      const watermark = new Date(handled - runner.stream.spec.maxCommitDelayMs).toISOString();
+      this.store.save(runner.id, { ...saved, watermark, snapshot: null, inProgress: null, history: undefined, updatedAt: new Date().toISOString() });
+      this.logger.warn({ stream: runner.id, watermark }, 'replication position turned into a poll checkpoint');
+    }
+    this.status.pollingFallback = true;
+    this.stopped = true;
+    clearInterval(this.overdueTimer);
+    this.logger.error({ source: this.source.config.name, slot: this.name, reason }, 'replication slot lost: polling this source from the last change handled (onSlotLost: polling); to read by replication again, set onSlotLost: reload and restart (a new slot, the tables loaded again, nothing counted twice)');
+    this.onFallback();
+  }
+
   /** The position a stream's checkpoint says it has handled (read from disk once, then kept). */
   private lsnOf(runner: StreamRunner): string | null {
     if (!this.positions.has(runner)) {
       const saved = this.store.load(runner.id);
-      const extra = saved?.extra as { replication?: { lsn?: string; incomplete?: [string, number][] } } | undefined;
-      this.positions.set(runner, { lsn: extra?.replication?.lsn ?? null, rowsEmitted: saved?.rowsEmitted ?? 0 });
+      const extra = saved?.extra as { replication?: { lsn?: string; commitTime?: string; incomplete?: [string, number][] } } | undefined;
+      this.positions.set(runner, { lsn: extra?.replication?.lsn ?? null, commitTime: extra?.replication?.commitTime ?? null, rowsEmitted: saved?.rowsEmitted ?? 0 });
       if (!this.incomplete.has(runner)) this.incomplete.set(runner, new Map(extra?.replication?.incomplete ?? []));
     }
     return this.positions.get(runner)!.lsn;
   }
 
   /** The stream's checkpoint with its counters and the position it has handled, saved atomically. */
-  private checkpoint(runner: StreamRunner, lsn: string, rows: number): void {
+  private checkpoint(runner: StreamRunner, lsn: string, rows: number, commitTime?: Date): void {
     this.lsnOf(runner);
     const position = this.positions.get(runner)!;
+    // When the last transaction handled committed (a fallback to polling starts there); kept when unknown.
+    const committed = commitTime?.toISOString() ?? position.commitTime ?? new Date().toISOString();
     const state = runner.companion.save() as Record<string, unknown>;
     const checkpoint = {
       version: 1 as const, watermark: null, snapshot: null, inProgress: null, rowsEmitted: position.rowsEmitted + rows,
-      updatedAt: new Date().toISOString(), extra: { ...state, replication: { slot: this.name, lsn, incomplete: [...this.waiting(runner)] } },
+      updatedAt: new Date().toISOString(), extra: { ...state, replication: { slot: this.name, lsn, commitTime: committed, incomplete: [...this.waiting(runner)] } },
     };
     this.store.save(runner.id, checkpoint);
-    this.positions.set(runner, { lsn, rowsEmitted: checkpoint.rowsEmitted });
+    this.positions.set(runner, { lsn, commitTime: committed, rowsEmitted: checkpoint.rowsEmitted });
     runner.companion.saved(state, checkpoint);
   }
 
@@ -271,25 +309,32 @@ export class ReplicationRunner {
 
   /** Every table under the new slot's exported snapshot, delivered page by page. */
   private async initialLoad(): Promise<void> {
+    const createdAt = new Date();
     const created = await createSlot({ connectionString: this.source.config.databaseUrl! }, this.name);
     this.logger.info({ source: this.source.config.name, slot: this.name, consistentPoint: created.consistentPoint }, 'replication slot created: loading the tables under its snapshot');
     try {
-      await withReadTransaction(this.source.pool, (client) => this.loadUnder(client, created.consistentPoint), { exportedSnapshot: created.snapshotName });
+      await withReadTransaction(this.source.pool, (client) => this.loadUnder(client, created.consistentPoint, createdAt), { exportedSnapshot: created.snapshotName });
     } finally {
       await created.close();
     }
   }
 
-  private async loadUnder(client: pg.PoolClient, consistentPoint: string): Promise<void> {
+  private async loadUnder(client: pg.PoolClient, consistentPoint: string, createdAt: Date): Promise<void> {
     for (const runner of this.source.streams) {
-      const { table, idColumn, filter } = runner.stream.spec;
+      const { table, idColumn, cursorColumn, filter, startFrom } = runner.stream.spec;
       const handle = runner.pageHandler();
       let after: string | null = null;
       let rows = 0;
+      // startFrom: now loads nothing (every later commit is streamed); a timestamp loads the rows from it on.
       for (;;) {
+        if (startFrom === 'now') break;
         const params: unknown[] = [];
         const param = (value: unknown) => `$${params.push(value)}`;
-        const where: string[] = [...(filter ? [filter(param)] : []), ...(after === null ? [] : [`t.${idColumn}::text > ${param(after)}`])];
+        const where: string[] = [
+          ...(filter ? [filter(param)] : []),
+          ...(startFrom === 'earliest' ? [] : [`t.${cursorColumn} >= ${param(startFrom)}::timestamptz`]),
+          ...(after === null ? [] : [`t.${idColumn}::text > ${param(after)}`]),
+        ];
         const { rows: page }: { rows: Record<string, unknown>[] } = await client.query<Record<string, unknown>>(
           `SELECT ${this.selectList(runner)}, t.${idColumn}::text AS "__key" FROM ${table} t ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY t.${idColumn}::text LIMIT ${LOAD_PAGE}`,
           params,
@@ -299,7 +344,7 @@ export class ReplicationRunner {
         await handle(this.complete(runner, page));
         rows += page.length;
       }
-      this.checkpoint(runner, consistentPoint, rows);
+      this.checkpoint(runner, consistentPoint, rows, createdAt);
       this.logger.info({ stream: runner.id, rows }, 'initial load done');
     }
   }
@@ -338,6 +383,7 @@ export class ReplicationRunner {
     let checkpointMs = 0;
     const client = await this.source.pool.connect();
     try {
+      await this.refuseUnknownTables(client, batch);
       for (const [table, runner] of this.byTable) {
         const handled = this.lsnOf(runner);
         const upserted = new Set<string>();
@@ -364,7 +410,7 @@ export class ReplicationRunner {
         const delivering = performance.now();
         await this.readByIds(client, runner, [...upserted], (rows) => this.complete(runner, rows));
         const checkpointing = performance.now();
-        this.checkpoint(runner, last, upserted.size);
+        this.checkpoint(runner, last, upserted.size, batch[batch.length - 1]!.commitTime);
         deliverMs += checkpointing - delivering;
         checkpointMs += performance.now() - checkpointing;
       }
@@ -376,6 +422,26 @@ export class ReplicationRunner {
       source: this.source.config.name, transactions: batch.length, lsn: last, deliverMs: Math.round(deliverMs), checkpointMs: Math.round(checkpointMs),
       totalMs: Math.round(performance.now() - started), lagMs: Date.now() - batch[0]!.commitTime.getTime(),
     }, 'replication batch');
+  }
+
+  /**
+   * Changes of a table no stream reads: the publication holds only the source's tables, so one
+   * of them was renamed (the publication follows a table by its OID) or a table was added to the
+   * publication. Never skipped in silence: the run fails with what to do, and nothing after it
+   * is confirmed.
+   */
+  private async refuseUnknownTables(client: pg.PoolClient, batch: readonly CommittedTransaction[]): Promise<void> {
+    const unknown = new Set<string>();
+    for (const transaction of batch) for (const table of transaction.tables.keys()) if (!this.byTable.has(table)) unknown.add(table);
+    if (unknown.size === 0) return;
+    const gone: string[] = [];
+    for (const [table, runner] of this.byTable) {
+      const { rows } = await client.query<{ found: string | null }>('SELECT to_regclass($1)::text AS found', [runner.stream.spec.table]);
+      if (rows[0]!.found === null) gone.push(table);
+    }
+    throw new Error(`the publication ${this.name} sends changes of ${[...unknown].join(', ')}, which no stream of this source reads`
+      + (gone.length > 0 ? `, and ${gone.join(', ')} no longer exists: renamed at the source? Name the new table under tables: on the source (or rename it back) and restart` : ': remove it from the publication')
+      + '; nothing from this change on is confirmed until then');
   }
 
   private async refreshStatus(): Promise<void> {

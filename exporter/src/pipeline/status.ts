@@ -55,6 +55,8 @@ export interface ReplicationStatus {
   retainedBytes: number;
   /** When the last message (change or keepalive) arrived, epoch ms; null before the first. */
   lastMessageAt: number | null;
+  /** The slot was lost and the source is polled instead (onSlotLost: polling). */
+  pollingFallback: boolean;
 }
 
 export interface SinkStatus {

@@ -1,0 +1,220 @@
+// mode: replication over a source's life: a first start with startFrom: now, a slot lost while
+// tokenwatch was stopped (onSlotLost: polling: the source is polled from the last change
+// handled, shown on /metrics, nothing counted twice), and schema changes at the source (a new
+// column streams on; a renamed table stops the stream with an error that says what to do, and
+// doing it resumes the stream with nothing lost), and Sidekick Forge with a dedicated client's
+// own database, a slot in each.
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startPgCluster, type PgCluster } from '../testing/pg-cluster.ts';
+import { createTestDatabase, type TestDatabase } from '../testing/databases.ts';
+import { silentLogger, testConfig } from '../testing/fixtures.ts';
+import { sumSamples } from '../testing/metrics-text.ts';
+import { openStore, type EventStore } from '../store/clickhouse.ts';
+import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
+import { FileCheckpointStore } from '../reader/checkpoint-store.ts';
+import { MetricsRegistry } from '../metrics/registry.ts';
+import { prometheusText } from '../metrics/prometheus-text.ts';
+import { replicationName } from '../reader/replication/slot.ts';
+import { sidekickClientDdl } from '../embedded/ddl.ts';
+import type { ConfigInput } from '../config/schema.ts';
+import { Pipeline } from './pipeline.ts';
+
+const DB = 'tw_replication_life';
+type SourceInput = NonNullable<ConfigInput['sources']>[number];
+
+describe('mode: replication over a source\'s life', () => {
+  let cluster: PgCluster;
+  let store: EventStore;
+  const dirs: string[] = [];
+  const databases: TestDatabase[] = [];
+
+  beforeAll(async () => {
+    cluster = await startPgCluster({ settings: { wal_level: 'logical', max_replication_slots: '6', max_wal_senders: '6' } });
+    const stateDir = mkdtempSync(join(tmpdir(), 'tw-replication-life-'));
+    dirs.push(stateDir);
+    store = await openStore(testConfig('postgres://unused', { stateDir, clickhouse: { database: DB } }));
+    await store.command(`DROP DATABASE IF EXISTS ${DB} SYNC`);
+    await store.migrate();
+  }, 60_000);
+  afterAll(async () => {
+    await store?.close();
+    for (const db of databases) await db.drop().catch(() => undefined);
+    await cluster?.stop();
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function database(schemas: ('claude-nexus-proxy' | 'sidekick-forge')[] = ['claude-nexus-proxy']): Promise<TestDatabase> {
+    const db = await createTestDatabase({ schemas, cluster });
+    databases.push(db);
+    return db;
+  }
+  let next = 0;
+  /** `n` complete proxy requests of `tenant` (one per statement), into `table`. */
+  async function insert(db: TestDatabase, tenant: string, n: number, table = 'api_requests'): Promise<void> {
+    for (let i = 0; i < n; i++) {
+      await db.pool.query(
+        `INSERT INTO ${table} (request_id, domain, timestamp, model, request_type, response_status, input_tokens, output_tokens)
+         VALUES (gen_random_uuid(), $1, now() - interval '1 second', 'claude-sonnet-4-5', 'inference', 200, $2, 1)`,
+        [tenant, 100 + ++next],
+      );
+    }
+  }
+  const storedOf = async (tenant: string) => Number((await store.query<{ n: string }>(`SELECT toString(count()) AS n FROM ${DB}.requests FINAL WHERE tenant = '${tenant}'`))[0]!.n);
+  async function until(check: () => Promise<boolean>, what: string, ms = 30_000): Promise<void> {
+    for (let waited = 0; waited < ms; waited += 100) {
+      if (await check()) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`timed out waiting for ${what}`);
+  }
+  async function open(db: TestDatabase, stateDir: string, source: Partial<SourceInput> = {}): Promise<{ pipeline: Pipeline; text: () => string }> {
+    const config = testConfig(db.url, { stateDir, sources: [{ type: 'claude-nexus-proxy', mode: 'replication', name: db.name, pollInterval: '200ms', ...source } as SourceInput], clickhouse: { database: DB } });
+    const metrics = new MetricsRegistry();
+    const pipeline = await Pipeline.open({ config, logger: silentLogger(), sinks: [new ClickHouseSink(store, 'redacted')], store: new FileCheckpointStore(stateDir), autoSources: false, metrics });
+    pipeline.start();
+    return { pipeline, text: () => prometheusText(metrics.collect(pipeline.statuses(), [], [])) };
+  }
+  const stateDir = () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tw-replication-life-'));
+    dirs.push(dir);
+    return dir;
+  };
+
+  it('startFrom: now loads nothing of what was there and streams what commits after', async () => {
+    const db = await database();
+    const tenant = `${db.name}.before`;
+    await insert(db, tenant, 10);
+    const { pipeline, text } = await open(db, stateDir(), { startFrom: 'now' });
+    try {
+      await until(async () => (await db.pool.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active', [replicationName(db.name)])).rowCount === 1, 'the slot to be streamed');
+      await insert(db, `${db.name}.after`, 5);
+      await until(async () => (await storedOf(`${db.name}.after`)) === 5, 'the rows after the start');
+      expect(await storedOf(tenant)).toBe(0);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(sumSamples(text(), 'tokenwatch_requests_total')).toBe(5);
+    } finally {
+      await pipeline.close();
+    }
+  }, 60_000);
+
+  it('a slot lost while stopped, onSlotLost: polling: polled from the last change handled, shown on /metrics, nothing counted twice', async () => {
+    const db = await database();
+    const dir = stateDir();
+    const tenant = `${db.name}.t`;
+    const slot = replicationName(db.name);
+    let { pipeline, text } = await open(db, dir, { onSlotLost: 'polling' });
+    try {
+      await insert(db, tenant, 10);
+      await until(async () => (await storedOf(tenant)) === 10, 'the streamed rows');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(sumSamples(text(), 'tokenwatch_replication_fallback')).toBe(0);
+    } finally {
+      await pipeline.close();
+    }
+    await db.pool.query('SELECT pg_drop_replication_slot($1)', [slot]);
+    // Written while there is no slot: only the polls can find them.
+    await insert(db, tenant, 7);
+    ({ pipeline, text } = await open(db, dir, { onSlotLost: 'polling' }));
+    try {
+      await until(async () => (await storedOf(tenant)) === 17, 'the rows written without a slot, polled');
+      await insert(db, tenant, 3);
+      await until(async () => (await storedOf(tenant)) === 20, 'rows polled after the fallback');
+      await new Promise((r) => setTimeout(r, 500));
+      const metrics = text();
+      expect(sumSamples(metrics, 'tokenwatch_requests_total')).toBe(20);
+      expect(sumSamples(metrics, 'tokenwatch_replication_fallback', `slot="${slot}"`)).toBe(1);
+      expect(sumSamples(metrics, 'tokenwatch_source_up', 'table="api_requests"')).toBe(1);
+      // No new slot: the source is polled, not loaded again.
+      expect((await db.pool.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot])).rowCount).toBe(0);
+    } finally {
+      await pipeline.close();
+    }
+    // A restart keeps polling from where the polls are.
+    await insert(db, tenant, 2);
+    ({ pipeline, text } = await open(db, dir, { onSlotLost: 'polling' }));
+    try {
+      await until(async () => (await storedOf(tenant)) === 22, 'rows polled after a restart');
+      await new Promise((r) => setTimeout(r, 500));
+      expect(sumSamples(text(), 'tokenwatch_requests_total')).toBe(22);
+      expect(sumSamples(text(), 'tokenwatch_replication_fallback')).toBe(1);
+    } finally {
+      await pipeline.close();
+    }
+  }, 90_000);
+
+  it('Sidekick Forge with a dedicated client database: a slot in each database, the client\'s streamed transcripts stored final', async () => {
+    const platform = await database(['sidekick-forge']);
+    const acme = await database([]);
+    await acme.pool.query(sidekickClientDdl());
+    const client = randomUUID();
+    const tenant = `Acme ${platform.name}`;
+    await platform.pool.query("INSERT INTO tier_quotas (tier, voice_seconds_per_month, text_messages_per_month, embedding_chunks_per_month) VALUES ('champion', 30000, 10000, 100000)");
+    await platform.pool.query("INSERT INTO clients (id, name, tier, hosting_type) VALUES ($1, $2, 'champion', 'dedicated')", [client, tenant]);
+    const agent = randomUUID();
+    await acme.pool.query("INSERT INTO agents (id, slug, name, system_prompt, model, enabled) VALUES ($1, 'acme-agent', 'acme-agent', 'You help.', 'gpt-4o-mini', true)", [agent]);
+    const { pipeline } = await open(platform, stateDir(), { type: 'sidekick-forge', clientDatabases: [{ client, name: 'acme', databaseUrl: acme.url }] });
+    try {
+      const slots = [replicationName(platform.name), replicationName(`${platform.name}.acme`)];
+      for (const [db, slot] of [[platform, slots[0]!], [acme, slots[1]!]] as const) {
+        await until(async () => (await db.pool.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active AND database = current_database()', [slot])).rowCount === 1, `slot ${slot} streamed in its database`);
+      }
+      // Sidekick Forge's voice replies: inserted, then updated as speech streams in.
+      for (let k = 0; k < 3; k++) {
+        const conversation = randomUUID();
+        await acme.pool.query("INSERT INTO conversations (id, session_id, agent_id, user_id, channel, created_at, updated_at) VALUES ($1, $1, $2, $3, 'voice', now(), now())", [conversation, agent, randomUUID()]);
+        await acme.pool.query(`INSERT INTO conversation_transcripts (conversation_id, session_id, agent_id, role, content, transcript, sequence, source, created_at)
+          VALUES ($1, $1, $2, 'user', 'question', 'question', 0, 'voice', now())`, [conversation, agent]);
+        const reply = await acme.pool.query<{ id: string }>(`INSERT INTO conversation_transcripts (conversation_id, session_id, agent_id, role, content, transcript, sequence, source, created_at)
+          VALUES ($1, $1, $2, 'assistant', 'part1', 'part1', 1, 'voice', now()) RETURNING id`, [conversation, agent]);
+        for (const text of ['part1 part2', 'part1 part2 part3']) await acme.pool.query('UPDATE conversation_transcripts SET content = $2, transcript = $2 WHERE id = $1', [reply.rows[0]!.id, text]);
+      }
+      const messages = async () => (await store.query<{ n: string; final: string }>(
+        `SELECT toString(count()) AS n, toString(countIf(content IN ('question', 'part1 part2 part3'))) AS final FROM ${DB}.messages FINAL WHERE tenant = '${tenant}'`,
+      ))[0]!;
+      await until(async () => (await messages()).final === '6', 'the client\'s transcripts, final');
+      expect(await messages()).toEqual({ n: '6', final: '6' });
+      expect(Number((await store.query<{ n: string }>(`SELECT toString(count()) AS n FROM ${DB}.conversations FINAL WHERE tenant = '${tenant}'`))[0]!.n)).toBe(3);
+      expect(pipeline.statuses().filter((s) => s.lastError !== null)).toEqual([]);
+    } finally {
+      await pipeline.close();
+    }
+  }, 90_000);
+
+  it('a new column streams on; a renamed table stops the stream with an error naming both tables, and the tables: setting it asks for resumes it', async () => {
+    const db = await database();
+    const dir = stateDir();
+    const tenant = `${db.name}.t`;
+    let { pipeline, text } = await open(db, dir);
+    try {
+      await insert(db, tenant, 4);
+      await until(async () => (await storedOf(tenant)) === 4, 'the first rows');
+      await db.pool.query('ALTER TABLE api_requests ADD COLUMN region text');
+      await insert(db, tenant, 3);
+      await until(async () => (await storedOf(tenant)) === 7, 'rows after a new column');
+      await db.pool.query('ALTER TABLE api_requests RENAME TO api_requests_v2');
+      await insert(db, tenant, 2, 'api_requests_v2');
+      await until(async () => (pipeline.statuses()[0]!.lastError ?? '').includes('api_requests_v2'), 'the error');
+      expect(pipeline.statuses()[0]!.lastError).toMatch(/changes of public\.api_requests_v2, which no stream of this source reads, and public\.api_requests no longer exists: renamed at the source\? Name the new table under tables:/);
+      expect(sumSamples(text(), 'tokenwatch_source_up', 'table="api_requests"')).toBe(0);
+      expect(await storedOf(tenant)).toBe(7);
+    } finally {
+      await pipeline.close();
+    }
+    ({ pipeline, text } = await open(db, dir, { tables: { api_requests: 'api_requests_v2' } }));
+    try {
+      await until(async () => (await storedOf(tenant)) === 9, 'the rows of the renamed table');
+      await insert(db, tenant, 1, 'api_requests_v2');
+      await until(async () => (await storedOf(tenant)) === 10, 'rows after the restart');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(sumSamples(text(), 'tokenwatch_requests_total')).toBe(10);
+      expect(pipeline.statuses()[0]!.lastError).toBeNull();
+    } finally {
+      await pipeline.close();
+    }
+  }, 90_000);
+});
+

@@ -84,11 +84,11 @@ export async function withReadTransaction<T>(pool: pg.Pool, read: (client: pg.Po
     await beginRead(client, options);
     const result = await read(client);
     await client.query('COMMIT');
+    client.release();
     return result;
   } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    // A COPY cut short leaves the connection unusable: closed, not returned to the pool.
+    client.release(error instanceof Error ? error : true);
     throw error;
-  } finally {
-    client.release();
   }
 }

@@ -15,6 +15,7 @@ import { copyToFile } from '../db/copy-to-file.ts';
 import { quoteIdent, unquoteIdent } from '../reader/sql.ts';
 import { idTypeOf } from './reconcile.ts';
 import type { StreamRunner } from './stream-runner.ts';
+import type { ChunkStages } from '../reader/chunked-read.ts';
 
 /** The ClickHouse sink a bulk backfill of this stream writes through, or undefined for row by row (logged why). */
 export async function bulkSinkFor(pool: pg.Pool, runner: StreamRunner, sinks: readonly Sink[], enabled: boolean, logger: Logger): Promise<ClickHouseSink | undefined> {
@@ -65,9 +66,27 @@ export interface BulkPollDeps {
   transport?: BulkTransport;
 }
 
+interface Copied { file: string; rows: number }
+interface Loaded { slot: number; rows: number; rest: { id: string; clean: boolean }[]; loadMs: number }
+type BulkStages = ChunkStages<Copied, Loaded, Loaded & { restEvents: CanonicalEvent[] }>;
+/** Hands a stream's rows to the bulk stages, chunk by chunk (readInChunks, in some transaction). */
+export type BulkRead<T> = (stages: BulkStages, options: { chunkRows: number; slots: number }) => Promise<T>;
+
 /** One poll of a stream through its bulk path, chunk by chunk; returns the rows read. */
 export async function pollBulk(runner: StreamRunner, deps: BulkPollDeps, onPage: (rows: number) => void): Promise<number> {
-  const { stream, reader, status } = runner;
+  return bulkRead(runner, deps, onPage, (stages, options) => runner.track(async () => {
+    const swept = await runner.sweepIfDue(runner.pageHandler(onPage));
+    const result = await runner.reader.pollInChunks(stages, options);
+    return { ...result, rows: result.rows + swept };
+  }));
+}
+
+/**
+ * A stream's rows through its bulk path: PostgreSQL COPY -> spool file -> ClickHouse staging,
+ * mapped there, for the chunks `read` hands over; returns what `read` returns.
+ */
+export async function bulkRead<T>(runner: StreamRunner, deps: BulkPollDeps, onPage: (rows: number) => void, read: BulkRead<T>): Promise<T> {
+  const { stream, status } = runner;
   const spec = stream.bulk!;
   const id = runner.id;
   const { sink } = deps;
@@ -103,50 +122,46 @@ export async function pollBulk(runner: StreamRunner, deps: BulkPollDeps, onPage:
   let idType: string | undefined;
   try {
     deps.logger.debug({ stream: id, modelsAndLookupsMs: Math.round(readMs), openMs: Math.round(performance.now() - started - readMs) }, 'bulk backfill set up');
-    return await runner.track(async () => {
-      const swept = await runner.sweepIfDue(runner.pageHandler(onPage));
-      const result = await reader.pollInChunks({
-        // PostgreSQL -> spool file, on the poll's connection.
-        copy: async (chunk) => {
-          const file = loader.spoolFile();
-          const rows = await copyToFile(chunk.client, `COPY (SELECT ${columns} FROM ${stream.spec.table} t WHERE ${chunk.where}) TO STDOUT`, file);
-          return { file, rows };
-        },
-        // File -> ClickHouse staging, mapped, while the next chunk is copied.
-        load: async ({ file }, index) => {
-          const slot = index % SLOTS;
-          const started = performance.now();
-          const rows = await loader.load(slot, file);
-          return { slot, rows, rest: await loader.rest(slot), loadMs: performance.now() - started };
-        },
-        // The rows map() has to see, read again by id on the poll's connection.
-        rest: async (chunk, loaded) => ({
-          ...loaded,
-          restEvents: loaded.rest.length === 0 ? [] : await chunk.withClient(async (client) => mapRestOfChunk(runner, client, loaded.rest, (idType ??= await idTypeOf(client, stream)), deps.emit)),
-        }),
-        // Commit, and the metrics of the whole chunk, in chunk order.
-        finish: async ({ rows, slot, rest, restEvents, loadMs }) => {
-          const started = performance.now();
-          // The aggregate reads the staged chunk while it commits (on its own connection); the
-          // increments are recorded once the chunk is committed.
-          const [, increments] = await Promise.all([loader.commit(slot), loader.aggregate(slot)]);
-          deps.metrics?.recordRequestGroups(id, increments.requests);
-          deps.metrics?.recordCounterGroups(id, increments.counters);
-          deps.metrics?.recordStream(id, restEvents);
-          const bulkEvents = rows - rest.filter((r) => !r.clean).length;
-          status.rowsRead += rows;
-          status.rowsBulk += bulkEvents;
-          status.eventsEmitted += bulkEvents + restEvents.length;
-          deps.written(bulkEvents);
-          onPage(rows);
-          deps.logger.debug(
-            { stream: id, rows, rowByRow: rest.length, loadMs: Math.round(loadMs), commitMs: Math.round(performance.now() - started) },
-            'bulk chunk',
-          );
-        },
-      }, { chunkRows: deps.chunkRows, slots: SLOTS });
-      return { ...result, rows: result.rows + swept };
-    });
+    return await read({
+      // PostgreSQL -> spool file, on the poll's connection.
+      copy: async (chunk) => {
+        const file = loader.spoolFile();
+        const rows = await copyToFile(chunk.client, `COPY (SELECT ${columns} FROM ${stream.spec.table} t WHERE ${chunk.where}) TO STDOUT`, file);
+        return { file, rows };
+      },
+      // File -> ClickHouse staging, mapped, while the next chunk is copied.
+      load: async ({ file }, index) => {
+        const slot = index % SLOTS;
+        const started = performance.now();
+        const rows = await loader.load(slot, file);
+        return { slot, rows, rest: await loader.rest(slot), loadMs: performance.now() - started };
+      },
+      // The rows map() has to see, read again by id on the poll's connection.
+      rest: async (chunk, loaded) => ({
+        ...loaded,
+        restEvents: loaded.rest.length === 0 ? [] : await chunk.withClient(async (client) => mapRestOfChunk(runner, client, loaded.rest, (idType ??= await idTypeOf(client, stream)), deps.emit)),
+      }),
+      // Commit, and the metrics of the whole chunk, in chunk order.
+      finish: async ({ rows, slot, rest, restEvents, loadMs }) => {
+        const started = performance.now();
+        // The aggregate reads the staged chunk while it commits (on its own connection); the
+        // increments are recorded once the chunk is committed.
+        const [, increments] = await Promise.all([loader.commit(slot), loader.aggregate(slot)]);
+        deps.metrics?.recordRequestGroups(id, increments.requests);
+        deps.metrics?.recordCounterGroups(id, increments.counters);
+        deps.metrics?.recordStream(id, restEvents);
+        const bulkEvents = rows - rest.filter((r) => !r.clean).length;
+        status.rowsRead += rows;
+        status.rowsBulk += bulkEvents;
+        status.eventsEmitted += bulkEvents + restEvents.length;
+        deps.written(bulkEvents);
+        onPage(rows);
+        deps.logger.debug(
+          { stream: id, rows, rowByRow: rest.length, loadMs: Math.round(loadMs), commitMs: Math.round(performance.now() - started) },
+          'bulk chunk',
+        );
+      },
+    }, { chunkRows: deps.chunkRows, slots: SLOTS });
   } finally {
     await loader.close().catch(() => undefined);
     await loadStore.close().catch(() => undefined);

@@ -12,7 +12,8 @@ import { plannerRowEstimate } from '../db/postgres.ts';
 import type { IncrementalStream, MapContext, NamedSource, SnapshotQuery, SourceAdapter } from '../sources/adapter.ts';
 import type { EventStore } from '../store/clickhouse.ts';
 import { Pricing } from '../pricing/pricing.ts';
-import { IncrementalReader, cursorTime } from '../reader/incremental-reader.ts';
+import { IncrementalReader } from '../reader/incremental-reader.ts';
+import { cursorTime } from '../reader/chunked-read.ts';
 import { ClickHouseSink } from '../sinks/clickhouse-sink.ts';
 import type { BulkTransport } from '../store/bulk-load.ts';
 import { indexStatement } from '../reader/cursor-index.ts';
@@ -27,7 +28,7 @@ import { VersionJournal } from './version-journal.ts';
 import { PollScheduler } from './poll-scheduler.ts';
 import { pollSnapshot } from './snapshot-poll.ts';
 import { StreamRunner, type StreamServices } from './stream-runner.ts';
-import { bulkSinkFor, pollBulk } from './bulk-poll.ts';
+import { bulkSinkFor, pollBulk, type BulkPollDeps } from './bulk-poll.ts';
 import { SourceUnavailable, connectSource, newStatus, snapshotTable, type ConnectedSource } from './source-connect.ts';
 import { SourceRetry } from './source-retry.ts';
 import { repriceStream, type RepriceResult } from './reprice.ts';
@@ -379,7 +380,6 @@ export class Pipeline {
    */
   async backfill(onProgress?: (stream: string, rows: number) => void, options: { transport?: BulkTransport } = {}): Promise<{ rows: number }> {
     let rows = 0;
-    const { config, sinks, logger, metrics } = this.options;
     for (const source of this.sources) {
       if (source.config.mode === 'replication' && source.streams.length > 0) {
         // Its tables are loaded by `run`, under the replication slot's snapshot.
@@ -388,15 +388,8 @@ export class Pipeline {
       for (const entry of source.config.mode === 'replication' ? [] : source.streams) {
         if (this.stopped) return { rows };
         const progress = (n: number) => onProgress?.(entry.id, n);
-        const sink = await bulkSinkFor(source.pool, entry, sinks, config.clickhouse.bulkBackfill, logger);
-        rows += sink
-          ? await pollBulk(entry, {
-            sink, source: source.config, pool: source.pool, chunkRows: config.clickhouse.bulkChunkRows, metrics, logger, transport: options.transport,
-            context: { pricing: this.pricing, futureLimit: new Date(this.now() + config.quality.futureTolerance).toISOString() },
-            emit: (events) => this.emit(events),
-            written: (events) => (this.sinkStatusOf(sink.name).eventsWritten += events),
-          }, progress)
-          : await entry.poll(progress);
+        const bulk = await this.bulkDeps(source, entry, options.transport);
+        rows += bulk ? await pollBulk(entry, bulk, progress) : await entry.poll(progress);
       }
       for (const entry of source.snapshots) {
         if (this.stopped) return { rows };
@@ -404,6 +397,19 @@ export class Pipeline {
       }
     }
     return { rows };
+  }
+
+  /** What a stream's bulk path needs, or undefined when it reads row by row (bulkSinkFor says why). */
+  private async bulkDeps(source: ActiveSource, entry: StreamRunner, transport?: BulkTransport): Promise<BulkPollDeps | undefined> {
+    const { config, sinks, logger, metrics } = this.options;
+    const sink = await bulkSinkFor(source.pool, entry, sinks, config.clickhouse.bulkBackfill, logger);
+    if (!sink) return undefined;
+    return {
+      sink, source: source.config, pool: source.pool, chunkRows: config.clickhouse.bulkChunkRows, metrics, logger, transport,
+      context: { pricing: this.pricing, futureLimit: new Date(this.now() + config.quality.futureTolerance).toISOString() },
+      emit: (events) => this.emit(events),
+      written: (events) => (this.sinkStatusOf(sink.name).eventsWritten += events),
+    };
   }
 
   /**
@@ -445,8 +451,12 @@ export class Pipeline {
   private startSource(source: ActiveSource): void {
     if (source.config.mode === 'replication') {
       // A lost slot with onSlotLost: polling: the streams are polled from then on.
-      const runner = new ReplicationRunner(source, this.options.store, this.options.logger, () => {
-        if (!this.stopped) this.pollStreams(source);
+      const runner = new ReplicationRunner(source, {
+        store: this.options.store, logger: this.options.logger,
+        onFallback: () => {
+          if (!this.stopped) this.pollStreams(source);
+        },
+        bulkFor: (entry) => this.bulkDeps(source, entry),
       });
       this.replication.push(runner);
       runner.start();

@@ -27,23 +27,33 @@ import { createSlot, dropSlot, ensurePublication, replicationName, slotStatus, w
 import { idTypeOf } from './reconcile.ts';
 import { withReadTransaction } from '../db/postgres.ts';
 import type { StreamRunner } from './stream-runner.ts';
+import type { BulkPollDeps } from './bulk-poll.ts';
+import { loadStream } from './replication-load.ts';
 import type { ReplicationStatus } from './status.ts';
 
-const LOAD_PAGE = 5000;
 const STATUS_INTERVAL_MS = 5000;
 const RETRY_MS = 5000;
 const OVERDUE_CHECK_MS = 1000;
-/** Rows (inserted, updated or deleted) a batch of transactions holds before the stream waits for it. */
+/** Rows (inserted or updated) a batch of transactions holds before the stream waits for it. */
 const MAX_BATCH_IDS = 20_000;
 
 /** Transactions gathered to be handled together, of one run of the stream. */
 interface Batch {
   generation: number;
   transactions: CommittedTransaction[];
-  /** Rows they inserted, updated or deleted. */
+  /** Rows they inserted or updated. */
   ids: number;
   /** Set once the batch's handling is scheduled. */
   flushing: Promise<void> | undefined;
+}
+
+export interface ReplicationOptions {
+  store: CheckpointStore;
+  logger: Logger;
+  /** Called once when the slot is lost and the source is to be polled instead (onSlotLost: polling). */
+  onFallback(): void;
+  /** The bulk path's dependencies for a stream's initial load, or undefined for row by row. */
+  bulkFor(runner: StreamRunner): Promise<BulkPollDeps | undefined>;
 }
 
 export interface ReplicationSource {
@@ -79,14 +89,13 @@ export class ReplicationRunner {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
-  /** Called once when the slot is lost and the source is to be polled instead (onSlotLost: polling). */
-  private readonly onFallback: () => void;
+  private readonly options: ReplicationOptions;
 
-  constructor(source: ReplicationSource, store: CheckpointStore, logger: Logger, onFallback: () => void) {
+  constructor(source: ReplicationSource, options: ReplicationOptions) {
     this.source = source;
-    this.store = store;
-    this.logger = logger;
-    this.onFallback = onFallback;
+    this.options = options;
+    this.store = options.store;
+    this.logger = options.logger;
     this.name = replicationName(source.config.name);
     for (const runner of source.streams) this.byTable.set(tableKey(runner.stream.spec.table), runner);
     this.status = { slot: this.name, lagBytes: 0, retainedBytes: 0, lastMessageAt: null, pollingFallback: false };
@@ -198,9 +207,10 @@ export class ReplicationRunner {
   private fallBackToPolling(reason: string): void {
     for (const runner of this.source.streams) {
       const saved = this.store.load(runner.id);
-      if (saved === undefined || saved.watermark !== null) continue;
-      const replication = (saved.extra as { replication?: { commitTime?: string } } | undefined)?.replication;
-      const handled = Date.parse(replication?.commitTime ?? saved.updatedAt);
+      const replication = (saved?.extra as { replication?: { lsn?: string; commitTime?: string } } | undefined)?.replication;
+      // Already polled, or never positioned (its initial load cut short): the polls read it all.
+      if (saved === undefined || saved.watermark !== null || replication?.lsn === undefined) continue;
+      const handled = Date.parse(replication.commitTime ?? saved.updatedAt);
       const watermark = new Date(handled - runner.stream.spec.maxCommitDelayMs).toISOString();
       this.store.save(runner.id, { ...saved, watermark, snapshot: null, inProgress: null, history: undefined, updatedAt: new Date().toISOString() });
       this.logger.warn({ stream: runner.id, watermark }, 'replication position turned into a poll checkpoint');
@@ -209,7 +219,7 @@ export class ReplicationRunner {
     this.stopped = true;
     clearInterval(this.overdueTimer);
     this.logger.error({ source: this.source.config.name, slot: this.name, reason }, 'replication slot lost: polling this source from the last change handled (onSlotLost: polling); to read by replication again, set onSlotLost: reload and restart (a new slot, the tables loaded again, nothing counted twice)');
-    this.onFallback();
+    this.options.onFallback();
   }
 
   /** The position a stream's checkpoint says it has handled (read from disk once, then kept). */
@@ -236,6 +246,14 @@ export class ReplicationRunner {
     };
     this.store.save(runner.id, checkpoint);
     this.positions.set(runner, { lsn, commitTime: committed, rowsEmitted: checkpoint.rowsEmitted });
+    runner.companion.saved(state, checkpoint);
+  }
+
+  /** The stream's counters during its initial load, with no position (a restart loads again). */
+  private saveCounters(runner: StreamRunner, rows: number): void {
+    const state = runner.companion.save() as Record<string, unknown>;
+    const checkpoint = { version: 1 as const, watermark: null, snapshot: null, inProgress: null, rowsEmitted: rows, updatedAt: new Date().toISOString(), extra: state };
+    this.store.save(runner.id, checkpoint);
     runner.companion.saved(state, checkpoint);
   }
 
@@ -321,31 +339,16 @@ export class ReplicationRunner {
 
   private async loadUnder(client: pg.PoolClient, consistentPoint: string, createdAt: Date): Promise<void> {
     for (const runner of this.source.streams) {
-      const { table, idColumn, cursorColumn, filter, startFrom } = runner.stream.spec;
-      const handle = runner.pageHandler();
-      let after: string | null = null;
-      let rows = 0;
-      // startFrom: now loads nothing (every later commit is streamed); a timestamp loads the rows from it on.
-      for (;;) {
-        if (startFrom === 'now') break;
-        const params: unknown[] = [];
-        const param = (value: unknown) => `$${params.push(value)}`;
-        const where: string[] = [
-          ...(filter ? [filter(param)] : []),
-          ...(startFrom === 'earliest' ? [] : [`t.${cursorColumn} >= ${param(startFrom)}::timestamptz`]),
-          ...(after === null ? [] : [`t.${idColumn}::text > ${param(after)}`]),
-        ];
-        const { rows: page }: { rows: Record<string, unknown>[] } = await client.query<Record<string, unknown>>(
-          `SELECT ${this.selectList(runner)}, t.${idColumn}::text AS "__key" FROM ${table} t ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY t.${idColumn}::text LIMIT ${LOAD_PAGE}`,
-          params,
-        );
-        if (page.length === 0) break;
-        after = String(page[page.length - 1]!.__key);
-        await handle(this.complete(runner, page));
-        rows += page.length;
-      }
+      const bulk = await this.options.bulkFor(runner);
+      const { rows, incomplete } = await loadStream({
+        client, runner, selectList: this.selectList(runner), bulk, logger: this.logger,
+        // The counters, without a position: a restart loads again, and finds these rows stored.
+        chunkCommitted: (loaded) => this.saveCounters(runner, loaded),
+      });
+      const waiting = this.waiting(runner);
+      for (const id of incomplete) if (!waiting.has(id)) waiting.set(id, Date.now());
       this.checkpoint(runner, consistentPoint, rows, createdAt);
-      this.logger.info({ stream: runner.id, rows }, 'initial load done');
+      this.logger.info({ stream: runner.id, rows, bulk: bulk !== undefined, waitingIncomplete: incomplete.length }, 'initial load done');
     }
   }
 
@@ -358,7 +361,7 @@ export class ReplicationRunner {
     const batch = this.batch;
     if (generation !== batch.generation) return Promise.resolve();
     batch.transactions.push(transaction);
-    for (const changes of transaction.tables.values()) batch.ids += changes.upserted.size + changes.deleted.size;
+    for (const changes of transaction.tables.values()) batch.ids += changes.upserted.size;
     // Handled after the batches before it: what arrives meanwhile joins this batch, so batches
     // grow when handling falls behind (one checkpoint and one confirmation for all of them).
     batch.flushing ??= this.inTurn(async () => {
@@ -394,11 +397,9 @@ export class ReplicationRunner {
           if (!changes || (handled !== null && lsnValue(transaction.lsn) <= lsnValue(handled))) continue;
           touched = true;
           if (changes.truncated) this.logger.warn({ stream: runner.id }, 'table truncated at the source: its rows stay in the event store and the counters');
-          for (const id of changes.deleted) {
-            upserted.delete(id);
-            this.waiting(runner).delete(id);
-          }
-          deleted += changes.deleted.size;
+          // A deleted row is not kept (a retention job deletes millions at once): read by id
+          // below, or when overdue, it is simply not found.
+          deleted += changes.deleted;
           // Re-added at the end: the order of each id's last change.
           for (const id of changes.upserted) {
             upserted.delete(id);

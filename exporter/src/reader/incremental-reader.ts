@@ -29,8 +29,9 @@
 //    over exactly the rows none of those polls could see.
 import type { PoolClient } from 'pg';
 import type { CheckpointStore, Checkpoint } from './checkpoint-store.ts';
-import { beginRead, plannerRowEstimate } from '../db/postgres.ts';
+import { beginRead } from '../db/postgres.ts';
 import { MAX_RANGES, afterPoll, afterSweep, type ReadHistory } from './read-history.ts';
+import { cursorTime, readInChunks, type ChunkStages } from './chunked-read.ts';
 
 export interface IncrementalStreamSpec {
   /** Stable id, also the checkpoint's name: "<source name>/<table>". */
@@ -574,22 +575,6 @@ export class IncrementalReader {
    */
   async pollInChunks<C extends { rows: number }, L, R>(stages: ChunkStages<C, L, R>, options: { chunkRows: number; slots: number }): Promise<PollResult> {
     const client = await this.connect();
-    const inFlight = new Set<Promise<unknown>>();
-    let failure: { error: unknown } | undefined;
-    // Every stage promise is tracked: the first failure stops the copying, the others are
-    // awaited before the connection goes, and no rejection counts as unhandled.
-    const track = <T>(promise: Promise<T>): Promise<T> => {
-      inFlight.add(promise);
-      promise.then(() => inFlight.delete(promise), (error: unknown) => (failure ??= { error }));
-      return promise;
-    };
-    // One statement at a time on the connection: copies and the rest stages take turns.
-    let clientTurn: Promise<unknown> = Promise.resolve();
-    const withClient = <T>(use: (c: PoolClient) => Promise<T>): Promise<T> => {
-      const turn = clientTurn.then(() => use(client));
-      clientTurn = turn.catch(() => undefined);
-      return turn;
-    };
     try {
       const { snapshot, now: dbNow } = await beginRead(client);
       const start = this.store.load(this.spec.id) ?? (await this.initialCheckpoint(client, snapshot, dbNow));
@@ -597,126 +582,29 @@ export class IncrementalReader {
       const inline = (value: unknown): string => inlineLiteral(client, value);
       const where = this.newRowsWhere(start, inline, watermark);
       const { table, cursorColumn: cursor } = this.spec;
-      const plan = await client.query<{ low: string | null; high: string | null }>(
-        `SELECT min(t.${cursor})::text AS low, max(t.${cursor})::text AS high
-         FROM ${table} t ${start.watermark !== null ? `WHERE t.${cursor} >= ${inline(start.watermark)}::timestamptz` : ''}`,
-      );
-      const { low, high } = plan.rows[0]!;
-      const estimate = await plannerRowEstimate(client, table);
-      let rowsTotal = 0;
-      let chunks = 0;
-      if (low !== null && high !== null) {
-        // Chunks are time ranges; their width starts from the planner's row estimate of the
-        // table (a 256th of the range when the planner has none) and adapts to the rows the
-        // previous chunk held.
-        const from = Math.max(cursorTime(low), start.inProgress ? cursorTime(start.inProgress.afterCursor) : -Infinity);
-        const to = cursorTime(high);
-        const rowsEstimate = estimate > 0 ? Math.max(estimate, options.chunkRows) : options.chunkRows * 256;
-        let width = Math.max(1, ((to - from + 1) * chunkTarget(0, rowsEstimate, options.chunkRows)) / rowsEstimate);
-        let boundary = from;
-        let lower: string | null = null;
-        let emitted = start.rowsEmitted;
-        const loads: Promise<L>[] = [];
-        const finishes: Promise<void>[] = [];
-        for (let index = 0; ; index++) {
-          if (index >= 2) await loads[index - 2];
-          if (failure) throw failure.error;
-          boundary += width;
-          const upper = boundary > to ? null : new Date(boundary).toISOString();
-          const conditions = [...where];
-          if (lower !== null) conditions.push(`t.${cursor} >= ${inline(lower)}::timestamptz`);
-          if (upper !== null) conditions.push(`t.${cursor} < ${inline(upper)}::timestamptz`);
-          const chunk: ReadChunk = { client, withClient, where: conditions.length > 0 ? conditions.join(' AND ') : 'true', lower, upper };
-          const copied = await track(withClient(() => stages.copy(chunk, index)));
-          rowsTotal += copied.rows;
-          emitted += copied.rows;
-          chunks += 1;
-          // Rows still to come, at the density of the chunk just copied; the next chunk's
-          // width aims at chunkTarget() of them.
-          const remaining = (Math.max(0, to - boundary) * copied.rows) / width;
-          width *= Math.min(4, Math.max(0.5, chunkTarget(index + 1, remaining, options.chunkRows) / Math.max(copied.rows, 1)));
-          // A load waits for the previous load and for its staging slot to be finished with.
-          const loaded = track(Promise.all([loads[index - 1], finishes[index - options.slots]]).then(() => stages.load(copied, index)));
-          loads.push(loaded);
-          const rest = track(loaded.then((l) => stages.rest(chunk, l)));
-          const done = emitted;
-          finishes.push(
-            track(
-              Promise.all([rest, finishes[index - 1]])
-                .then(([r]) => stages.finish(r))
-                .then(() => {
-                  // No committed list: rows of the chunk are not tracked one by one, so an
-                  // interrupted bulk poll reads the band of open transactions again (once).
-                  if (upper !== null) this.save({ ...start, inProgress: { snapshot: formatSnapshot(snapshot, []), afterCursor: upper, afterId: '', deadline: watermark }, rowsEmitted: done, updatedAt: new Date().toISOString() });
-                }),
-            ),
-          );
-          if (upper === null) break;
-          lower = upper;
-        }
-        await finishes[finishes.length - 1];
-      }
+      const read = await readInChunks(client, {
+        table, cursor, where, since: start.watermark, after: start.inProgress?.afterCursor ?? null, ...options,
+        // No committed list: rows of the chunk are not tracked one by one, so an interrupted
+        // bulk poll reads the band of open transactions again (once).
+        finished: (upper, rows) => {
+          if (upper !== null) this.save({ ...start, inProgress: { snapshot: formatSnapshot(snapshot, []), afterCursor: upper, afterId: '', deadline: watermark }, rowsEmitted: start.rowsEmitted + rows, updatedAt: new Date().toISOString() });
+        },
+      }, stages);
       // The plan's low is a lower bound of every row the chunks handed over.
       // The chunks' rows are not tracked one by one: the xids at or above the snapshot's xmin
       // of what they covered are read from the table (one pass over xmin), so the next poll
       // does not read those rows again.
       const xmins = new Set(await this.visibleBand(client, snapshot, start.watermark));
-      const result = await this.complete(client, start, { snapshot, watermark }, { rows: rowsTotal, incomplete: 0, pages: chunks, emittedMin: rowsTotal > 0 ? low : null, xmins });
+      const result = await this.complete(client, start, { snapshot, watermark }, { rows: read.rows, incomplete: 0, pages: read.chunks, emittedMin: read.rows > 0 ? read.low : null, xmins });
       client.release();
       return result;
     } catch (error) {
-      await Promise.allSettled([...inFlight]);
       // A chunk may have failed in the middle of a COPY, which leaves the connection unusable:
       // close it (that rolls the transaction back) rather than return it to the pool.
       client.release(error instanceof Error ? error : true);
       throw error;
     }
   }
-}
-
-/**
- * Rows the chunk at `index` should hold, `remaining` rows estimated to follow it. The first
- * two chunks are smaller (a quarter and a half), and so is the last one (a quarter): nothing
- * overlaps the first copy and the last commit, so small chunks there keep both cores busy
- * for more of the poll. Every chunk costs some fixed work too, so there are no more small
- * ones than that.
- */
-export function chunkTarget(index: number, remaining: number, chunkRows: number): number {
-  const small = chunkRows / 4;
-  const rampUp = chunkRows / 2 ** Math.max(0, 2 - index);
-  // A full chunk now would leave less than a small one: leave exactly a small one.
-  const rampDown = remaining <= chunkRows + small ? remaining - small : chunkRows;
-  return Math.max(small, Math.min(chunkRows, rampUp, rampDown));
-}
-
-/** The stages of a chunk in pollInChunks, in order. */
-export interface ChunkStages<C extends { rows: number }, L, R> {
-  /** On the poll's connection (chunk.client): the chunk's rows out of PostgreSQL. */
-  copy(chunk: ReadChunk, index: number): Promise<C>;
-  /** Without the connection, while later chunks are copied; loads run one after another. */
-  load(copied: C, index: number): Promise<L>;
-  /** What the chunk still needs from PostgreSQL, through chunk.withClient. */
-  rest(chunk: ReadChunk, loaded: L): Promise<R>;
-  /** Without the connection; finishes run one after another, in chunk order. */
-  finish(rest: R): Promise<void>;
-}
-
-export interface ReadChunk {
-  /** The poll's connection, inside its REPEATABLE READ transaction (for copy). */
-  client: PoolClient;
-  /** Runs statements on the connection when it is free (for rest: copies may be running). */
-  withClient<T>(use: (client: PoolClient) => Promise<T>): Promise<T>;
-  /** Conditions over alias `t` selecting the chunk's new rows, values inlined. */
-  where: string;
-  /** Cursor range of the chunk, [lower, upper); null = unbounded. */
-  lower: string | null;
-  upper: string | null;
-}
-
-/** Milliseconds of a cursor value as PostgreSQL prints it in UTC ("2026-01-02 03:04:05.6+00"), or ISO. */
-export function cursorTime(text: string): number {
-  const iso = text.replace(' ', 'T').replace(/\+00$/, 'Z');
-  return Date.parse(/(Z|[+-]\d\d(:?\d\d)?)$/.test(iso) ? iso : `${iso}Z`);
 }
 
 /** Bind parameters of one statement: `param(value)` adds a value and returns its placeholder. */
@@ -732,7 +620,7 @@ function paramList(): { params: unknown[]; param: (value: unknown) => string } {
 }
 
 /** A value as a SQL literal: strings and numbers quoted, arrays as a text[] literal. */
-function inlineLiteral(client: PoolClient, value: unknown): string {
+export function inlineLiteral(client: PoolClient, value: unknown): string {
   if (Array.isArray(value)) {
     return client.escapeLiteral(`{${value.map((v) => `"${String(v).replace(/["\\]/g, '\\$&')}"`).join(',')}}`);
   }

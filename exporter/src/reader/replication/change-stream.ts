@@ -23,7 +23,11 @@ import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-log
 export interface TableChanges {
   /** Ids (the primary key's text) inserted or updated, in the order of their last change. */
   upserted: Set<string>;
-  deleted: Set<string>;
+  /**
+   * Rows deleted: counted, not kept (a retention job deletes millions of rows in one
+   * transaction); a deleted row read by id is simply not found.
+   */
+  deleted: number;
   truncated: boolean;
 }
 
@@ -130,7 +134,7 @@ export class ChangeStream {
   private changes(relation: Pgoutput.MessageRelation): TableChanges {
     const name = `${relation.schema}.${relation.name}`;
     let found = this.current!.tables.get(name);
-    if (!found) this.current!.tables.set(name, (found = { upserted: new Set(), deleted: new Set(), truncated: false }));
+    if (!found) this.current!.tables.set(name, (found = { upserted: new Set(), deleted: 0, truncated: false }));
     return found;
   }
 
@@ -153,7 +157,6 @@ export class ChangeStream {
         // Re-added at the end: the set keeps the order of each id's last change.
         changes.upserted.delete(id);
         changes.upserted.add(id);
-        changes.deleted.delete(id);
         return;
       }
       case 'delete': {
@@ -161,7 +164,7 @@ export class ChangeStream {
         if (id === undefined) return;
         const changes = this.changes(message.relation);
         changes.upserted.delete(id);
-        changes.deleted.add(id);
+        changes.deleted += 1;
         return;
       }
       case 'truncate':

@@ -314,14 +314,26 @@ export class ReplicationRunner {
     let idType = this.idTypes.get(runner);
     if (idType === undefined) this.idTypes.set(runner, (idType = await idTypeOf(client, runner.stream)));
     const handle = runner.pageHandler();
-    // Pages of the source's batchSize, as a poll reads them.
+    // Pages of the source's batchSize, as a poll reads them. The next page is read while this
+    // one is delivered (PostgreSQL and the event store work at the same time); pages are
+    // delivered in order.
     const size = runner.stream.spec.batchSize;
-    for (let i = 0; i < ids.length; i += size) {
+    const read = (i: number) => {
       const params: unknown[] = [ids.slice(i, i + size)];
       const param = (value: unknown) => `$${params.push(value)}`;
       const where = [`t.${idColumn} = ANY($1::${idType}[])`, ...(filter ? [filter(param)] : [])].join(' AND ');
-      const { rows } = await client.query<Record<string, unknown>>(`SELECT ${this.selectList(runner)} FROM ${qualified} t WHERE ${where}`, params);
-      await handle(keep(rows));
+      return client.query<Record<string, unknown>>(`SELECT ${this.selectList(runner)} FROM ${qualified} t WHERE ${where}`, params);
+    };
+    let next = ids.length > 0 ? read(0) : undefined;
+    try {
+      for (let i = 0; next !== undefined; i += size) {
+        const { rows } = await next;
+        next = i + size < ids.length ? read(i + size) : undefined;
+        await handle(keep(rows));
+      }
+    } finally {
+      // A failed delivery leaves the read ahead to finish before the connection is released.
+      await next?.catch(() => undefined);
     }
   }
 

@@ -19,7 +19,8 @@ describe('kill -9 of run in mode: replication while rows arrive', () => {
   let db: { url: string; pool: pg.Pool };
   let dir: string;
   beforeAll(async () => {
-    cluster = await startPgCluster({ settings: { wal_level: 'logical', max_replication_slots: '4', max_wal_senders: '4' } });
+    // logical_decoding_work_mem at its minimum: larger transactions are streamed while they run, and kills land inside them too.
+    cluster = await startPgCluster({ settings: { wal_level: 'logical', max_replication_slots: '4', max_wal_senders: '4', logical_decoding_work_mem: '64kB' } });
     db = { url: cluster.url(), pool: new pg.Pool({ connectionString: cluster.url() }) };
     await db.pool.query(sourceDdl('claude-nexus-proxy'));
     // A history to load first, under the slot's snapshot.

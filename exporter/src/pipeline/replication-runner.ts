@@ -16,6 +16,10 @@
 // as a poll would (its completion later arrives as a revision); the ids waiting are kept in
 // the stream's checkpoint, so a restart does not forget them. Transactions and these
 // deliveries run one at a time.
+//
+// Beside this module: the initial load (replication-load.ts) and each stream's position in its
+// checkpoint (replication-positions.ts). A slot lost after the first start is loaded again, or
+// with onSlotLost: polling, the source is polled from there on.
 import type pg from 'pg';
 import type { Logger } from '../log.ts';
 import { errorText } from '../log.ts';
@@ -29,6 +33,7 @@ import { withReadTransaction } from '../db/postgres.ts';
 import type { StreamRunner } from './stream-runner.ts';
 import type { BulkPollDeps } from './bulk-poll.ts';
 import { loadStream } from './replication-load.ts';
+import { ReplicationPositions } from './replication-positions.ts';
 import type { ReplicationStatus } from './status.ts';
 
 const STATUS_INTERVAL_MS = 5000;
@@ -70,15 +75,11 @@ function tableKey(qualified: string): string {
 
 export class ReplicationRunner {
   private readonly source: ReplicationSource;
-  private readonly store: CheckpointStore;
   private readonly logger: Logger;
   private readonly name: string;
   private readonly byTable = new Map<string, StreamRunner>();
   private readonly idTypes = new Map<StreamRunner, string>();
-  /** Per stream, from its checkpoint: the position handled, when its last transaction committed, its rows. */
-  private readonly positions = new Map<StreamRunner, { lsn: string | null; commitTime: string | null; rowsEmitted: number }>();
-  /** Per stream: ids of rows seen incomplete, and when they were first seen (epoch ms). */
-  private readonly incomplete = new Map<StreamRunner, Map<string, number>>();
+  private readonly positions: ReplicationPositions;
   private serial: Promise<unknown> = Promise.resolve();
   /** The run of the stream (a failure starts the next), and its transactions received and not handled yet. */
   private generation = 0;
@@ -94,9 +95,9 @@ export class ReplicationRunner {
   constructor(source: ReplicationSource, options: ReplicationOptions) {
     this.source = source;
     this.options = options;
-    this.store = options.store;
     this.logger = options.logger;
     this.name = replicationName(source.config.name);
+    this.positions = new ReplicationPositions(options.store, this.name);
     for (const runner of source.streams) this.byTable.set(tableKey(runner.stream.spec.table), runner);
     this.status = { slot: this.name, lagBytes: 0, retainedBytes: 0, lastMessageAt: null, pollingFallback: false };
     for (const runner of source.streams) runner.status.replication = this.status;
@@ -157,10 +158,10 @@ export class ReplicationRunner {
       if (unsafe.length > 0) throw new Error(`${unsafe.join(', ')} has no primary key (replica identity): publishing it would make the application's UPDATE and DELETE statements fail; read this source with mode: polling`);
       await ensurePublication(this.source.pool, this.name, tables);
       const slot = await slotStatus(this.source.pool, this.name);
-      const positioned = this.source.streams.every((r) => this.lsnOf(r) !== null);
+      const positioned = this.source.streams.every((r) => this.positions.lsnOf(r) !== null);
       // After the first start (a stream has a checkpoint), a slot gone or invalidated means
       // changes were lost from it: reload, or poll where configured.
-      const started = this.source.streams.some((r) => this.store.load(r.id) !== undefined);
+      const started = this.positions.started(this.source.streams);
       if (this.source.config.onSlotLost === 'polling' && started && (!slot.exists || slot.walStatus === 'lost')) {
         this.fallBackToPolling(slot.exists ? `slot ${this.name} is invalidated (wal_status lost)` : `slot ${this.name} does not exist`);
         return;
@@ -176,8 +177,10 @@ export class ReplicationRunner {
       const keys = new Map([...this.byTable].map(([table, runner]) => [table, unquoteIdent(runner.stream.spec.idColumn)]));
       const connection = { connectionString: this.source.config.databaseUrl!, application_name: `tokenwatch/${this.source.config.name}/replication` };
       const confirmed = (await slotStatus(this.source.pool, this.name)).confirmedLsn ?? undefined;
+      // Large transactions streamed while they run where the server can (PostgreSQL 14).
+      const { rows: [version] } = await this.source.pool.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
       this.stream = new ChangeStream({
-        connection, slot: this.name, publication: this.name, keys, confirmed,
+        connection, slot: this.name, publication: this.name, keys, confirmed, streaming: Number(version!.v) >= 140000,
         onTransaction: (t) => this.receive(t, generation),
         onError: (error) => this.failed(error, generation),
         onActivity: () => {
@@ -198,22 +201,14 @@ export class ReplicationRunner {
   }
 
   /**
-   * The slot is lost (onSlotLost: polling): each stream's checkpoint becomes a poll's, from the
-   * commit time of the last transaction it handled less maxCommitDelay (a row that commits
-   * later has a timestamp after that, as the polls assume); what is read again there is
-   * recognised by its row version and not counted twice. A stream already polled keeps its
-   * position. Then the source is polled, logged as an error and shown on /metrics.
+   * The slot is lost (onSlotLost: polling): each stream's checkpoint becomes a poll's
+   * (ReplicationPositions.toPolling), then the source is polled, logged as an error and shown
+   * on /metrics.
    */
   private fallBackToPolling(reason: string): void {
     for (const runner of this.source.streams) {
-      const saved = this.store.load(runner.id);
-      const replication = (saved?.extra as { replication?: { lsn?: string; commitTime?: string } } | undefined)?.replication;
-      // Already polled, or never positioned (its initial load cut short): the polls read it all.
-      if (saved === undefined || saved.watermark !== null || replication?.lsn === undefined) continue;
-      const handled = Date.parse(replication.commitTime ?? saved.updatedAt);
-      const watermark = new Date(handled - runner.stream.spec.maxCommitDelayMs).toISOString();
-      this.store.save(runner.id, { ...saved, watermark, snapshot: null, inProgress: null, history: undefined, updatedAt: new Date().toISOString() });
-      this.logger.warn({ stream: runner.id, watermark }, 'replication position turned into a poll checkpoint');
+      const watermark = this.positions.toPolling(runner);
+      if (watermark !== undefined) this.logger.warn({ stream: runner.id, watermark }, 'replication position turned into a poll checkpoint');
     }
     this.status.pollingFallback = true;
     this.stopped = true;
@@ -222,51 +217,10 @@ export class ReplicationRunner {
     this.options.onFallback();
   }
 
-  /** The position a stream's checkpoint says it has handled (read from disk once, then kept). */
-  private lsnOf(runner: StreamRunner): string | null {
-    if (!this.positions.has(runner)) {
-      const saved = this.store.load(runner.id);
-      const extra = saved?.extra as { replication?: { lsn?: string; commitTime?: string; incomplete?: [string, number][] } } | undefined;
-      this.positions.set(runner, { lsn: extra?.replication?.lsn ?? null, commitTime: extra?.replication?.commitTime ?? null, rowsEmitted: saved?.rowsEmitted ?? 0 });
-      if (!this.incomplete.has(runner)) this.incomplete.set(runner, new Map(extra?.replication?.incomplete ?? []));
-    }
-    return this.positions.get(runner)!.lsn;
-  }
-
-  /** The stream's checkpoint with its counters and the position it has handled, saved atomically. */
-  private checkpoint(runner: StreamRunner, lsn: string, rows: number, commitTime?: Date): void {
-    this.lsnOf(runner);
-    const position = this.positions.get(runner)!;
-    // When the last transaction handled committed (a fallback to polling starts there); kept when unknown.
-    const committed = commitTime?.toISOString() ?? position.commitTime ?? new Date().toISOString();
-    const state = runner.companion.save() as Record<string, unknown>;
-    const checkpoint = {
-      version: 1 as const, watermark: null, snapshot: null, inProgress: null, rowsEmitted: position.rowsEmitted + rows,
-      updatedAt: new Date().toISOString(), extra: { ...state, replication: { slot: this.name, lsn, commitTime: committed, incomplete: [...this.waiting(runner)] } },
-    };
-    this.store.save(runner.id, checkpoint);
-    this.positions.set(runner, { lsn, commitTime: committed, rowsEmitted: checkpoint.rowsEmitted });
-    runner.companion.saved(state, checkpoint);
-  }
-
-  /** The stream's counters during its initial load, with no position (a restart loads again). */
-  private saveCounters(runner: StreamRunner, rows: number): void {
-    const state = runner.companion.save() as Record<string, unknown>;
-    const checkpoint = { version: 1 as const, watermark: null, snapshot: null, inProgress: null, rowsEmitted: rows, updatedAt: new Date().toISOString(), extra: state };
-    this.store.save(runner.id, checkpoint);
-    runner.companion.saved(state, checkpoint);
-  }
-
   /** The stream's select list, with its completeness where it declares one. */
   private selectList(runner: StreamRunner): string {
     const { selectList, complete } = runner.stream.spec;
     return complete === undefined ? selectList : `${selectList}, (${complete}) AS "__complete"`;
-  }
-
-  private waiting(runner: StreamRunner): Map<string, number> {
-    let found = this.incomplete.get(runner);
-    if (!found) this.incomplete.set(runner, (found = new Map()));
-    return found;
   }
 
   /**
@@ -274,7 +228,7 @@ export class ReplicationRunner {
    * streamed too); an incomplete one waits, remembered with when it was first seen.
    */
   private complete(runner: StreamRunner, rows: Record<string, unknown>[]): Record<string, unknown>[] {
-    const waiting = this.waiting(runner);
+    const waiting = this.positions.waiting(runner);
     const now = Date.now();
     return rows.filter((r) => {
       const id = runner.stream.rowId(r);
@@ -292,8 +246,8 @@ export class ReplicationRunner {
     if (this.stopped) return;
     const now = Date.now();
     for (const runner of this.source.streams) {
-      const lsn = this.lsnOf(runner);
-      const waiting = this.waiting(runner);
+      const lsn = this.positions.lsnOf(runner);
+      const waiting = this.positions.waiting(runner);
       if (lsn === null || waiting.size === 0) continue;
       const due = [...waiting].filter(([, first]) => now - first >= runner.stream.spec.maxCommitDelayMs).map(([id]) => id);
       if (due.length === 0) continue;
@@ -304,7 +258,7 @@ export class ReplicationRunner {
         client.release();
       }
       for (const id of due) waiting.delete(id);
-      this.checkpoint(runner, lsn, due.length);
+      this.positions.save(runner, lsn, due.length);
     }
   }
 
@@ -314,26 +268,38 @@ export class ReplicationRunner {
     let idType = this.idTypes.get(runner);
     if (idType === undefined) this.idTypes.set(runner, (idType = await idTypeOf(client, runner.stream)));
     const handle = runner.pageHandler();
-    // Pages of the source's batchSize, as a poll reads them. The next page is read while this
-    // one is delivered (PostgreSQL and the event store work at the same time); pages are
-    // delivered in order.
+    // Pages of the source's batchSize, as a poll reads them. Three stages overlap: the next
+    // page is read from PostgreSQL while this one is mapped and looked up, and while the
+    // previous one is written to the event store (the ids of a batch are distinct, so two
+    // pages in flight never hold the same row; the journal records each page's classification
+    // before its rows are written). The caller checkpoints once all are delivered.
     const size = runner.stream.spec.batchSize;
     const read = (i: number) => {
       const params: unknown[] = [ids.slice(i, i + size)];
       const param = (value: unknown) => `$${params.push(value)}`;
       const where = [`t.${idColumn} = ANY($1::${idType}[])`, ...(filter ? [filter(param)] : [])].join(' AND ');
-      return client.query<Record<string, unknown>>(`SELECT ${this.selectList(runner)} FROM ${qualified} t WHERE ${where}`, params);
+      const query = client.query<Record<string, unknown>>(`SELECT ${this.selectList(runner)} FROM ${qualified} t WHERE ${where}`, params);
+      // Awaited in turn; a failure while an earlier page is delivered must not count as unhandled.
+      query.catch(() => undefined);
+      return query;
     };
     let next = ids.length > 0 ? read(0) : undefined;
+    const delivering: Promise<void>[] = [];
     try {
       for (let i = 0; next !== undefined; i += size) {
         const { rows } = await next;
         next = i + size < ids.length ? read(i + size) : undefined;
-        await handle(keep(rows));
+        const page = handle(keep(rows));
+        // Its failure is awaited below; until then it must not count as unhandled.
+        page.catch(() => undefined);
+        delivering.push(page);
+        // At most two pages delivered at once; a failure of any fails the batch.
+        if (delivering.length >= 2) await delivering[delivering.length - 2];
       }
+      await Promise.all(delivering);
     } finally {
-      // A failed delivery leaves the read ahead to finish before the connection is released.
-      await next?.catch(() => undefined);
+      // After a failure, what is in flight finishes before the connection is released.
+      await Promise.allSettled([next, ...delivering]);
     }
   }
 
@@ -355,11 +321,11 @@ export class ReplicationRunner {
       const { rows, incomplete } = await loadStream({
         client, runner, selectList: this.selectList(runner), bulk, logger: this.logger,
         // The counters, without a position: a restart loads again, and finds these rows stored.
-        chunkCommitted: (loaded) => this.saveCounters(runner, loaded),
+        chunkCommitted: (loaded) => this.positions.saveCounters(runner, loaded),
       });
-      const waiting = this.waiting(runner);
+      const waiting = this.positions.waiting(runner);
       for (const id of incomplete) if (!waiting.has(id)) waiting.set(id, Date.now());
-      this.checkpoint(runner, consistentPoint, rows, createdAt);
+      this.positions.save(runner, consistentPoint, rows, createdAt);
       this.logger.info({ stream: runner.id, rows, bulk: bulk !== undefined, waitingIncomplete: incomplete.length }, 'initial load done');
     }
   }
@@ -400,7 +366,7 @@ export class ReplicationRunner {
     try {
       await this.refuseUnknownTables(client, batch);
       for (const [table, runner] of this.byTable) {
-        const handled = this.lsnOf(runner);
+        const handled = this.positions.lsnOf(runner);
         const upserted = new Set<string>();
         let deleted = 0;
         let touched = false;
@@ -423,7 +389,7 @@ export class ReplicationRunner {
         const delivering = performance.now();
         await this.readByIds(client, runner, [...upserted], (rows) => this.complete(runner, rows));
         const checkpointing = performance.now();
-        this.checkpoint(runner, last, upserted.size, batch[batch.length - 1]!.commitTime);
+        this.positions.save(runner, last, upserted.size, batch[batch.length - 1]!.commitTime);
         deliverMs += checkpointing - delivering;
         checkpointMs += performance.now() - checkpointing;
       }

@@ -103,7 +103,8 @@ for (const mode of ['polling', 'replication'] as const) describe(`real write pat
   let cluster: PgCluster | undefined;
   const database = (schema: 'claude-nexus-proxy' | 'sidekick-forge') => createTestDatabase({ schemas: [schema], cluster });
   beforeAll(async () => {
-    if (mode === 'replication') cluster = await startPgCluster({ settings: { wal_level: 'logical', max_replication_slots: '8', max_wal_senders: '8' } });
+    // logical_decoding_work_mem at its minimum: large transactions are streamed while they run (protocol version 2).
+    if (mode === 'replication') cluster = await startPgCluster({ settings: { wal_level: 'logical', max_replication_slots: '8', max_wal_senders: '8', logical_decoding_work_mem: '64kB' } });
     stateDir = mkdtempSync(join(tmpdir(), 'tw-patterns-store-'));
     store = await openStore(testConfig('postgres://unused', { stateDir, clickhouse: { database: DB } }));
     await store.command(`DROP DATABASE IF EXISTS ${DB} SYNC`);
@@ -269,8 +270,10 @@ for (const mode of ['polling', 'replication'] as const) describe(`real write pat
             for (let i = 0; i < 90; i++) {
               await client.query('SAVEPOINT s');
               await client.query(
-                `INSERT INTO api_requests (request_id, domain, timestamp, model, request_type, response_status, input_tokens, output_tokens)
-                 VALUES ($1, 'savepoint.example.com', now(), 'claude-sonnet-4-5-20250929', 'inference', 200, $2, 3)`,
+                // With the request's body, as the proxy stores it: about 100 kB a transaction.
+                `INSERT INTO api_requests (request_id, domain, timestamp, model, request_type, response_status, input_tokens, output_tokens, body)
+                 VALUES ($1, 'savepoint.example.com', now(), 'claude-sonnet-4-5-20250929', 'inference', 200, $2, 3,
+                   jsonb_build_object('messages', jsonb_build_array(jsonb_build_object('role', 'user', 'content', (SELECT string_agg(md5(random()::text), ' ') FROM generate_series(1, 40))))))`,
                 [randomUUID(), 10 + i],
               );
               await client.query(i % 5 === 4 ? 'ROLLBACK TO SAVEPOINT s' : 'RELEASE SAVEPOINT s');

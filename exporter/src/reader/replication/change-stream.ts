@@ -10,6 +10,12 @@
 // transaction not confirmed, and a restart streams it again. At least once from the server,
 // exactly once with the caller's checkpoint of the last LSN it handled.
 //
+// Large transactions (PostgreSQL 14 and later, `streaming`): the server sends a transaction's
+// changes in blocks while it runs, once it exceeds logical_decoding_work_mem, instead of
+// decoding it from disk after its commit; the ids are gathered per (sub)transaction, a
+// subtransaction rolled back is dropped, and at the commit the transaction is handed over like
+// any other (streaming-pgoutput.ts).
+//
 // Keepalives. The server sends one when it has nothing for us, with the end of its WAL. If
 // every transaction received is handled and confirmed, that position is confirmed too:
 // otherwise a slot on a database busy with tables we do not publish (pgoutput sends no empty
@@ -19,6 +25,7 @@
 //
 import type pg from 'pg';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
+import { StreamingPgoutputPlugin, type StreamMessage, type StreamedChange } from './streaming-pgoutput.ts';
 
 export interface TableChanges {
   /** Ids (the primary key's text) inserted or updated, in the order of their last change. */
@@ -56,6 +63,8 @@ export interface ChangeStreamOptions {
   onActivity?(): void;
   /** The slot's confirmed position when the stream starts: what a keepalive reply repeats until more is confirmed. */
   confirmed?: string;
+  /** Large transactions streamed while they run (protocol version 2: PostgreSQL 14 and later). */
+  streaming?: boolean;
 }
 
 /** An LSN as PostgreSQL prints it ("16/B374D848") to a number, for comparisons. */
@@ -64,10 +73,17 @@ export function lsnValue(lsn: string): bigint {
   return (BigInt(`0x${high}`) << 32n) + BigInt(`0x${low}`);
 }
 
+/** A transaction streamed while it runs: the changes of each of its (sub)transactions by table, in order of appearance. */
+type StreamedTransaction = Map<number, Map<string, TableChanges>>;
+
 export class ChangeStream {
   private readonly options: ChangeStreamOptions;
   private readonly service: LogicalReplicationService;
   private current: CommittedTransaction | undefined;
+  /** Streamed transactions not committed yet, by top-level xid. */
+  private readonly streamed = new Map<number, StreamedTransaction>();
+  /** The top-level xid of the stream block being received. */
+  private block: number | undefined;
   private running: Promise<unknown> | undefined;
   /** Commit positions of the transactions handed to onTransaction and not confirmed yet. */
   private readonly unconfirmed: bigint[] = [];
@@ -93,7 +109,9 @@ export class ChangeStream {
 
   /** Starts streaming from the slot's confirmed position. */
   start(): void {
-    const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [this.options.publication] });
+    const plugin = this.options.streaming
+      ? new StreamingPgoutputPlugin(this.options.publication)
+      : new PgoutputPlugin({ protoVersion: 1, publicationNames: [this.options.publication] });
     this.running = this.service.subscribe(plugin, this.options.slot).catch((error: unknown) => {
       if (!this.service.isStop()) this.options.onError(error as Error);
     });
@@ -118,7 +136,7 @@ export class ChangeStream {
     // The queue is pg-logical-replication's own (2.5.0, pinned exactly): messages received and
     // not yet handed to us.
     const queue = (this.service as unknown as { _messageQueue?: unknown[]; _processing?: boolean });
-    return this.current === undefined && this.unconfirmed.length === 0 && (queue._messageQueue?.length ?? 0) === 0 && queue._processing !== true;
+    return this.current === undefined && this.streamed.size === 0 && this.unconfirmed.length === 0 && (queue._messageQueue?.length ?? 0) === 0 && queue._processing !== true;
   }
 
   private async onKeepalive(lsn: string, shouldRespond: boolean): Promise<void> {
@@ -131,6 +149,13 @@ export class ChangeStream {
     await this.running;
   }
 
+  private idOf(relation: Pgoutput.MessageRelation, row: Record<string, unknown> | null): string | undefined {
+    const key = this.options.keys.get(`${relation.schema}.${relation.name}`) ?? relation.keyColumns[0];
+    const value = key === undefined || row === null ? undefined : row[key];
+    return value === undefined || value === null ? undefined : String(value);
+  }
+
+  /** The changes of `relation` in the open transaction. */
   private changes(relation: Pgoutput.MessageRelation): TableChanges {
     const name = `${relation.schema}.${relation.name}`;
     let found = this.current!.tables.get(name);
@@ -138,14 +163,70 @@ export class ChangeStream {
     return found;
   }
 
-  private idOf(relation: Pgoutput.MessageRelation, row: Record<string, unknown> | null): string | undefined {
-    const key = this.options.keys.get(`${relation.schema}.${relation.name}`) ?? relation.keyColumns[0];
-    const value = key === undefined || row === null ? undefined : row[key];
-    return value === undefined || value === null ? undefined : String(value);
+  /**
+   * A change inside a stream block, into its (sub)transaction's changes. A later ROLLBACK TO
+   * SAVEPOINT may undo another subtransaction's delete, so a delete never removes an id here
+   * (a row deleted in the end is simply not found when read by id).
+   */
+  private streamedChange(message: StreamedChange): void {
+    const transaction = this.streamed.get(this.block!)!;
+    let tables = transaction.get(message.streamXid);
+    if (!tables) transaction.set(message.streamXid, (tables = new Map()));
+    const relations = message.tag === 'truncate' ? message.relations : 'relation' in message ? [message.relation] : [];
+    for (const relation of relations) {
+      const name = `${relation.schema}.${relation.name}`;
+      let changes = tables.get(name);
+      if (!changes) tables.set(name, (changes = { upserted: new Set(), deleted: 0, truncated: false }));
+      if (message.tag === 'insert' || message.tag === 'update') {
+        const id = this.idOf(relation, message.new);
+        if (id === undefined) continue;
+        changes.upserted.delete(id);
+        changes.upserted.add(id);
+      } else if (message.tag === 'delete') {
+        changes.deleted += 1;
+      } else if (message.tag === 'truncate') {
+        changes.truncated = true;
+      }
+    }
   }
 
-  private async onMessage(lsn: string, message: Pgoutput.Message): Promise<void> {
+  /** A committed streamed transaction's changes: those of its subtransactions not rolled back, together. */
+  private mergeStreamed(xid: number): Map<string, TableChanges> {
+    const merged = new Map<string, TableChanges>();
+    for (const tables of this.streamed.get(xid)?.values() ?? []) {
+      for (const [name, changes] of tables) {
+        let into = merged.get(name);
+        if (!into) merged.set(name, (into = { upserted: new Set(), deleted: 0, truncated: false }));
+        for (const id of changes.upserted) {
+          into.upserted.delete(id);
+          into.upserted.add(id);
+        }
+        into.deleted += changes.deleted;
+        into.truncated ||= changes.truncated;
+      }
+    }
+    this.streamed.delete(xid);
+    return merged;
+  }
+
+  private async onMessage(lsn: string, received: Pgoutput.Message): Promise<void> {
+    const message = received as Pgoutput.Message | StreamMessage;
     switch (message.tag) {
+      case 'stream_start':
+        this.block = message.xid;
+        if (!this.streamed.has(message.xid)) this.streamed.set(message.xid, new Map());
+        return;
+      case 'stream_stop':
+        this.block = undefined;
+        return;
+      case 'stream_abort':
+        // The whole transaction, or one subtransaction (ROLLBACK TO SAVEPOINT).
+        if (message.subxid === message.xid) this.streamed.delete(message.xid);
+        else this.streamed.get(message.xid)?.delete(message.subxid);
+        return;
+      case 'stream_commit':
+        await this.committed({ xid: message.xid, lsn: message.commitEndLsn, commitTime: new Date(Number(message.commitTime / 1000n)), tables: this.mergeStreamed(message.xid) });
+        return;
       case 'begin':
         this.current = { xid: message.xid, lsn, commitTime: new Date(Number(message.commitTime) / 1000), tables: new Map() };
         return;
@@ -153,6 +234,7 @@ export class ChangeStream {
       case 'update': {
         const id = this.idOf(message.relation, message.new);
         if (id === undefined) return;
+        if ('streamXid' in message) return this.streamedChange(message as StreamedChange);
         const changes = this.changes(message.relation);
         // Re-added at the end: the set keeps the order of each id's last change.
         changes.upserted.delete(id);
@@ -162,12 +244,14 @@ export class ChangeStream {
       case 'delete': {
         const id = this.idOf(message.relation, message.key ?? message.old);
         if (id === undefined) return;
+        if ('streamXid' in message) return this.streamedChange(message as StreamedChange);
         const changes = this.changes(message.relation);
         changes.upserted.delete(id);
         changes.deleted += 1;
         return;
       }
       case 'truncate':
+        if ('streamXid' in message) return this.streamedChange(message as StreamedChange);
         for (const relation of message.relations) {
           const changes = this.changes(relation);
           changes.truncated = true;
@@ -178,12 +262,16 @@ export class ChangeStream {
         const transaction = this.current!;
         this.current = undefined;
         transaction.lsn = message.commitEndLsn ?? lsn;
-        this.unconfirmed.push(lsnValue(transaction.lsn));
-        await this.options.onTransaction(transaction);
+        await this.committed(transaction);
         return;
       }
       default:
         return;
     }
+  }
+
+  private async committed(transaction: CommittedTransaction): Promise<void> {
+    this.unconfirmed.push(lsnValue(transaction.lsn));
+    await this.options.onTransaction(transaction);
   }
 }

@@ -141,6 +141,32 @@ describe('logical replication change stream', () => {
   });
 });
 
+/** A logical cluster with `ddl` run, the publication over public.requests and its slot created. */
+async function slotCluster(slot: string, settings: Record<string, string>, ddl: string): Promise<{ cluster: PgCluster; db: pg.Pool }> {
+  const cluster = await startPgCluster({ settings: { wal_level: 'logical', max_replication_slots: '4', max_wal_senders: '4', ...settings } });
+  const db = new pg.Pool({ connectionString: cluster.url() });
+  await db.query(ddl);
+  await ensurePublication(db, slot, ['public.requests']);
+  await (await createSlot({ connectionString: cluster.url() }, slot)).close();
+  return { cluster, db };
+}
+
+/** A stream of `slot` on public.requests that confirms every transaction it receives. */
+function confirmingStream(cluster: PgCluster, slot: string, options: { confirmed?: string; streaming?: boolean } = {}): { stream: ChangeStream; seen: CommittedTransaction[]; errors: Error[] } {
+  const seen: CommittedTransaction[] = [];
+  const errors: Error[] = [];
+  const stream: ChangeStream = new ChangeStream({
+    connection: { connectionString: cluster.url() }, slot, publication: slot, keys: new Map([['public.requests', 'id']]), ...options,
+    onTransaction: async (t) => {
+      seen.push(t);
+      await stream.confirm(t.lsn);
+    },
+    onError: (error) => errors.push(error),
+  });
+  stream.start();
+  return { stream, seen, errors };
+}
+
 // A slot only moves when its consumer confirms; pgoutput sends nothing for transactions on
 // tables it does not publish. Without confirming keepalives, a platform writing mostly other
 // tables would keep all that WAL, and an idle stream would be cut off by wal_sender_timeout.
@@ -150,12 +176,8 @@ describe('logical replication keepalives', () => {
   const slot = replicationName('keepalive');
 
   beforeAll(async () => {
-    cluster = await startPgCluster({ settings: { wal_level: 'logical', max_replication_slots: '4', max_wal_senders: '4', wal_sender_timeout: '2s' } });
-    db = new pg.Pool({ connectionString: cluster.url() });
-    await db.query('CREATE TABLE requests (id bigint PRIMARY KEY, tokens int NOT NULL)');
-    await db.query('CREATE TABLE other (id bigserial PRIMARY KEY, payload text NOT NULL)');
-    await ensurePublication(db, slot, ['public.requests']);
-    await (await createSlot({ connectionString: cluster.url() }, slot)).close();
+    ({ cluster, db } = await slotCluster(slot, { wal_sender_timeout: '2s' },
+      'CREATE TABLE requests (id bigint PRIMARY KEY, tokens int NOT NULL); CREATE TABLE other (id bigserial PRIMARY KEY, payload text NOT NULL)'));
   }, 60_000);
   afterAll(async () => {
     await db?.end();
@@ -163,18 +185,7 @@ describe('logical replication keepalives', () => {
   });
 
   it('confirms the server position when idle: WAL of unpublished tables is released, and an idle stream outlives wal_sender_timeout', async () => {
-    const seen: CommittedTransaction[] = [];
-    const errors: Error[] = [];
-    const stream: ChangeStream = new ChangeStream({
-      connection: { connectionString: cluster.url() }, slot, publication: slot, keys: new Map([['public.requests', 'id']]),
-      confirmed: (await slotStatus(db, slot)).confirmedLsn ?? undefined,
-      onTransaction: async (t) => {
-        seen.push(t);
-        await stream.confirm(t.lsn);
-      },
-      onError: (error) => errors.push(error),
-    });
-    stream.start();
+    const { stream, seen, errors } = confirmingStream(cluster, slot, { confirmed: (await slotStatus(db, slot)).confirmedLsn ?? undefined });
     try {
       const start = await slotStatus(db, slot);
       // About 8 MB of WAL on a table the publication does not hold, over 6 s (3 × wal_sender_timeout).
@@ -213,11 +224,7 @@ describe('logical replication of large transactions, streamed while they run', (
   const slot = replicationName('streaming');
 
   beforeAll(async () => {
-    cluster = await startPgCluster({ settings: { wal_level: 'logical', max_replication_slots: '4', max_wal_senders: '4', logical_decoding_work_mem: '64kB' } });
-    db = new pg.Pool({ connectionString: cluster.url() });
-    await db.query('CREATE TABLE requests (id bigint PRIMARY KEY, tokens int NOT NULL, note text)');
-    await ensurePublication(db, slot, ['public.requests']);
-    await (await createSlot({ connectionString: cluster.url() }, slot)).close();
+    ({ cluster, db } = await slotCluster(slot, { logical_decoding_work_mem: '64kB' }, 'CREATE TABLE requests (id bigint PRIMARY KEY, tokens int NOT NULL, note text)'));
   }, 60_000);
   afterAll(async () => {
     await db?.end();
@@ -225,17 +232,7 @@ describe('logical replication of large transactions, streamed while they run', (
   });
 
   it('hands over only what commits, in commit order: subtransactions and transactions rolled back after being streamed leave nothing', async () => {
-    const seen: CommittedTransaction[] = [];
-    const errors: Error[] = [];
-    const stream: ChangeStream = new ChangeStream({
-      connection: { connectionString: cluster.url() }, slot, publication: slot, keys: new Map([['public.requests', 'id']]), streaming: true,
-      onTransaction: async (t) => {
-        seen.push(t);
-        await stream.confirm(t.lsn);
-      },
-      onError: (error) => errors.push(error),
-    });
-    stream.start();
+    const { stream, seen, errors } = confirmingStream(cluster, slot, { streaming: true });
     const rows = (from: number, to: number) => `INSERT INTO requests SELECT i, i, repeat('x', 40) FROM generate_series(${from}, ${to}) i`;
     const a = await db.connect();
     const c = await db.connect();

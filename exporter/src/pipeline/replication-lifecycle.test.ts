@@ -1,4 +1,5 @@
-// mode: replication over a source's life: a first start with startFrom: now, a slot lost while
+// mode: replication over a source's life: a first start with startFrom: now, a PostgreSQL
+// restart while rows stream, a slot lost while
 // tokenwatch was stopped (onSlotLost: polling: the source is polled from the last change
 // handled, shown on /metrics, nothing counted twice), and schema changes at the source (a new
 // column streams on; a renamed table stops the stream with an error that says what to do, and
@@ -34,7 +35,7 @@ describe('mode: replication over a source\'s life', () => {
   const databases: TestDatabase[] = [];
 
   beforeAll(async () => {
-    cluster = await startPgCluster({ settings: { wal_level: 'logical', max_replication_slots: '6', max_wal_senders: '6' } });
+    cluster = await startPgCluster({ settings: { wal_level: 'logical', max_replication_slots: '12', max_wal_senders: '12' } });
     const stateDir = mkdtempSync(join(tmpdir(), 'tw-replication-life-'));
     dirs.push(stateDir);
     store = await openStore(testConfig('postgres://unused', { stateDir, clickhouse: { database: DB } }));
@@ -142,6 +143,29 @@ describe('mode: replication over a source\'s life', () => {
       await new Promise((r) => setTimeout(r, 500));
       expect(sumSamples(text(), 'tokenwatch_requests_total')).toBe(22);
       expect(sumSamples(text(), 'tokenwatch_replication_fallback')).toBe(1);
+    } finally {
+      await pipeline.close();
+    }
+  }, 90_000);
+
+  it('a PostgreSQL restart while rows stream: shown as source_up 0, then streamed on from the slot, nothing lost or counted twice', async () => {
+    const db = await database();
+    const tenant = `${db.name}.t`;
+    const { pipeline, text } = await open(db, stateDir());
+    try {
+      await insert(db, tenant, 20);
+      await until(async () => (await storedOf(tenant)) === 20, 'the rows before the restart');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(sumSamples(text(), 'tokenwatch_requests_total')).toBe(20);
+      await cluster.stopServer();
+      await until(async () => sumSamples(text(), 'tokenwatch_source_up', 'table="api_requests"') === 0, 'source_up 0 while the server is down');
+      await cluster.startServer();
+      // Written while tokenwatch reconnects (it retries every 5 s).
+      await insert(db, tenant, 15);
+      await until(async () => (await storedOf(tenant)) === 35, 'the rows after the restart', 45_000);
+      await until(async () => sumSamples(text(), 'tokenwatch_source_up', 'table="api_requests"') === 1, 'source_up 1 again');
+      expect(sumSamples(text(), 'tokenwatch_requests_total')).toBe(35);
+      expect(Number((await store.query<{ n: string }>(`SELECT toString(count()) AS n FROM ${DB}.requests WHERE tenant = '${tenant}'`))[0]!.n)).toBe(35);
     } finally {
       await pipeline.close();
     }

@@ -128,7 +128,21 @@ export class ChangeStream {
   private async acknowledge(lsn: string): Promise<void> {
     if (this.confirmed !== undefined && lsnValue(lsn) < lsnValue(this.confirmed)) lsn = this.confirmed;
     this.confirmed = lsn;
-    await this.service.acknowledge(lsn);
+    await this.sendStatus(lsn);
+  }
+
+  /**
+   * A standby status update with `lsn` as written and flushed. pg-logical-replication adds 1 to
+   * the position it is given ("last byte + 1"), but PostgreSQL's positions are already the end
+   * of a record: a walsender whose client confirms its sent position + 1 never sees the two
+   * equal, and a fast shutdown of the server waits for it until pg_ctl gives up. So the library
+   * is given the position less 1.
+   */
+  private async sendStatus(lsn: string): Promise<void> {
+    const value = lsnValue(lsn);
+    if (value === 0n) return;
+    const before = value - 1n;
+    await this.service.acknowledge(`${(before >> 32n).toString(16).toUpperCase()}/${(before & 0xffffffffn).toString(16).toUpperCase()}`);
   }
 
   /** Nothing received is waiting: no transaction open, handled or queued in the library (flow control). */
@@ -141,7 +155,7 @@ export class ChangeStream {
 
   private async onKeepalive(lsn: string, shouldRespond: boolean): Promise<void> {
     if (this.idle()) await this.acknowledge(lsn);
-    else if (shouldRespond && this.confirmed !== undefined) await this.service.acknowledge(this.confirmed);
+    else if (shouldRespond && this.confirmed !== undefined) await this.sendStatus(this.confirmed);
   }
 
   async stop(): Promise<void> {

@@ -4,7 +4,8 @@
 // handled, shown on /metrics, nothing counted twice), and schema changes at the source (a new
 // column streams on; a renamed table stops the stream with an error that says what to do, and
 // doing it resumes the stream with nothing lost), Sidekick Forge with a dedicated client's
-// own database, a slot in each, and the initial load in bulk against row by row.
+// own database, a slot in each, the initial load in bulk against row by row, and an event
+// store write failing in the middle of a batch.
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -166,6 +167,37 @@ describe('mode: replication over a source\'s life', () => {
       await until(async () => sumSamples(text(), 'tokenwatch_source_up', 'table="api_requests"') === 1, 'source_up 1 again');
       expect(sumSamples(text(), 'tokenwatch_requests_total')).toBe(35);
       expect(Number((await store.query<{ n: string }>(`SELECT toString(count()) AS n FROM ${DB}.requests WHERE tenant = '${tenant}'`))[0]!.n)).toBe(35);
+    } finally {
+      await pipeline.close();
+    }
+  }, 90_000);
+
+  it('an event store write that fails in the middle of a batch: the batch is streamed again, every row stored and counted once', async () => {
+    const db = await database();
+    const tenant = `${db.name}.t`;
+    /** Fails its second write once: a page of a batch, with the page before it written. */
+    class FailingOnce extends ClickHouseSink {
+      writes = 0;
+      override async write(...args: Parameters<ClickHouseSink['write']>): Promise<void> {
+        if (++this.writes === 2) throw new Error('event store down');
+        return super.write(...args);
+      }
+    }
+    const sink = new FailingOnce(store, 'redacted');
+    const config = testConfig(db.url, { stateDir: dirs[0]!, sources: [{ type: 'claude-nexus-proxy', mode: 'replication', name: db.name, batchSize: 300 }], clickhouse: { database: DB } });
+    const metrics = new MetricsRegistry();
+    const pipeline = await Pipeline.open({ config, logger: silentLogger(), sinks: [sink], store: new FileCheckpointStore(stateDir()), autoSources: false, metrics });
+    pipeline.start();
+    try {
+      await until(async () => (await db.pool.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active', [replicationName(db.name)])).rowCount === 1, 'the slot to be streamed');
+      // One transaction of 1,000 rows: four pages of 300.
+      await db.pool.query(`INSERT INTO api_requests (request_id, domain, timestamp, model, request_type, response_status, input_tokens, output_tokens)
+        SELECT gen_random_uuid(), $1, now() - interval '1 second', 'claude-sonnet-4-5', 'inference', 200, 10, 1 FROM generate_series(1, 1000)`, [tenant]);
+      await until(async () => (await storedOf(tenant)) === 1000, 'every row, after the retry', 45_000);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(sink.writes).toBeGreaterThan(4);
+      expect(sumSamples(prometheusText(metrics.collect(pipeline.statuses(), [], [])), 'tokenwatch_requests_total')).toBe(1000);
+      expect(sumSamples(prometheusText(metrics.collect(pipeline.statuses(), [], [])), 'tokenwatch_tokens_total', 'type="input"')).toBe(10_000);
     } finally {
       await pipeline.close();
     }

@@ -21,11 +21,14 @@ export interface PageDelivery {
   journal: VersionJournal;
   emit(events: CanonicalEvent[], stored: ReadonlyMap<string, StoredVersion>): Promise<void>;
   metrics: MetricsRegistry | undefined;
+  /** Events of rows known never to have been delivered: not looked up (classified new). */
+  unseen?: ReadonlySet<CanonicalEvent>;
 }
 
 export async function deliverPage(events: readonly CanonicalEvent[], d: PageDelivery): Promise<DeliveryCounts> {
   const versioned = events.filter(isVersioned);
-  const stored = versioned.length === 0 ? new Map<string, StoredVersion>() : await d.ledger.storedVersions(versioned);
+  const lookup = d.unseen === undefined ? versioned : versioned.filter((e) => !d.unseen!.has(e));
+  const stored = lookup.length === 0 ? new Map<string, StoredVersion>() : await d.ledger.storedVersions(lookup);
   const classified = classify(events, stored, d.journal.pending());
   // Durable before the rows are written: a page written but never checkpointed is counted
   // as classified here when it is read again (version-journal.ts).

@@ -175,12 +175,17 @@ describe('mode: replication over a source\'s life', () => {
   it('an event store write that fails in the middle of a batch: the batch is streamed again, every row stored and counted once', async () => {
     const db = await database();
     const tenant = `${db.name}.t`;
-    /** Fails its second write once: a page of a batch, with the page before it written. */
+    /** Fails its second write once: a page of a batch, with the page before it written. Counts the requests looked up, before and after. */
     class FailingOnce extends ClickHouseSink {
       writes = 0;
+      lookedUp = [0, 0];
       override async write(...args: Parameters<ClickHouseSink['write']>): Promise<void> {
         if (++this.writes === 2) throw new Error('event store down');
         return super.write(...args);
+      }
+      override async storedVersions(...args: Parameters<ClickHouseSink['storedVersions']>): ReturnType<ClickHouseSink['storedVersions']> {
+        this.lookedUp[this.writes < 2 ? 0 : 1]! += args[0].filter((e) => e.kind === 'request').length;
+        return super.storedVersions(...args);
       }
     }
     const sink = new FailingOnce(store, 'redacted');
@@ -196,10 +201,65 @@ describe('mode: replication over a source\'s life', () => {
       await until(async () => (await storedOf(tenant)) === 1000, 'every row, after the retry', 45_000);
       await new Promise((r) => setTimeout(r, 500));
       expect(sink.writes).toBeGreaterThan(4);
+      // Rows the stream saw inserted are new to the event store: not looked up, the first time.
+      // The batch streamed again after the failure may have been written in part: all looked up.
+      expect(sink.lookedUp).toEqual([0, 1000]);
       expect(sumSamples(prometheusText(metrics.collect(pipeline.statuses(), [], [])), 'tokenwatch_requests_total')).toBe(1000);
       expect(sumSamples(prometheusText(metrics.collect(pipeline.statuses(), [], [])), 'tokenwatch_tokens_total', 'type="input"')).toBe(10_000);
     } finally {
       await pipeline.close();
+    }
+  }, 90_000);
+
+  it('a crash after a batch is written and before its checkpoint: the next process looks the batch up, and stores and counts each row once', async () => {
+    const db = await database();
+    const tenant = `${db.name}.t`;
+    const dir = stateDir();
+    /** Fails the stream's checkpoints once armed: the process "dies" between the event store write and the checkpoint. */
+    class DyingCheckpoints extends FileCheckpointStore {
+      armed = false;
+      override save(...args: Parameters<FileCheckpointStore['save']>): void {
+        if (this.armed && args[0].endsWith('/api_requests')) throw new Error('killed before the checkpoint');
+        super.save(...args);
+      }
+    }
+    class CountingLookups extends ClickHouseSink {
+      lookedUp = 0;
+      override async storedVersions(...args: Parameters<ClickHouseSink['storedVersions']>): ReturnType<ClickHouseSink['storedVersions']> {
+        this.lookedUp += args[0].filter((e) => e.kind === 'request').length;
+        return super.storedVersions(...args);
+      }
+    }
+    const config = testConfig(db.url, { stateDir: dir, sources: [{ type: 'claude-nexus-proxy', mode: 'replication', name: db.name }], clickhouse: { database: DB } });
+    const checkpoints = new DyingCheckpoints(dir);
+    const first = await Pipeline.open({ config, logger: silentLogger(), sinks: [new ClickHouseSink(store, 'redacted')], store: checkpoints, autoSources: false, metrics: new MetricsRegistry() });
+    first.start();
+    try {
+      await until(async () => (await db.pool.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active', [replicationName(db.name)])).rowCount === 1, 'the slot to be streamed');
+      checkpoints.armed = true;
+      await db.pool.query(`INSERT INTO api_requests (request_id, domain, timestamp, model, request_type, response_status, input_tokens, output_tokens)
+        SELECT gen_random_uuid(), $1, now() - interval '1 second', 'claude-sonnet-4-5', 'inference', 200, 10, 1 FROM generate_series(1, 500)`, [tenant]);
+      await until(async () => (await storedOf(tenant)) === 500, 'the batch written');
+    } finally {
+      await first.close();
+    }
+    const sink = new CountingLookups(store, 'redacted');
+    const metrics = new MetricsRegistry();
+    const second = await Pipeline.open({ config, logger: silentLogger(), sinks: [sink], store: new FileCheckpointStore(dir), autoSources: false, metrics });
+    second.start();
+    try {
+      const total = () => sumSamples(prometheusText(metrics.collect(second.statuses(), [], [])), 'tokenwatch_requests_total');
+      await until(async () => total() === 500, 'the batch counted by the next process');
+      await new Promise((r) => setTimeout(r, 500));
+      expect(total()).toBe(500);
+      // Streamed again, the batch's inserts are looked up (the first process may have written
+      // them): none is written a second time, so the rollups count each row once.
+      expect(sink.lookedUp).toBe(500);
+      const [stored] = await store.query<{ rows: string; rollup: string }>(`SELECT toString((SELECT count() FROM ${DB}.requests WHERE tenant = '${tenant}')) AS rows,
+        toString((SELECT sum(requests) FROM ${DB}.requests_daily WHERE tenant = '${tenant}')) AS rollup`);
+      expect(stored).toEqual({ rows: '500', rollup: '500' });
+    } finally {
+      await second.close();
     }
   }, 90_000);
 

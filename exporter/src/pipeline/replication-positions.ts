@@ -23,9 +23,17 @@ function savedReplication(extra: unknown): SavedReplication | undefined {
   return (extra as { replication?: SavedReplication } | undefined)?.replication;
 }
 
+/**
+ * How far past a batch's last position the written-up-to mark is set when it must move: the mark
+ * is saved (an fsync) once per this many bytes of WAL, not once per batch.
+ */
+const WRITTEN_MARK_AHEAD = 64n * 1024n * 1024n;
+
 export class ReplicationPositions {
   private readonly store: CheckpointStore;
   private readonly slot: string;
+  /** The written-up-to mark (see writtenUpTo), read from the store once. */
+  private written: bigint | undefined;
   private readonly positions = new Map<StreamRunner, Position>();
   /** Per stream: ids of rows seen incomplete, and when they were first seen (epoch ms). */
   private readonly incomplete = new Map<StreamRunner, Map<string, number>>();
@@ -75,6 +83,38 @@ export class ReplicationPositions {
     this.store.save(runner.id, checkpoint);
     this.positions.set(runner, { lsn, commitTime: committed, rowsEmitted: checkpoint.rowsEmitted });
     runner.companion.saved(state, checkpoint);
+  }
+
+  /**
+   * Every transaction handed to the event store so far, by any run of this slot (this process or
+   * one before a crash), committed at or below this position. A transaction above it was never
+   * written, so a row it inserted cannot be in the event store: its lookup is skipped. 0 when
+   * nothing was written yet. Durable because a process killed between a batch's write and its
+   * checkpoint leaves rows that the next must find: written again, the rollups would count them
+   * twice.
+   */
+  writtenUpTo(): bigint {
+    if (this.written === undefined) {
+      const saved = (this.store.load(this.markId()) as { extra?: { writtenUpTo?: string } } | undefined)?.extra?.writtenUpTo;
+      this.written = saved === undefined ? 0n : BigInt(saved);
+    }
+    return this.written;
+  }
+
+  /** Before a batch up to `lsn` is written: the mark is moved (durably, and ahead) to cover it. */
+  willWrite(lsn: bigint): void {
+    if (lsn <= this.writtenUpTo()) return;
+    const mark = lsn + WRITTEN_MARK_AHEAD;
+    // Kept as a checkpoint of its own beside the streams' (no counters in it).
+    this.store.save(this.markId(), {
+      version: 1, watermark: null, snapshot: null, inProgress: null, rowsEmitted: 0,
+      updatedAt: new Date().toISOString(), extra: { writtenUpTo: mark.toString() },
+    });
+    this.written = mark;
+  }
+
+  private markId(): string {
+    return `${this.slot}/written-up-to`;
   }
 
   /** The stream's counters during its initial load, with no position (a restart loads again). */

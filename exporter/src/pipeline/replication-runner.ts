@@ -262,12 +262,15 @@ export class ReplicationRunner {
     }
   }
 
-  /** Reads rows of `ids` with the stream's select list and delivers what `keep` keeps of each batch. */
-  private async readByIds(client: pg.PoolClient, runner: StreamRunner, ids: readonly string[], keep: (rows: Record<string, unknown>[]) => Record<string, unknown>[]): Promise<void> {
+  /**
+   * Reads rows of `ids` with the stream's select list and delivers what `keep` keeps of each
+   * batch; `fresh` are ids known to be new to the event store (not looked up).
+   */
+  private async readByIds(client: pg.PoolClient, runner: StreamRunner, ids: readonly string[], keep: (rows: Record<string, unknown>[]) => Record<string, unknown>[], fresh?: ReadonlySet<string>): Promise<void> {
     const { table: qualified, idColumn, filter } = runner.stream.spec;
     let idType = this.idTypes.get(runner);
     if (idType === undefined) this.idTypes.set(runner, (idType = await idTypeOf(client, runner.stream)));
-    const handle = runner.pageHandler();
+    const handle = runner.pageHandler(undefined, fresh);
     // Pages of the source's batchSize, as a poll reads them. Three stages overlap: the next
     // page is read from PostgreSQL while this one is mapped and looked up, and while the
     // previous one is written to the event store (the ids of a batch are distinct, so two
@@ -365,9 +368,17 @@ export class ReplicationRunner {
     const client = await this.source.pool.connect();
     try {
       await this.refuseUnknownTables(client, batch);
+      // Transactions above the mark were never handed to the event store: a row one of them
+      // inserted is new there, and its lookup is skipped. The mark then moves past this batch,
+      // before anything of it is written, so a batch streamed again (after a failure or a
+      // crash) is looked up in full.
+      const written = this.positions.writtenUpTo();
+      this.positions.willWrite(lsnValue(last));
       for (const [table, runner] of this.byTable) {
         const handled = this.positions.lsnOf(runner);
         const upserted = new Set<string>();
+        /** Ids whose first change in the batch inserted them. */
+        const fresh = new Set<string>();
         let deleted = 0;
         let touched = false;
         for (const transaction of batch) {
@@ -378,16 +389,18 @@ export class ReplicationRunner {
           // A deleted row is not kept (a retention job deletes millions at once): read by id
           // below, or when overdue, it is simply not found.
           deleted += changes.deleted;
+          const unwritten = lsnValue(transaction.lsn) > written;
           // Re-added at the end: the order of each id's last change.
           for (const id of changes.upserted) {
-            upserted.delete(id);
+            if (upserted.has(id)) upserted.delete(id);
+            else if (unwritten && changes.inserted.has(id)) fresh.add(id);
             upserted.add(id);
           }
         }
         if (!touched) continue;
         runner.status.rowsDeleted += deleted;
         const delivering = performance.now();
-        await this.readByIds(client, runner, [...upserted], (rows) => this.complete(runner, rows));
+        await this.readByIds(client, runner, [...upserted], (rows) => this.complete(runner, rows), fresh);
         const checkpointing = performance.now();
         this.positions.save(runner, last, upserted.size, batch[batch.length - 1]!.commitTime);
         deliverMs += checkpointing - delivering;

@@ -135,14 +135,23 @@ export class StreamRunner implements StreamParts {
     }
   }
 
-  /** Maps, delivers and counts one page of the stream's rows. */
-  pageHandler(onPage?: (rows: number) => void): PageHandler {
-    const { status, journal } = this;
+  /**
+   * Maps, delivers and counts one page of the stream's rows. `fresh`: ids of rows known never to
+   * have been delivered (the replication reader's inserts), whose events are not looked up.
+   */
+  pageHandler(onPage?: (rows: number) => void, fresh?: ReadonlySet<string>): PageHandler {
+    const { status, journal, stream } = this;
     const { ledger, metrics, logger } = this.services;
     return async (rows) => {
-      const events = this.mapRows(rows);
-      const delivered = await deliverPage(events, {
-        streamId: this.id, ledger, journal, metrics,
+      let events: CanonicalEvent[];
+      let unseen: CanonicalEvent[] = [];
+      if (fresh === undefined || fresh.size === 0) events = this.mapRows(rows);
+      else {
+        events = this.mapRows(rows.filter((r) => !fresh.has(stream.rowId(r))));
+        unseen = this.mapRows(rows.filter((r) => fresh.has(stream.rowId(r))));
+      }
+      const delivered = await deliverPage([...events, ...unseen], {
+        streamId: this.id, ledger, journal, metrics, unseen: new Set(unseen),
         emit: (toWrite, stored) => this.services.emit(toWrite, stored),
       });
       status.rowsRead += rows.length;

@@ -92,6 +92,8 @@ describe('logical replication change stream', () => {
       await b.query('INSERT INTO requests VALUES (12, 12, NULL)');
       await b.query('RELEASE SAVEPOINT s2');
       await b.query('DELETE FROM requests WHERE id = 3');
+      // Deleted and inserted again: not a new row (the event store may hold it).
+      await b.query('INSERT INTO requests VALUES (3, 30, NULL)');
       await b.query('COMMIT');
       await a.query('UPDATE requests SET note = $1 WHERE id = 10', ['x'.repeat(3000)]);
       await a.query('COMMIT');
@@ -103,12 +105,13 @@ describe('logical replication change stream', () => {
     expect(seen.length).toBe(3);
     const ids = seen.map((t) => {
       const c = t.tables.get('public.requests')!;
-      return { upserted: [...c.upserted], deleted: c.deleted };
+      return { upserted: [...c.upserted], inserted: [...c.inserted], deleted: c.deleted };
     });
+    // Inserted: rows that did not exist before their transaction (10 was then updated by it).
     expect(ids).toEqual([
-      { upserted: ['6'], deleted: 0 },
-      { upserted: ['2', '12'], deleted: 1 },
-      { upserted: ['10'], deleted: 0 },
+      { upserted: ['6'], inserted: ['6'], deleted: 0 },
+      { upserted: ['2', '12', '3'], inserted: ['12'], deleted: 1 },
+      { upserted: ['10'], inserted: ['10'], deleted: 0 },
     ]);
     expect(lsnValue(seen[1]!.lsn)).toBeLessThan(lsnValue(seen[2]!.lsn));
   });
@@ -270,14 +273,16 @@ describe('logical replication of large transactions, streamed while they run', (
     const summary = seen.map((t) => {
       const changes = t.tables.get('public.requests')!;
       const ids = [...changes.upserted].map(Number);
-      return { n: ids.length, min: Math.min(...ids), max: Math.max(...ids), deleted: changes.deleted };
+      return { n: ids.length, min: Math.min(...ids), max: Math.max(...ids), deleted: changes.deleted, inserted: changes.inserted.size };
     });
     expect(summary).toEqual([
-      { n: 1, min: 50_000, max: 50_000, deleted: 0 },
+      { n: 1, min: 50_000, max: 50_000, deleted: 0, inserted: 1 },
       // 1..5000 and 20001..23000: a streamed delete keeps its id (a later ROLLBACK TO
-      // SAVEPOINT could undo it); read by id, a deleted row is not found.
-      { n: 5000 + 3000, min: 1, max: 23_000, deleted: 10 },
-      { n: 1, min: 70_000, max: 70_000, deleted: 0 },
+      // SAVEPOINT could undo it); read by id, a deleted row is not found. With a delete in it,
+      // none of a streamed transaction's inserts is taken as new (the order across its
+      // subtransactions is not kept).
+      { n: 5000 + 3000, min: 1, max: 23_000, deleted: 10, inserted: 0 },
+      { n: 1, min: 70_000, max: 70_000, deleted: 0, inserted: 1 },
     ]);
     expect([...seen[1]!.tables.get('public.requests')!.upserted].some((id) => Number(id) > 10_000 && Number(id) <= 15_000)).toBe(false);
     // Both large transactions were streamed while they ran, not decoded after their end.

@@ -31,6 +31,12 @@ export interface TableChanges {
   /** Ids (the primary key's text) inserted or updated, in the order of their last change. */
   upserted: Set<string>;
   /**
+   * Of those, the ids the transaction inserted (a row that did not exist before it), as long as
+   * it deleted or truncated nothing of the table first: a delete and a re-insert of the same id
+   * is not a new row. The reader skips the event store's lookup for them (replication-runner.ts).
+   */
+  inserted: Set<string>;
+  /**
    * Rows deleted: counted, not kept (a retention job deletes millions of rows in one
    * transaction); a deleted row read by id is simply not found.
    */
@@ -71,6 +77,21 @@ export interface ChangeStreamOptions {
 export function lsnValue(lsn: string): bigint {
   const [high, low] = lsn.split('/') as [string, string];
   return (BigInt(`0x${high}`) << 32n) + BigInt(`0x${low}`);
+}
+
+function emptyChanges(): TableChanges {
+  return { upserted: new Set(), inserted: new Set(), deleted: 0, truncated: false };
+}
+
+/**
+ * An insert or update of `id`: re-added at the end of `upserted` (the set keeps the order of
+ * each id's last change), and an insert into `inserted` unless the transaction deleted or
+ * truncated rows of the table before it.
+ */
+function upsert(changes: TableChanges, id: string, insert: boolean): void {
+  changes.upserted.delete(id);
+  changes.upserted.add(id);
+  if (insert && changes.deleted === 0 && !changes.truncated) changes.inserted.add(id);
 }
 
 /** A transaction streamed while it runs: the changes of each of its (sub)transactions by table, in order of appearance. */
@@ -173,7 +194,7 @@ export class ChangeStream {
   private changes(relation: Pgoutput.MessageRelation): TableChanges {
     const name = `${relation.schema}.${relation.name}`;
     let found = this.current!.tables.get(name);
-    if (!found) this.current!.tables.set(name, (found = { upserted: new Set(), deleted: 0, truncated: false }));
+    if (!found) this.current!.tables.set(name, (found = emptyChanges()));
     return found;
   }
 
@@ -190,12 +211,11 @@ export class ChangeStream {
     for (const relation of relations) {
       const name = `${relation.schema}.${relation.name}`;
       let changes = tables.get(name);
-      if (!changes) tables.set(name, (changes = { upserted: new Set(), deleted: 0, truncated: false }));
+      if (!changes) tables.set(name, (changes = emptyChanges()));
       if (message.tag === 'insert' || message.tag === 'update') {
         const id = this.idOf(relation, message.new);
         if (id === undefined) continue;
-        changes.upserted.delete(id);
-        changes.upserted.add(id);
+        upsert(changes, id, message.tag === 'insert');
       } else if (message.tag === 'delete') {
         changes.deleted += 1;
       } else if (message.tag === 'truncate') {
@@ -210,15 +230,19 @@ export class ChangeStream {
     for (const tables of this.streamed.get(xid)?.values() ?? []) {
       for (const [name, changes] of tables) {
         let into = merged.get(name);
-        if (!into) merged.set(name, (into = { upserted: new Set(), deleted: 0, truncated: false }));
+        if (!into) merged.set(name, (into = emptyChanges()));
         for (const id of changes.upserted) {
           into.upserted.delete(id);
           into.upserted.add(id);
         }
+        for (const id of changes.inserted) into.inserted.add(id);
         into.deleted += changes.deleted;
         into.truncated ||= changes.truncated;
       }
     }
+    // The order of changes across subtransactions is not kept: with a delete or a truncate
+    // anywhere in the transaction, none of its inserts is taken as a new row.
+    for (const changes of merged.values()) if (changes.deleted > 0 || changes.truncated) changes.inserted.clear();
     this.streamed.delete(xid);
     return merged;
   }
@@ -249,10 +273,7 @@ export class ChangeStream {
         const id = this.idOf(message.relation, message.new);
         if (id === undefined) return;
         if ('streamXid' in message) return this.streamedChange(message as StreamedChange);
-        const changes = this.changes(message.relation);
-        // Re-added at the end: the set keeps the order of each id's last change.
-        changes.upserted.delete(id);
-        changes.upserted.add(id);
+        upsert(this.changes(message.relation), id, message.tag === 'insert');
         return;
       }
       case 'delete': {
@@ -261,6 +282,7 @@ export class ChangeStream {
         if ('streamXid' in message) return this.streamedChange(message as StreamedChange);
         const changes = this.changes(message.relation);
         changes.upserted.delete(id);
+        changes.inserted.delete(id);
         changes.deleted += 1;
         return;
       }
@@ -270,6 +292,7 @@ export class ChangeStream {
           const changes = this.changes(relation);
           changes.truncated = true;
           changes.upserted.clear();
+          changes.inserted.clear();
         }
         return;
       case 'commit': {

@@ -23,7 +23,8 @@ export interface PgCluster {
   stop(): Promise<void>;
 }
 
-function findBinDir(): string {
+/** The directory of the machine's PostgreSQL binaries (initdb, pg_ctl, pg_recvlogical). */
+export function findBinDir(): string {
   const candidates = [
     ...(process.env.PG_BIN_DIR ? [process.env.PG_BIN_DIR] : []),
     ...(existsSync('/usr/lib/postgresql')

@@ -67,3 +67,24 @@ describe('/metrics with a scraper that hangs up', () => {
     expect(await zipped.text()).toBe(text);
   });
 });
+
+describe('/metrics of a usual size', () => {
+  it('is written in one piece, and gives the same text with and without gzip, and with the text streamed', async () => {
+    const family = new Family(METRICS.requests);
+    for (let i = 0; i < 2_000; i++) family.set(METRICS.requests.labels.map((label) => `${label}-${i}`), i);
+    const port = await freePortOnLoopback();
+    const http = await listen(metricsApp(() => [family], () => ({ ready: true })), `127.0.0.1:${port}`);
+    try {
+      const plain = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { 'Accept-Encoding': 'identity' } });
+      // One piece: its length is known, no chunked transfer.
+      expect(plain.headers.get('transfer-encoding')).toBeNull();
+      const text = await plain.text();
+      expect(text.split('\n').filter((line) => line.startsWith('tokenwatch_requests_total{'))).toHaveLength(2_000);
+      const zipped = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { 'Accept-Encoding': 'gzip' } });
+      expect(zipped.headers.get('content-encoding')).toBe('gzip');
+      expect(await zipped.text()).toBe(text);
+    } finally {
+      await http.close();
+    }
+  });
+});

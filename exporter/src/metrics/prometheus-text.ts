@@ -2,8 +2,8 @@
 // per series (families.ts), so a scrape is one pass of string building, written out in
 // chunks; gzip when the scraper asks for it.
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { createGzip, constants } from 'node:zlib';
+import { finished, pipeline } from 'node:stream/promises';
+import { createGzip, constants, gzipSync } from 'node:zlib';
 import type { Family } from './families.ts';
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -58,6 +58,9 @@ export function prometheusText(families: readonly Family[]): string {
   return [...prometheusChunks(families)].join('');
 }
 
+/** Characters of exposition written in one piece (above it, streamed). */
+const ONE_PIECE = 4 * 1024 * 1024;
+
 /**
  * Writes the exposition of `families` to `out` chunk by chunk, gzip-compressed when asked;
  * resolves when all is written and rejects, once, when it cannot be: a scraper that hangs up
@@ -66,7 +69,32 @@ export function prometheusText(families: readonly Family[]): string {
  * rejection is left unhandled (which would end the process).
  */
 export async function writeScrape(families: readonly Family[], out: NodeJS.WritableStream, gzipped: boolean): Promise<void> {
-  const chunks = Readable.from(prometheusChunks(families));
-  if (gzipped) await pipeline(chunks, createGzip({ level: constants.Z_BEST_SPEED }), out);
-  else await pipeline(chunks, out);
+  // A scrape up to ONE_PIECE is written in one piece: streamed chunk by chunk, each chunk waits
+  // for a turn of the event loop, and while the pipeline handles a burst of rows a 180 kB
+  // scrape took 6 s that way (bench replication-burst). Larger ones are streamed, so memory
+  // stays bounded.
+  const chunks = prometheusChunks(families);
+  const head: string[] = [];
+  let size = 0;
+  let next = chunks.next();
+  for (; !next.done && size <= ONE_PIECE; next = chunks.next()) {
+    head.push(next.value);
+    size += next.value.length;
+  }
+  if (next.done) {
+    const body = head.join('');
+    // end() with the whole body: an HTTP response then carries its length, not chunks.
+    out.end(gzipped ? gzipSync(body, { level: constants.Z_BEST_SPEED }) : body);
+    await finished(out);
+    return;
+  }
+  const rest = next.value;
+  const all = Readable.from((function* () {
+    yield* head;
+    yield rest;
+    yield* chunks;
+  })());
+  if (gzipped) await pipeline(all, createGzip({ level: constants.Z_BEST_SPEED }), out);
+  else await pipeline(all, out);
 }
+

@@ -291,6 +291,9 @@ export class ReplicationRunner {
     try {
       for (let i = 0; next !== undefined; i += size) {
         const { rows } = await next;
+        // A page read ahead is ready at once, and mapping and counting run on the event loop:
+        // a turn for the HTTP server between pages, so /metrics answers during a large batch.
+        await new Promise<void>((resolve) => setImmediate(resolve));
         next = i + size < ids.length ? read(i + size) : undefined;
         const page = handle(keep(rows));
         // Its failure is awaited below; until then it must not count as unhandled.

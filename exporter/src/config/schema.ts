@@ -48,6 +48,12 @@ export const SourceConfig = z
      * logged and shown as tokenwatch_replication_fallback 1). docs/replication.md.
      */
     onSlotLost: z.enum(['reload', 'polling']).default('reload'),
+    /**
+     * mode: replication: a transaction streamed while it runs that inserts or updates more rows
+     * than this keeps no ids; its rows are found by xmin, in one scan of each table it changed
+     * (tokenwatch_source_xmin_scans_total). Bounds memory at about 150 bytes a row below it.
+     */
+    largeTransactionRows: z.number().int().min(1).default(100_000),
     pollInterval: Duration.prefault('5s'),
     /** How often tables updated in place (usage counters, conversations, agents) are re-read. */
     snapshotInterval: Duration.prefault('30s'),

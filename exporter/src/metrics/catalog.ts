@@ -221,6 +221,11 @@ export const METRICS = {
     help: 'Rows deleted at the source, seen by logical replication (mode: replication; e.g. LiteLLM\'s retention): they are not events and change no other counter; their events stay in the event store.',
     labels: ['source', 'table'], source: 'replication reader',
   },
+  xminScans: {
+    name: 'tokenwatch_source_xmin_scans_total', type: 'counter', unit: '{scan}',
+    help: 'Scans of the table for the rows of transactions too large to keep their ids (past largeTransactionRows, mode: replication): each reads the whole table once, by xmin.',
+    labels: ['source', 'table'], source: 'replication reader',
+  },
   replicationLag: {
     name: 'tokenwatch_replication_slot_lag_bytes', type: 'gauge', unit: 'By',
     help: 'WAL the source has written that tokenwatch has not confirmed on its replication slot (mode: replication).',

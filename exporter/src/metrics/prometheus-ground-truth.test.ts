@@ -135,7 +135,7 @@ describe('Prometheus ground truth', () => {
       'tokenwatch_reconcile_days', 'tokenwatch_reconcile_delivered_rows_total',
       'tokenwatch_sink_up', 'tokenwatch_sink_write_failures_total', 'tokenwatch_sink_rows_rejected_total', 'tokenwatch_metric_series_overflow_total', 'tokenwatch_metric_label_values_shortened_total',
       'tokenwatch_source_rows_invalid_total', 'tokenwatch_probe_up', 'tokenwatch_probe_duration_seconds', 'tokenwatch_cost_unknown_requests_total',
-      'tokenwatch_source_rows_deleted_total', 'tokenwatch_replication_slot_lag_bytes', 'tokenwatch_replication_slot_retained_bytes', 'tokenwatch_replication_last_message_timestamp_seconds',
+      'tokenwatch_source_rows_deleted_total', 'tokenwatch_source_xmin_scans_total', 'tokenwatch_replication_slot_lag_bytes', 'tokenwatch_replication_slot_retained_bytes', 'tokenwatch_replication_last_message_timestamp_seconds',
       'tokenwatch_replication_fallback',
     ];
     expect(catalog.filter((n) => !names.has(n)).sort()).toEqual(expectedAbsent.sort());

@@ -416,7 +416,7 @@ export class MetricsRegistry {
     }
     const self = newFamilies([
       'activeTenants', 'rowsRead', 'rowsInvalid', 'sourceUp', 'lastSuccess', 'ingestLag', 'pollDuration', 'checkpointWatermark',
-      'rowsLate', 'rowsRevised', 'rowsIncomplete', 'rowsDeleted', 'replicationLag', 'replicationRetained', 'replicationLastMessage', 'replicationFallback', 'rowsBeyondSweepWindow', 'lateMaxDelay', 'pollInterval', 'maxCommitDelay', 'sweepWindow',
+      'rowsLate', 'rowsRevised', 'rowsIncomplete', 'rowsDeleted', 'xminScans', 'replicationLag', 'replicationRetained', 'replicationLastMessage', 'replicationFallback', 'rowsBeyondSweepWindow', 'lateMaxDelay', 'pollInterval', 'maxCommitDelay', 'sweepWindow',
       'reconcileMissing', 'reconcileExtra', 'reconcileRejected', 'reconcileLastRun', 'reconcileDays', 'rowsReconciled', 'sinkUp', 'sinkFailures', 'sinkRowsRejected', 'probeUp', 'probeDuration', 'seriesOverflow', 'labelValuesShortened',
       'buildInfo', 'processCpu', 'processResident', 'heapUsed', 'heapTotal', 'externalMemory', 'processStart', 'eventLoopDelay',
     ]);
@@ -444,6 +444,7 @@ export class MetricsRegistry {
         if (s.replication !== null) {
           const slot = [s.source, s.replication.slot];
           self.get('rowsDeleted')!.set(labels, s.rowsDeleted);
+          self.get('xminScans')!.set(labels, s.xminScans);
           self.get('replicationLag')!.set(slot, s.replication.lagBytes);
           self.get('replicationRetained')!.set(slot, s.replication.retainedBytes);
           if (s.replication.lastMessageAt !== null) self.get('replicationLastMessage')!.set(slot, s.replication.lastMessageAt / 1000);

@@ -263,6 +263,52 @@ describe('mode: replication over a source\'s life', () => {
     }
   }, 90_000);
 
+  it('a transaction past largeTransactionRows keeps no ids: its rows are found by xmin in one scan, stored and counted as SQL counts them', async () => {
+    const db = await database();
+    const tenant = `${db.name}.t`;
+    // This database's walsender streams transactions past 64 kB while they run.
+    await db.pool.query(`ALTER DATABASE ${db.name} SET logical_decoding_work_mem = '64kB'`);
+    const { pipeline, text } = await open(db, stateDir(), { largeTransactionRows: 1000 });
+    const rows = (n: number, input: number) => db.pool.query(`INSERT INTO api_requests (request_id, domain, timestamp, model, request_type, response_status, input_tokens, output_tokens)
+      SELECT gen_random_uuid(), $1, now() - interval '1 second', 'claude-sonnet-4-5', 'inference', 200, $2, 1 FROM generate_series(1, ${n})`, [tenant, input]);
+    const client = await db.pool.connect();
+    try {
+      await until(async () => (await db.pool.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active', [replicationName(db.name)])).rowCount === 1, 'the slot to be streamed');
+      await rows(50, 7);
+      await until(async () => (await storedOf(tenant)) === 50, 'the small transaction');
+      expect(sumSamples(text(), 'tokenwatch_source_xmin_scans_total')).toBe(0);
+      // One transaction: 3,000 new requests, a savepoint of 1,000 rolled back, and the 50
+      // earlier requests revised in a savepoint kept; another transaction commits meanwhile.
+      await client.query('BEGIN');
+      await client.query(`INSERT INTO api_requests (request_id, domain, timestamp, model, request_type, response_status, input_tokens, output_tokens)
+        SELECT gen_random_uuid(), $1, now() - interval '1 second', 'claude-sonnet-4-5', 'inference', 200, 10, 1 FROM generate_series(1, 3000)`, [tenant]);
+      await client.query('SAVEPOINT undone');
+      await client.query(`INSERT INTO api_requests (request_id, domain, timestamp, model, request_type, response_status, input_tokens, output_tokens)
+        SELECT gen_random_uuid(), $1, now() - interval '1 second', 'claude-sonnet-4-5', 'inference', 200, 1000, 1 FROM generate_series(1, 1000)`, [tenant]);
+      await client.query('ROLLBACK TO SAVEPOINT undone');
+      await client.query('SAVEPOINT kept');
+      await client.query('UPDATE api_requests SET input_tokens = 8 WHERE domain = $1 AND input_tokens = 7', [tenant]);
+      await client.query('RELEASE SAVEPOINT kept');
+      await rows(5, 9);
+      await client.query('COMMIT');
+      const truth = async () => (await db.pool.query<{ n: number; input: number }>('SELECT count(*)::int AS n, sum(input_tokens)::int AS input FROM api_requests WHERE domain = $1', [tenant])).rows[0]!;
+      expect(await truth()).toEqual({ n: 3055, input: 3000 * 10 + 50 * 8 + 5 * 9 });
+      await until(async () => sumSamples(text(), 'tokenwatch_requests_total') === 3055, 'the large transaction counted');
+      await new Promise((r) => setTimeout(r, 500));
+      expect(sumSamples(text(), 'tokenwatch_requests_total')).toBe(3055);
+      expect(sumSamples(text(), 'tokenwatch_tokens_total', 'type="input"')).toBe((await truth()).input);
+      // The 50 revised, counted once each with their new tokens.
+      expect(sumSamples(text(), 'tokenwatch_source_rows_revised_total')).toBe(50);
+      expect(sumSamples(text(), 'tokenwatch_source_xmin_scans_total')).toBe(1);
+      expect(await storedOf(tenant)).toBe(3055);
+      const [stored] = await store.query<{ rows: string; input: string }>(`SELECT toString(count()) AS rows, toString(sum(input_tokens)) AS input FROM ${DB}.requests FINAL WHERE tenant = '${tenant}'`);
+      expect(stored).toEqual({ rows: '3055', input: String((await truth()).input) });
+    } finally {
+      client.release();
+      await pipeline.close();
+    }
+  }, 90_000);
+
   it('Sidekick Forge with a dedicated client database: a slot in each database, the client\'s streamed transcripts stored final', async () => {
     const platform = await database(['sidekick-forge']);
     const acme = await database([]);

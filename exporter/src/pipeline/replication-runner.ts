@@ -33,6 +33,7 @@ import { withReadTransaction } from '../db/postgres.ts';
 import type { StreamRunner } from './stream-runner.ts';
 import type { BulkPollDeps } from './bulk-poll.ts';
 import { loadStream } from './replication-load.ts';
+import { readByIds, readByXids } from './replication-rows.ts';
 import { ReplicationPositions } from './replication-positions.ts';
 import type { ReplicationStatus } from './status.ts';
 
@@ -181,6 +182,7 @@ export class ReplicationRunner {
       const { rows: [version] } = await this.source.pool.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
       this.stream = new ChangeStream({
         connection, slot: this.name, publication: this.name, keys, confirmed, streaming: Number(version!.v) >= 140000,
+        largeTransactionRows: this.source.config.largeTransactionRows,
         onTransaction: (t) => this.receive(t, generation),
         onError: (error) => this.failed(error, generation),
         onActivity: () => {
@@ -253,7 +255,7 @@ export class ReplicationRunner {
       if (due.length === 0) continue;
       const client = await this.source.pool.connect();
       try {
-        await this.readByIds(client, runner, due, (rows) => rows);
+        await readByIds({ client, runner, selectList: this.selectList(runner), keep: (rows) => rows }, await this.idType(client, runner), due);
       } finally {
         client.release();
       }
@@ -262,51 +264,11 @@ export class ReplicationRunner {
     }
   }
 
-  /**
-   * Reads rows of `ids` with the stream's select list and delivers what `keep` keeps of each
-   * batch; `fresh` are ids known to be new to the event store (not looked up).
-   */
-  private async readByIds(client: pg.PoolClient, runner: StreamRunner, ids: readonly string[], keep: (rows: Record<string, unknown>[]) => Record<string, unknown>[], fresh?: ReadonlySet<string>): Promise<void> {
-    const { table: qualified, idColumn, filter } = runner.stream.spec;
+  /** The id column's SQL type of a stream (for = ANY($1::type[])), looked up once. */
+  private async idType(client: pg.PoolClient, runner: StreamRunner): Promise<string> {
     let idType = this.idTypes.get(runner);
     if (idType === undefined) this.idTypes.set(runner, (idType = await idTypeOf(client, runner.stream)));
-    const handle = runner.pageHandler(undefined, fresh);
-    // Pages of the source's batchSize, as a poll reads them. Three stages overlap: the next
-    // page is read from PostgreSQL while this one is mapped and looked up, and while the
-    // previous one is written to the event store (the ids of a batch are distinct, so two
-    // pages in flight never hold the same row; the journal records each page's classification
-    // before its rows are written). The caller checkpoints once all are delivered.
-    const size = runner.stream.spec.batchSize;
-    const read = (i: number) => {
-      const params: unknown[] = [ids.slice(i, i + size)];
-      const param = (value: unknown) => `$${params.push(value)}`;
-      const where = [`t.${idColumn} = ANY($1::${idType}[])`, ...(filter ? [filter(param)] : [])].join(' AND ');
-      const query = client.query<Record<string, unknown>>(`SELECT ${this.selectList(runner)} FROM ${qualified} t WHERE ${where}`, params);
-      // Awaited in turn; a failure while an earlier page is delivered must not count as unhandled.
-      query.catch(() => undefined);
-      return query;
-    };
-    let next = ids.length > 0 ? read(0) : undefined;
-    const delivering: Promise<void>[] = [];
-    try {
-      for (let i = 0; next !== undefined; i += size) {
-        const { rows } = await next;
-        // A page read ahead is ready at once, and mapping and counting run on the event loop:
-        // a turn for the HTTP server between pages, so /metrics answers during a large batch.
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        next = i + size < ids.length ? read(i + size) : undefined;
-        const page = handle(keep(rows));
-        // Its failure is awaited below; until then it must not count as unhandled.
-        page.catch(() => undefined);
-        delivering.push(page);
-        // At most two pages delivered at once; a failure of any fails the batch.
-        if (delivering.length >= 2) await delivering[delivering.length - 2];
-      }
-      await Promise.all(delivering);
-    } finally {
-      // After a failure, what is in flight finishes before the connection is released.
-      await Promise.allSettled([next, ...delivering]);
-    }
+    return idType;
   }
 
   /** Every table under the new slot's exported snapshot, delivered page by page. */
@@ -345,7 +307,7 @@ export class ReplicationRunner {
     const batch = this.batch;
     if (generation !== batch.generation) return Promise.resolve();
     batch.transactions.push(transaction);
-    for (const changes of transaction.tables.values()) batch.ids += changes.upserted.size;
+    for (const changes of transaction.tables.values()) batch.ids += changes.upserted.size + changes.unlistedRows;
     // Handled after the batches before it: what arrives meanwhile joins this batch, so batches
     // grow when handling falls behind (one checkpoint and one confirmation for all of them).
     batch.flushing ??= this.inTurn(async () => {
@@ -382,6 +344,8 @@ export class ReplicationRunner {
         const upserted = new Set<string>();
         /** Ids whose first change in the batch inserted them. */
         const fresh = new Set<string>();
+        /** The (sub)transactions of large transactions, whose rows are read by xmin. */
+        const xids = new Set<number>();
         let deleted = 0;
         let touched = false;
         for (const transaction of batch) {
@@ -392,6 +356,7 @@ export class ReplicationRunner {
           // A deleted row is not kept (a retention job deletes millions at once): read by id
           // below, or when overdue, it is simply not found.
           deleted += changes.deleted;
+          for (const xid of changes.xids) xids.add(xid);
           const unwritten = lsnValue(transaction.lsn) > written;
           // Re-added at the end: the order of each id's last change.
           for (const id of changes.upserted) {
@@ -403,9 +368,14 @@ export class ReplicationRunner {
         if (!touched) continue;
         runner.status.rowsDeleted += deleted;
         const delivering = performance.now();
-        await this.readByIds(client, runner, [...upserted], (rows) => this.complete(runner, rows), fresh);
+        const read = { client, runner, selectList: this.selectList(runner), keep: (rows: Record<string, unknown>[]) => this.complete(runner, rows) };
+        let rows = await readByIds(read, await this.idType(client, runner), [...upserted], fresh);
+        if (xids.size > 0) {
+          rows += await readByXids(read, xids, upserted);
+          runner.status.xminScans += 1;
+        }
         const checkpointing = performance.now();
-        this.positions.save(runner, last, upserted.size, batch[batch.length - 1]!.commitTime);
+        this.positions.save(runner, last, rows, batch[batch.length - 1]!.commitTime);
         deliverMs += checkpointing - delivering;
         checkpointMs += performance.now() - checkpointing;
       }

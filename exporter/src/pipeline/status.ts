@@ -44,6 +44,8 @@ export interface StreamStatus {
   rowsBulk: number;
   /** Rows deleted at the source, seen by replication (not events: no other counter changes). */
   rowsDeleted: number;
+  /** Scans of the table by xmin for transactions past largeTransactionRows (replication). */
+  xminScans: number;
   /** The source's replication slot (mode: replication), null when polled. */
   replication: ReplicationStatus | null;
 }
@@ -77,6 +79,6 @@ export function newStreamStatus(
     ...stream,
     rowsRead: 0, eventsEmitted: 0, rowsRejected: 0, polls: 0,
     lastPollStartedAt: null, lastSuccessAt: null, lastSuccessStartedAt: null, lastPollDurationMs: null, watermarkAt: null,
-    lastError: null, rowsLate: 0, rowsRevised: 0, rowsIncomplete: 0, rowsBeyondSweepWindow: 0, lateMaxDelayMs: 0, reconcile: null, rowsReconciled: 0, rowsBulk: 0, rowsDeleted: 0, replication: null,
+    lastError: null, rowsLate: 0, rowsRevised: 0, rowsIncomplete: 0, rowsBeyondSweepWindow: 0, lateMaxDelayMs: 0, reconcile: null, rowsReconciled: 0, rowsBulk: 0, rowsDeleted: 0, xminScans: 0, replication: null,
   };
 }

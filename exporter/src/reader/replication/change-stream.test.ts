@@ -155,7 +155,7 @@ async function slotCluster(slot: string, settings: Record<string, string>, ddl: 
 }
 
 /** A stream of `slot` on public.requests that confirms every transaction it receives. */
-function confirmingStream(cluster: PgCluster, slot: string, options: { confirmed?: string; streaming?: boolean } = {}): { stream: ChangeStream; seen: CommittedTransaction[]; errors: Error[] } {
+function confirmingStream(cluster: PgCluster, slot: string, options: { confirmed?: string; streaming?: boolean; largeTransactionRows?: number } = {}): { stream: ChangeStream; seen: CommittedTransaction[]; errors: Error[] } {
   const seen: CommittedTransaction[] = [];
   const errors: Error[] = [];
   const stream: ChangeStream = new ChangeStream({
@@ -290,5 +290,43 @@ describe('logical replication of large transactions, streamed while they run', (
     expect(stats!.streamed).toBeGreaterThanOrEqual(2);
     expect(lsnValue(seen[0]!.lsn)).toBeLessThan(lsnValue(seen[1]!.lsn));
     expect(lsnValue(seen[1]!.lsn)).toBeLessThan(lsnValue(seen[2]!.lsn));
+  });
+
+  it('keeps no ids of a transaction past largeTransactionRows: the xids of what it left instead, the same rows by xmin', async () => {
+    const { stream, seen, errors } = confirmingStream(cluster, slot, { streaming: true, largeTransactionRows: 1000 });
+    const rows = (from: number, to: number) => `INSERT INTO requests SELECT i, i, repeat('x', 40) FROM generate_series(${from}, ${to}) i`;
+    const a = await db.connect();
+    try {
+      await a.query('BEGIN');
+      await a.query(rows(100_001, 104_000));
+      await a.query('SAVEPOINT s1');
+      await a.query(rows(110_001, 113_000));
+      await a.query('ROLLBACK TO SAVEPOINT s1');
+      await a.query('SAVEPOINT s2');
+      // Rows of an earlier transaction updated in a subtransaction kept.
+      await a.query('UPDATE requests SET tokens = -1 WHERE id BETWEEN 20001 AND 20500');
+      await a.query('RELEASE SAVEPOINT s2');
+      await a.query('DELETE FROM requests WHERE id BETWEEN 100001 AND 100010');
+      await a.query('COMMIT');
+      await db.query(rows(120_000, 120_000));
+      for (let i = 0; i < 100 && seen.length < 2; i++) await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 500));
+    } finally {
+      a.release();
+      await stream.stop();
+    }
+    expect(errors).toEqual([]);
+    expect(seen.length).toBe(2);
+    const large = seen[0]!.tables.get('public.requests')!;
+    expect({ listed: large.upserted.size, inserted: large.inserted.size, deleted: large.deleted, unlisted: large.unlistedRows })
+      .toEqual({ listed: 0, inserted: 0, deleted: 10, unlisted: 4000 + 500 });
+    // The rows with those xmins are exactly the rows the transaction left: not the rolled-back
+    // savepoint's, not the next transaction's.
+    const { rows: found } = await db.query<{ id: string }>('SELECT id::text AS id FROM requests WHERE xmin = ANY($1::xid[]) ORDER BY requests.id', [[...large.xids].map(String)]);
+    const expected = [...Array.from({ length: 500 }, (_, i) => 20_001 + i), ...Array.from({ length: 3990 }, (_, i) => 100_011 + i)].map(String);
+    expect(found.map((r) => r.id)).toEqual(expected);
+    // A small transaction still lists its ids.
+    expect([...seen[1]!.tables.get('public.requests')!.upserted]).toEqual(['120000']);
+    expect(seen[1]!.tables.get('public.requests')!.xids.size).toBe(0);
   });
 });

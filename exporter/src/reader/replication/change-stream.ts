@@ -14,7 +14,12 @@
 // changes in blocks while it runs, once it exceeds logical_decoding_work_mem, instead of
 // decoding it from disk after its commit; the ids are gathered per (sub)transaction, a
 // subtransaction rolled back is dropped, and at the commit the transaction is handed over like
-// any other (streaming-pgoutput.ts).
+// any other (streaming-pgoutput.ts). Memory stays bounded: once a streamed transaction has
+// inserted or updated more than `largeTransactionRows` rows, its ids are dropped and only the
+// ids of its (sub)transactions are kept, table by table. Every row version such a transaction
+// wrote carries one of them as its xmin, so the reader finds its rows in one scan of the table
+// (replication-rows.ts). A transaction not streamed is bounded by the server: it arrives whole
+// only if it stayed under logical_decoding_work_mem.
 //
 // Keepalives. The server sends one when it has nothing for us, with the end of its WAL. If
 // every transaction received is handled and confirmed, that position is confirmed too:
@@ -42,6 +47,13 @@ export interface TableChanges {
    */
   deleted: number;
   truncated: boolean;
+  /**
+   * A streamed transaction past largeTransactionRows: the ids of its (sub)transactions, not
+   * rolled back, that inserted or updated rows of the table (read by xmin, not by id); and how
+   * many row changes they made (the reader's batching weighs them).
+   */
+  xids: Set<number>;
+  unlistedRows: number;
 }
 
 export interface CommittedTransaction {
@@ -71,7 +83,11 @@ export interface ChangeStreamOptions {
   confirmed?: string;
   /** Large transactions streamed while they run (protocol version 2: PostgreSQL 14 and later). */
   streaming?: boolean;
+  /** Rows a streamed transaction inserts or updates before its ids give way to its xids (default 100,000). */
+  largeTransactionRows?: number;
 }
+
+export const DEFAULT_LARGE_TRANSACTION_ROWS = 100_000;
 
 /** An LSN as PostgreSQL prints it ("16/B374D848") to a number, for comparisons. */
 export function lsnValue(lsn: string): bigint {
@@ -80,7 +96,7 @@ export function lsnValue(lsn: string): bigint {
 }
 
 function emptyChanges(): TableChanges {
-  return { upserted: new Set(), inserted: new Set(), deleted: 0, truncated: false };
+  return { upserted: new Set(), inserted: new Set(), deleted: 0, truncated: false, xids: new Set(), unlistedRows: 0 };
 }
 
 /**
@@ -94,8 +110,29 @@ function upsert(changes: TableChanges, id: string, insert: boolean): void {
   if (insert && changes.deleted === 0 && !changes.truncated) changes.inserted.add(id);
 }
 
-/** A transaction streamed while it runs: the changes of each of its (sub)transactions by table, in order of appearance. */
-type StreamedTransaction = Map<number, Map<string, TableChanges>>;
+/** A transaction streamed while it runs. */
+interface StreamedTransaction {
+  /** The changes of each of its (sub)transactions by table, in order of appearance. */
+  byXid: Map<number, Map<string, TableChanges>>;
+  /** Ids held (inserted or updated), until it is past largeTransactionRows. */
+  ids: number;
+  /** Past largeTransactionRows: no more ids kept, its rows are read by xmin. */
+  large: boolean;
+}
+
+/** The transaction turns large: each (sub)transaction's ids give way to its xid. */
+function dropIds(transaction: StreamedTransaction): void {
+  transaction.large = true;
+  for (const [xid, tables] of transaction.byXid) {
+    for (const changes of tables.values()) {
+      if (changes.upserted.size === 0) continue;
+      changes.xids.add(xid);
+      changes.unlistedRows += changes.upserted.size;
+      changes.upserted.clear();
+      changes.inserted.clear();
+    }
+  }
+}
 
 export class ChangeStream {
   private readonly options: ChangeStreamOptions;
@@ -205,8 +242,8 @@ export class ChangeStream {
    */
   private streamedChange(message: StreamedChange): void {
     const transaction = this.streamed.get(this.block!)!;
-    let tables = transaction.get(message.streamXid);
-    if (!tables) transaction.set(message.streamXid, (tables = new Map()));
+    let tables = transaction.byXid.get(message.streamXid);
+    if (!tables) transaction.byXid.set(message.streamXid, (tables = new Map()));
     const relations = message.tag === 'truncate' ? message.relations : 'relation' in message ? [message.relation] : [];
     for (const relation of relations) {
       const name = `${relation.schema}.${relation.name}`;
@@ -215,7 +252,15 @@ export class ChangeStream {
       if (message.tag === 'insert' || message.tag === 'update') {
         const id = this.idOf(relation, message.new);
         if (id === undefined) continue;
+        if (transaction.large) {
+          changes.xids.add(message.streamXid);
+          changes.unlistedRows += 1;
+          continue;
+        }
+        const before = changes.upserted.size;
         upsert(changes, id, message.tag === 'insert');
+        transaction.ids += changes.upserted.size - before;
+        if (transaction.ids > (this.options.largeTransactionRows ?? DEFAULT_LARGE_TRANSACTION_ROWS)) dropIds(transaction);
       } else if (message.tag === 'delete') {
         changes.deleted += 1;
       } else if (message.tag === 'truncate') {
@@ -227,7 +272,7 @@ export class ChangeStream {
   /** A committed streamed transaction's changes: those of its subtransactions not rolled back, together. */
   private mergeStreamed(xid: number): Map<string, TableChanges> {
     const merged = new Map<string, TableChanges>();
-    for (const tables of this.streamed.get(xid)?.values() ?? []) {
+    for (const tables of this.streamed.get(xid)?.byXid.values() ?? []) {
       for (const [name, changes] of tables) {
         let into = merged.get(name);
         if (!into) merged.set(name, (into = emptyChanges()));
@@ -236,6 +281,8 @@ export class ChangeStream {
           into.upserted.add(id);
         }
         for (const id of changes.inserted) into.inserted.add(id);
+        for (const id of changes.xids) into.xids.add(id);
+        into.unlistedRows += changes.unlistedRows;
         into.deleted += changes.deleted;
         into.truncated ||= changes.truncated;
       }
@@ -252,7 +299,7 @@ export class ChangeStream {
     switch (message.tag) {
       case 'stream_start':
         this.block = message.xid;
-        if (!this.streamed.has(message.xid)) this.streamed.set(message.xid, new Map());
+        if (!this.streamed.has(message.xid)) this.streamed.set(message.xid, { byXid: new Map(), ids: 0, large: false });
         return;
       case 'stream_stop':
         this.block = undefined;
@@ -260,7 +307,7 @@ export class ChangeStream {
       case 'stream_abort':
         // The whole transaction, or one subtransaction (ROLLBACK TO SAVEPOINT).
         if (message.subxid === message.xid) this.streamed.delete(message.xid);
-        else this.streamed.get(message.xid)?.delete(message.subxid);
+        else this.streamed.get(message.xid)?.byXid.delete(message.subxid);
         return;
       case 'stream_commit':
         await this.committed({ xid: message.xid, lsn: message.commitEndLsn, commitTime: new Date(Number(message.commitTime / 1000n)), tables: this.mergeStreamed(message.xid) });

@@ -36,7 +36,9 @@ export async function liveSetup(options: { yaml?: string; settings?: Record<stri
   const configFile = join(dir, 'tokenwatch.yaml');
   writeFileSync(configFile, options.yaml ?? 'sources:\n  - type: claude-nexus-proxy\n');
   const address = `127.0.0.1:${await freePortOnLoopback()}`;
-  const tokenwatch = startTokenwatch(['run'], { DATABASE_URL: url, TOKENWATCH_STATE_DIR: join(dir, 'state'), TOKENWATCH_CONFIG: configFile, TOKENWATCH_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn' }, address);
+  const tokenwatch = startTokenwatch(['run'], { DATABASE_URL: url, TOKENWATCH_STATE_DIR: join(dir, 'state'), TOKENWATCH_CONFIG: configFile, TOKENWATCH_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
+    // BENCH_NODE_OPTIONS: e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile tokenwatch.
+    ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}) }, address);
   await waitUntil(async () => (await tokenwatch.get('/readyz')).status === 200, 'tokenwatch ready', 120_000, 200);
   return {
     cluster, url, dir, address, tokenwatch,

@@ -29,7 +29,7 @@ interface SustainedResult {
   backlogAtStop: number;
 }
 
-async function sustained(mode: 'polling' | 'replication', rate: number, seconds: number): Promise<SustainedResult> {
+export async function sustained(mode: 'polling' | 'replication', rate: number, seconds: number): Promise<SustainedResult> {
   const yaml = `sources:\n  - type: claude-nexus-proxy\n    mode: ${mode}\n    pollInterval: 1s\n`;
   const setup = await liveSetup({ yaml, settings: SETTINGS });
   try {

@@ -330,3 +330,66 @@ describe('logical replication of large transactions, streamed while they run', (
     expect(seen[1]!.tables.get('public.requests')!.xids.size).toBe(0);
   });
 });
+
+// Of a change only the id is decoded (pgoutput-ids.ts): the id must come out right from every
+// form of change PostgreSQL sends, and a change without the id column must stop the stream,
+// never be skipped.
+describe('logical replication change ids', () => {
+  let cluster: PgCluster;
+  let db: pg.Pool;
+  const slot = replicationName('ids');
+  const big = "(SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 300))";
+
+  beforeAll(async () => {
+    ({ cluster, db } = await slotCluster(slot, {}, 'CREATE TABLE requests (id bigint PRIMARY KEY, tokens int NOT NULL, note text)'));
+  }, 60_000);
+  afterAll(async () => {
+    await db?.end();
+    await cluster?.stop();
+  });
+
+  it('reads the id of inserts, of updates with a TOASTed column unchanged or a new key, and of deletes, with the default and the full replica identity', async () => {
+    const { stream, seen, errors } = confirmingStream(cluster, slot);
+    try {
+      await db.query(`INSERT INTO requests VALUES (1, 1, ${big}), (2, 2, NULL), (3, 3, ${big})`);
+      // The new row holds the TOASTed note as "unchanged": only its id is read.
+      await db.query('UPDATE requests SET tokens = 10 WHERE id = 1');
+      // A new key: the old key comes first ('K'), then the new row.
+      await db.query('UPDATE requests SET id = 20 WHERE id = 2');
+      await db.query('DELETE FROM requests WHERE id = 20');
+      await db.query('ALTER TABLE requests REPLICA IDENTITY FULL');
+      // The whole old row comes first ('O').
+      await db.query('UPDATE requests SET tokens = 30 WHERE id = 3');
+      await db.query('DELETE FROM requests WHERE id = 1');
+      for (let i = 0; i < 50 && seen.length < 6; i++) await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      await stream.stop();
+    }
+    expect(errors).toEqual([]);
+    expect(seen.map((t) => {
+      const c = t.tables.get('public.requests')!;
+      return { upserted: [...c.upserted], deleted: c.deleted };
+    })).toEqual([
+      { upserted: ['1', '2', '3'], deleted: 0 },
+      { upserted: ['1'], deleted: 0 },
+      { upserted: ['20'], deleted: 0 },
+      { upserted: [], deleted: 1 },
+      { upserted: ['3'], deleted: 0 },
+      { upserted: [], deleted: 1 },
+    ]);
+  });
+
+  it('a change without the id column (renamed at the source) fails the stream with what to do, and is not confirmed', async () => {
+    const { stream, seen, errors } = confirmingStream(cluster, slot);
+    await db.query('ALTER TABLE requests RENAME COLUMN id TO request_id');
+    try {
+      await db.query('INSERT INTO requests VALUES (40, 40, NULL)');
+      for (let i = 0; i < 50 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      await stream.stop();
+    }
+    expect(seen).toEqual([]);
+    expect(errors.map((e) => e.message)).toEqual([expect.stringContaining('the changes of public.requests have no column id to take ids from: renamed or dropped at the source? Name the column under columns:')]);
+    expect((await slotStatus(db, slot)).lagBytes).toBeGreaterThan(0);
+  });
+});

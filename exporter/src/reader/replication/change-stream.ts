@@ -14,7 +14,7 @@
 // changes in blocks while it runs, once it exceeds logical_decoding_work_mem, instead of
 // decoding it from disk after its commit; the ids are gathered per (sub)transaction, a
 // subtransaction rolled back is dropped, and at the commit the transaction is handed over like
-// any other (streaming-pgoutput.ts). Memory stays bounded: once a streamed transaction has
+// any other (pgoutput-ids.ts). Memory stays bounded: once a streamed transaction has
 // inserted or updated more than `largeTransactionRows` rows, its ids are dropped and only the
 // ids of its (sub)transactions are kept, table by table. Every row version such a transaction
 // wrote carries one of them as its xmin, so the reader finds its rows in one scan of the table
@@ -29,8 +29,8 @@
 // the connection after wal_sender_timeout.
 //
 import type pg from 'pg';
-import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
-import { StreamingPgoutputPlugin, type StreamMessage, type StreamedChange } from './streaming-pgoutput.ts';
+import { LogicalReplicationService, type Pgoutput } from 'pg-logical-replication';
+import { PgoutputIdsPlugin, type StreamMessage, type StreamedChange } from './pgoutput-ids.ts';
 
 export interface TableChanges {
   /** Ids (the primary key's text) inserted or updated, in the order of their last change. */
@@ -146,6 +146,12 @@ export class ChangeStream {
   /** Commit positions of the transactions handed to onTransaction and not confirmed yet. */
   private readonly unconfirmed: bigint[] = [];
   private confirmed: string | undefined;
+  /**
+   * A message failed: nothing after it is handed over or confirmed. The library reports the
+   * failure and goes on with its queue, so without this a transaction whose change could not
+   * be read would be handed over without that change at its commit.
+   */
+  private broken = false;
 
   constructor(options: ChangeStreamOptions) {
     this.options = options;
@@ -154,9 +160,15 @@ export class ChangeStream {
       acknowledge: { auto: false, timeoutSeconds: 0 },
       flowControl: { enabled: true },
     });
-    this.service.on('data', (lsn: string, message: Pgoutput.Message) => {
+    this.service.on('data', async (lsn: string, message: Pgoutput.Message) => {
+      if (this.broken) return;
       options.onActivity?.();
-      return this.onMessage(lsn, message);
+      try {
+        await this.onMessage(lsn, message);
+      } catch (error) {
+        this.broken = true;
+        throw error;
+      }
     });
     this.service.on('heartbeat', (lsn: string, _timestamp: number, shouldRespond: boolean) => {
       options.onActivity?.();
@@ -167,9 +179,7 @@ export class ChangeStream {
 
   /** Starts streaming from the slot's confirmed position. */
   start(): void {
-    const plugin = this.options.streaming
-      ? new StreamingPgoutputPlugin(this.options.publication)
-      : new PgoutputPlugin({ protoVersion: 1, publicationNames: [this.options.publication] });
+    const plugin = new PgoutputIdsPlugin({ publication: this.options.publication, keys: this.options.keys, streaming: this.options.streaming ?? false });
     this.running = this.service.subscribe(plugin, this.options.slot).catch((error: unknown) => {
       if (!this.service.isStop()) this.options.onError(error as Error);
     });
@@ -212,6 +222,7 @@ export class ChangeStream {
   }
 
   private async onKeepalive(lsn: string, shouldRespond: boolean): Promise<void> {
+    if (this.broken) return;
     if (this.idle()) await this.acknowledge(lsn);
     else if (shouldRespond && this.confirmed !== undefined) await this.sendStatus(this.confirmed);
   }
@@ -301,6 +312,8 @@ export class ChangeStream {
         this.block = message.xid;
         if (!this.streamed.has(message.xid)) this.streamed.set(message.xid, { byXid: new Map(), ids: 0, large: false });
         return;
+      case 'unreadable':
+        throw message.error;
       case 'stream_stop':
         this.block = undefined;
         return;

@@ -112,10 +112,18 @@ interface CachedSeries {
   folded: string[];
 }
 
+type SeriesTree = Map<string, SeriesTree | CachedSeries>;
+
 interface StreamMetrics {
   families: Map<MetricKey, Family>;
-  /** Label values -> series, so a repeated combination skips the guard and key building. */
-  cache: Map<string, CachedSeries>;
+  /**
+   * Metric, then each label value in turn -> series, so a repeated combination skips the
+   * guard. A tree, not one joined key: building and hashing a key string for each of the
+   * fifteen series a request updates was a tenth of the process's CPU at 10,000 rows/s.
+   */
+  cache: Map<MetricKey, SeriesTree>;
+  /** Combinations in the cache. */
+  cached: number;
   /** The state in the last checkpoint written: what a failed poll rolls back to. */
   committed: SavedMetrics;
   /**
@@ -143,7 +151,7 @@ export class MetricsRegistry {
 
   private stream(streamId: string): StreamMetrics {
     let entry = this.streams.get(streamId);
-    if (!entry) this.streams.set(streamId, (entry = { families: newFamilies(STREAM_METRICS), cache: new Map(), committed: {}, pending: new Map() }));
+    if (!entry) this.streams.set(streamId, (entry = { families: newFamilies(STREAM_METRICS), cache: new Map(), cached: 0, committed: {}, pending: new Map() }));
     return entry;
   }
 
@@ -209,13 +217,21 @@ export class MetricsRegistry {
     // Made safe before keying: a value holding the key's separator cannot alias another series.
     const changed: number[] = [];
     const values = safeLabelValues(unsafeValues, changed);
-    const cacheKey = `${key}\u0002${values.join('\u0001')}`;
-    let cached = entry.cache.get(cacheKey);
+    let node = entry.cache.get(key);
+    if (!node) entry.cache.set(key, (node = new Map()));
+    for (let i = 0; i < values.length - 1; i++) {
+      let child = node.get(values[i]!) as SeriesTree | undefined;
+      if (!child) node.set(values[i]!, (child = new Map()));
+      node = child;
+    }
+    const last = values[values.length - 1] ?? '';
+    let cached = node.get(last) as CachedSeries | undefined;
     if (!cached) {
       const folded: string[] = [];
       const admitted = this.guard.admit(def.name, def.labels, values, folded);
       cached = { stream: entry.families.get(key)!.get(admitted), total: this.totals.get(key)!.get(admitted), folded };
-      entry.cache.set(cacheKey, cached);
+      node.set(last, cached);
+      entry.cached += 1;
     } else {
       for (const label of cached.folded) this.guard.fold(def.name, label);
     }
@@ -313,12 +329,12 @@ export class MetricsRegistry {
 
   /** requests_total, with every status class of a tenant and model present from its first request. */
   private recordRequestsTotal(entry: StreamMetrics, base: string[], cls: string, requests: number): void {
-    const cachedBefore = entry.cache.size;
+    const cachedBefore = entry.cached;
     const admitted = this.record(entry, 'requests', [...base, cls], requests, false);
     // Every status class of a tenant and model exists from its first request, at 0: a 5xx
     // series that appeared only with the first failure would hide that failure from rate().
     // (Done once per new combination, not per request.)
-    if (entry.cache.size > cachedBefore) {
+    if (entry.cached > cachedBefore) {
       for (const other of STATUS_CLASSES) {
         if (other === cls) continue;
         const values = [...admitted.slice(0, 3), other];

@@ -70,6 +70,15 @@ export async function sustained(mode: 'polling' | 'replication', rate: number, s
       anonAtWarmUpMiB: (steady[0]?.anonBytes ?? NaN) / MiB,
       caughtUpSeconds,
     };
+    // Lag minute by minute (commits in order): a reader that slows down as the run goes on
+    // (the event store's merges, a growing journal) shows here, one that is simply short of
+    // the rate from the start does not.
+    const byMinute: string[] = [];
+    for (let m = 0; m * 60_000 < writeSeconds * 1000; m++) {
+      const inMinute = result.lags.filter((_, k) => writer.commits[k]!.t - started >= m * 60_000 && writer.commits[k]!.t - started < (m + 1) * 60_000);
+      if (inMinute.length > 0) byMinute.push(`${(percentile(inMinute, 95) / 1000).toFixed(1)} s`);
+    }
+    console.log(`${mode}: lag p95 minute by minute: ${byMinute.join(', ')}`);
     console.log(`${mode}: ${written} rows in ${writeSeconds.toFixed(0)} s (${Math.round(result.writtenPerSecond)} rows/s); lag p50 ${percentile(result.lags, 50).toFixed(0)} ms, p95 ${percentile(result.lags, 95).toFixed(0)} ms; ${result.backlogAtStop} rows behind when it stopped, all counted ${caughtUpSeconds.toFixed(1)} s after; anonymous RSS ${result.anonAtWarmUpMiB.toFixed(0)} MiB at 1 min, ${result.anonSlopeMiBPerMin.toFixed(1)} MiB/min after`);
     return result;
   } finally {

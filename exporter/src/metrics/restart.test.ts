@@ -83,11 +83,18 @@ describe('metrics across restarts and replicas', () => {
     const { rows } = await db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM api_requests WHERE request_type = 'inference'");
     const truth = rows[0]!.n;
     for (const [i] of exporters.entries()) {
+      // What each replica last showed, and its own /metrics, name a failure (a flake under load
+      // timed out here once, with no more to go on).
+      let shown: number | undefined;
       await eventually(
-        async () => (await prometheus.query(`sum(tokenwatch_requests_total{job="replica-${i}"})`))[0]?.value === truth,
+        async () => (shown = (await prometheus.query(`sum(tokenwatch_requests_total{job="replica-${i}"})`))[0]?.value) === truth,
         60_000,
         `replica-${i} to count ${truth} requests`,
-      );
+      ).catch(async (error: unknown) => {
+        const own = await fetch(`http://127.0.0.1:${exporters[i]!.port}/metrics`).then((r) => r.text(), (e: unknown) => String(e));
+        const lines = own.split('\n').filter((l) => /^tokenwatch_(source_up|source_rows_read_total|source_last_error|requests_total)\b/.test(l) || /^tokenwatch_sink/.test(l));
+        throw new Error(`${(error as Error).message}: Prometheus shows ${shown}; its /metrics:\n${lines.join('\n')}`);
+      });
     }
     const end = Date.now() / 1000 + 1;
     for (const [i] of exporters.entries()) {

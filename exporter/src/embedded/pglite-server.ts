@@ -3,7 +3,7 @@
 // code path as a real server. Created once in the state directory with the three source
 // schemas and a day of simulated traffic (exporter/src/simulate/); live simulated traffic
 // keeps arriving while `run` runs, so a new user sees the pipeline move.
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { lockDirectory } from './dir-lock.ts';
 import { PGlite } from '@electric-sql/pglite';
@@ -28,34 +28,24 @@ export interface EmbeddedDatabase {
 }
 
 /**
- * Opens (creating and populating on first use) the demo database. An aborted `signal` stops
- * the population between slices; a database left half-made is removed, so the next start
- * creates it whole again rather than reading a partial day.
+ * Opens (creating and populating on first use) the demo database. It is made in a directory of
+ * its own and moved into place only when whole, so a start cut short (a signal, a crash) leaves
+ * nothing the next start would read as a partial day; that start makes it again. An aborted
+ * `signal` stops the population between slices, and stops waiting for PGlite's initdb (about
+ * 5 s of WebAssembly that cannot be interrupted; the process is ending anyway).
  */
 export async function startEmbeddedDatabase(stateDir: string, options: { port?: number; populate?: boolean; signal?: AbortSignal } = {}): Promise<EmbeddedDatabase & { created: boolean }> {
   const dataDir = join(stateDir, 'embedded-postgres');
-  const created = !existsSync(join(dataDir, 'PG_VERSION'));
-  mkdirSync(dataDir, { recursive: true });
+  mkdirSync(stateDir, { recursive: true });
   const release = lockDirectory(stateDir, 'the embedded demo database');
+  const created = !existsSync(join(dataDir, 'PG_VERSION'));
   let db: PGlite;
   try {
+    if (created) await createDatabase(dataDir, options.populate !== false, options.signal);
     db = await PGlite.create({ dataDir });
   } catch (error) {
     release();
     throw error;
-  }
-  if (created && options.populate !== false) {
-    // Straight into PGlite, before any client connects (DDL through exec: several statements).
-    const simulator = new Simulator({ query: (sql, params) => (params?.length ? db.query(sql, params) : db.exec(sql)) }, { seed: DEMO_SEED, rate: DEMO_HISTORY_RATE, sources: SourceName.options });
-    try {
-      await simulator.setup();
-      await simulator.history(DEMO_HISTORY_DAYS, undefined, options.signal);
-    } catch (error) {
-      await db.close().catch(() => undefined);
-      rmSync(dataDir, { recursive: true, force: true });
-      release();
-      throw error;
-    }
   }
   const port = options.port ?? (await freePortOnLoopback());
   const server = new PGliteWireServer(db);
@@ -83,4 +73,49 @@ export async function startEmbeddedDatabase(stateDir: string, options: { port?: 
       release();
     },
   };
+}
+
+/** A new demo database at `dataDir`, made in `<dataDir>.creating` and renamed when whole. */
+async function createDatabase(dataDir: string, populate: boolean, signal: AbortSignal | undefined): Promise<void> {
+  const creating = `${dataDir}.creating`;
+  // What an earlier start cut short, and a directory without PG_VERSION (a creation cut short
+  // before databases were made aside).
+  rmSync(creating, { recursive: true, force: true });
+  rmSync(dataDir, { recursive: true, force: true });
+  mkdirSync(creating, { recursive: true });
+  const db = await abortable(PGlite.create({ dataDir: creating }), signal);
+  try {
+    if (populate) {
+      // Straight into PGlite, before any client connects (DDL through exec: several statements).
+      const simulator = new Simulator({ query: (sql, params) => (params?.length ? db.query(sql, params) : db.exec(sql)) }, { seed: DEMO_SEED, rate: DEMO_HISTORY_RATE, sources: SourceName.options });
+      await simulator.setup();
+      await simulator.history(DEMO_HISTORY_DAYS, undefined, signal);
+    }
+  } catch (error) {
+    await db.close().catch(() => undefined);
+    rmSync(creating, { recursive: true, force: true });
+    throw error;
+  }
+  await db.close();
+  renameSync(creating, dataDir);
+}
+
+/** `work`, or the signal's reason as soon as it is aborted (`work` runs on, unawaited). */
+function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  signal.throwIfAborted();
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error as Error);
+      },
+    );
+  });
 }

@@ -3,8 +3,9 @@
 // code path as a real server. Created once in the state directory with the three source
 // schemas and a day of simulated traffic (exporter/src/simulate/); live simulated traffic
 // keeps arriving while `run` runs, so a new user sees the pipeline move.
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { lockDirectory } from './dir-lock.ts';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
@@ -75,15 +76,35 @@ export async function startEmbeddedDatabase(stateDir: string, options: { port?: 
   };
 }
 
-/** A new demo database at `dataDir`, made in `<dataDir>.creating` and renamed when whole. */
+/** Creations abandoned to a signal whose initdb still runs in this process (their directories are theirs until it ends). */
+const abandoned = new Set<string>();
+
+/** A new demo database at `dataDir`, made in `<dataDir>.creating-<id>` and renamed when whole. */
 async function createDatabase(dataDir: string, populate: boolean, signal: AbortSignal | undefined): Promise<void> {
-  const creating = `${dataDir}.creating`;
+  signal?.throwIfAborted();
   // What an earlier start cut short, and a directory without PG_VERSION (a creation cut short
   // before databases were made aside).
-  rmSync(creating, { recursive: true, force: true });
+  const parent = dirname(dataDir);
+  for (const name of readdirSync(parent)) {
+    const path = join(parent, name);
+    if (name.startsWith(`${basename(dataDir)}.creating`) && !abandoned.has(path)) rmSync(path, { recursive: true, force: true });
+  }
   rmSync(dataDir, { recursive: true, force: true });
+  const creating = `${dataDir}.creating-${process.pid}-${randomBytes(4).toString('hex')}`;
   mkdirSync(creating, { recursive: true });
-  const db = await abortable(PGlite.create({ dataDir: creating }), signal);
+  const initdb = PGlite.create({ dataDir: creating });
+  let db: PGlite;
+  try {
+    db = await abortable(initdb, signal);
+  } catch (error) {
+    // initdb runs on: closed and removed once it ends (the process usually ends first).
+    abandoned.add(creating);
+    void initdb.then((d) => d.close(), () => undefined).finally(() => {
+      rmSync(creating, { recursive: true, force: true });
+      abandoned.delete(creating);
+    }).catch(() => undefined);
+    throw error;
+  }
   try {
     if (populate) {
       // Straight into PGlite, before any client connects (DDL through exec: several statements).
@@ -103,7 +124,6 @@ async function createDatabase(dataDir: string, populate: boolean, signal: AbortS
 /** `work`, or the signal's reason as soon as it is aborted (`work` runs on, unawaited). */
 function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return work;
-  signal.throwIfAborted();
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(signal.reason as Error);
     signal.addEventListener('abort', onAbort, { once: true });

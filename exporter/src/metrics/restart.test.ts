@@ -6,27 +6,48 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../testing/databases.ts';
 import { API_REQUEST_COLUMNS, apiRequestRows, insertRows } from '../embedded/seed.ts';
-import { freePortOnLoopback } from '../embedded/ports.ts';
 import { eventually, startPrometheus, type PrometheusServer } from '../testing/prometheus.ts';
 
 const MAIN = new URL('../cli/main.ts', import.meta.url).pathname;
 
 interface Exporter {
+  /** 0 until the first start has bound one. */
   port: number;
   stateDir: string;
   child?: ChildProcess;
+  /** The last lines the process logged (stderr), to name a failure. */
+  log: string[];
 }
 
-function start(exporter: Exporter, db: TestDatabase, config: string): void {
-  exporter.child = spawn(process.execPath, [MAIN, 'run', '--config', config], {
+/**
+ * Starts the exporter and resolves once it serves HTTP. The first start binds port 0 and reads
+ * the port from its 'serving HTTP' log line: a port picked free beforehand can be taken by
+ * another test's connection before the child binds it (CI lost a replica so once).
+ */
+function start(exporter: Exporter, db: TestDatabase, config: string): Promise<void> {
+  const child = spawn(process.execPath, [MAIN, 'run', '--config', config], {
     env: {
       PATH: process.env.PATH ?? '', DATABASE_URL: db.url, TOKENWATCH_STATE_DIR: exporter.stateDir,
-      TOKENWATCH_LISTEN_ADDRESS: `127.0.0.1:${exporter.port}`, TOKENWATCH_LOG_LEVEL: 'warn',
+      TOKENWATCH_LISTEN_ADDRESS: `127.0.0.1:${exporter.port}`, TOKENWATCH_LOG_LEVEL: 'info', TOKENWATCH_LOG_FORMAT: 'json',
     },
-    stdio: 'ignore',
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  exporter.child = child;
+  return new Promise((resolve, reject) => {
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      exporter.log.push(line);
+      if (exporter.log.length > 40) exporter.log.shift();
+      const served = /"msg":"serving HTTP"/.test(line) ? /"address":"[^"]*:(\d+)"/.exec(line) : null;
+      if (served) {
+        exporter.port = Number(served[1]);
+        resolve();
+      }
+    });
+    child.once('exit', (code, signal) => reject(new Error(`tokenwatch exited (${code ?? signal}) before serving HTTP:\n${exporter.log.join('\n')}`)));
   });
 }
 
@@ -49,8 +70,8 @@ describe('metrics across restarts and replicas', () => {
     dir = mkdtempSync(join(tmpdir(), 'tokenwatch-restart-'));
     config = join(dir, 'tokenwatch.yaml');
     writeFileSync(config, 'sources:\n  - type: claude-nexus-proxy\n    pollInterval: 200ms\n    batchSize: 500\n    snapshotInterval: 1s\n');
-    for (const name of ['a', 'b']) exporters.push({ port: await freePortOnLoopback(), stateDir: join(dir, name) });
-    for (const e of exporters) start(e, db, config);
+    for (const name of ['a', 'b']) exporters.push({ port: 0, stateDir: join(dir, name), log: [] });
+    await Promise.all(exporters.map((e) => start(e, db, config)));
     prometheus = await startPrometheus(exporters.map((e, i) => ({ job: `replica-${i}`, targets: [`127.0.0.1:${e.port}`] })));
   });
   afterAll(async () => {
@@ -77,7 +98,7 @@ describe('metrics across restarts and replicas', () => {
       if (round < 2) {
         await killHard(a!);
         for (let i = 0; i < 5; i++) await insert();
-        start(a!, db, config);
+        await start(a!, db, config);
       }
     }
     const { rows } = await db.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM api_requests WHERE request_type = 'inference'");
@@ -93,7 +114,8 @@ describe('metrics across restarts and replicas', () => {
       ).catch(async (error: unknown) => {
         const own = await fetch(`http://127.0.0.1:${exporters[i]!.port}/metrics`).then((r) => r.text(), (e: unknown) => String(e));
         const lines = own.split('\n').filter((l) => /^tokenwatch_(source_up|source_rows_read_total|source_last_error|requests_total)\b/.test(l) || /^tokenwatch_sink/.test(l));
-        throw new Error(`${(error as Error).message}: Prometheus shows ${shown}; its /metrics:\n${lines.join('\n')}`);
+        const exited = exporters[i]!.child!.exitCode ?? exporters[i]!.child!.signalCode;
+        throw new Error(`${(error as Error).message}: Prometheus shows ${shown}; ${exited === null ? 'running' : `exited (${exited})`}; its /metrics:\n${lines.join('\n')}\nits last log lines:\n${exporters[i]!.log.join('\n')}`);
       });
     }
     const end = Date.now() / 1000 + 1;

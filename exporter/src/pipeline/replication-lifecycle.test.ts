@@ -81,6 +81,14 @@ describe('mode: replication over a source\'s life', () => {
     pipeline.start();
     return { pipeline, text: () => prometheusText(metrics.collect(pipeline.statuses(), [], [])) };
   }
+  /**
+   * Until the source's change stream runs: its own walsender (named after the source) is
+   * connected. The slot alone is active earlier, while it is created, before the initial load
+   * and its checkpoint; a test that arms a failure then would fail the load instead.
+   */
+  async function streaming(db: TestDatabase, source = db.name): Promise<void> {
+    await until(async () => (await db.pool.query('SELECT 1 FROM pg_stat_replication WHERE application_name = $1', [`tokenwatch/${source}/replication`])).rowCount === 1, `the change stream of ${source}`);
+  }
   const stateDir = () => {
     const dir = mkdtempSync(join(tmpdir(), 'tw-replication-life-'));
     dirs.push(dir);
@@ -93,7 +101,7 @@ describe('mode: replication over a source\'s life', () => {
     await insert(db, tenant, 10);
     const { pipeline, text } = await open(db, stateDir(), { startFrom: 'now' });
     try {
-      await until(async () => (await db.pool.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active', [replicationName(db.name)])).rowCount === 1, 'the slot to be streamed');
+      await streaming(db);
       await insert(db, `${db.name}.after`, 5);
       await until(async () => (await storedOf(`${db.name}.after`)) === 5, 'the rows after the start');
       expect(await storedOf(tenant)).toBe(0);
@@ -194,7 +202,7 @@ describe('mode: replication over a source\'s life', () => {
     const pipeline = await Pipeline.open({ config, logger: silentLogger(), sinks: [sink], store: new FileCheckpointStore(stateDir()), autoSources: false, metrics });
     pipeline.start();
     try {
-      await until(async () => (await db.pool.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active', [replicationName(db.name)])).rowCount === 1, 'the slot to be streamed');
+      await streaming(db);
       // One transaction of 1,000 rows: four pages of 300.
       await db.pool.query(`INSERT INTO api_requests (request_id, domain, timestamp, model, request_type, response_status, input_tokens, output_tokens)
         SELECT gen_random_uuid(), $1, now() - interval '1 second', 'claude-sonnet-4-5', 'inference', 200, 10, 1 FROM generate_series(1, 1000)`, [tenant]);
@@ -235,7 +243,7 @@ describe('mode: replication over a source\'s life', () => {
     const first = await Pipeline.open({ config, logger: silentLogger(), sinks: [new ClickHouseSink(store, 'redacted')], store: checkpoints, autoSources: false, metrics: new MetricsRegistry() });
     first.start();
     try {
-      await until(async () => (await db.pool.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active', [replicationName(db.name)])).rowCount === 1, 'the slot to be streamed');
+      await streaming(db);
       checkpoints.armed = true;
       await db.pool.query(`INSERT INTO api_requests (request_id, domain, timestamp, model, request_type, response_status, input_tokens, output_tokens)
         SELECT gen_random_uuid(), $1, now() - interval '1 second', 'claude-sonnet-4-5', 'inference', 200, 10, 1 FROM generate_series(1, 500)`, [tenant]);
@@ -273,7 +281,7 @@ describe('mode: replication over a source\'s life', () => {
       SELECT gen_random_uuid(), $1, now() - interval '1 second', 'claude-sonnet-4-5', 'inference', 200, $2, 1 FROM generate_series(1, ${n})`, [tenant, input]);
     const client = await db.pool.connect();
     try {
-      await until(async () => (await db.pool.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active', [replicationName(db.name)])).rowCount === 1, 'the slot to be streamed');
+      await streaming(db);
       await rows(50, 7);
       await until(async () => (await storedOf(tenant)) === 50, 'the small transaction');
       expect(sumSamples(text(), 'tokenwatch_source_xmin_scans_total')).toBe(0);

@@ -29,9 +29,9 @@ export interface RowRead {
  * flight never hold the same row; the journal records each page's classification before its
  * rows are written). The caller checkpoints once all are delivered.
  */
-async function deliverPages(read: RowRead, next: (previous: Row[] | undefined) => Promise<{ rows: Row[] }> | undefined, fresh?: ReadonlySet<string>): Promise<number> {
+async function deliverPages(read: RowRead, next: () => Promise<{ rows: Row[] }> | undefined, fresh?: ReadonlySet<string>): Promise<number> {
   const handle = read.runner.pageHandler(undefined, fresh);
-  let reading = next(undefined);
+  let reading = next();
   // Awaited in turn; a failure while an earlier page is delivered must not count as unhandled.
   reading?.catch(() => undefined);
   const delivering: Promise<void>[] = [];
@@ -43,7 +43,7 @@ async function deliverPages(read: RowRead, next: (previous: Row[] | undefined) =
       // A page read ahead is ready at once, and mapping and counting run on the event loop:
       // a turn for the HTTP server between pages, so /metrics answers during a large batch.
       await new Promise<void>((resolve) => setImmediate(resolve));
-      reading = next(rows);
+      reading = next();
       reading?.catch(() => undefined);
       const page = handle(read.keep(rows));
       // Its failure is awaited below; until then it must not count as unhandled.
@@ -82,8 +82,9 @@ export async function readByIds(read: RowRead, idType: string, ids: readonly str
 }
 
 /**
- * The rows whose xmin is one of `xids`, less those in `skip` (read by id in the same batch),
- * through a cursor: one sequential scan, fetched in pages of the source's batchSize.
+ * The rows whose xmin is one of `xids`, less those in `skip` (read by id in the same batch, and
+ * counted there), through a cursor: one sequential scan, fetched in pages of the source's
+ * batchSize.
  */
 export async function readByXids(read: RowRead, xids: ReadonlySet<number>, skip: ReadonlySet<string>): Promise<number> {
   const { client, runner } = read;
@@ -92,9 +93,14 @@ export async function readByXids(read: RowRead, xids: ReadonlySet<number>, skip:
   await client.query('BEGIN READ ONLY');
   try {
     await client.query(`DECLARE tokenwatch_by_xmin NO SCROLL CURSOR FOR SELECT ${read.selectList} FROM ${table} t WHERE ${where(runner, 't.xmin = ANY($1::xid[])', params)}`, params);
-    const count = await deliverPages({ ...read, keep: (rows) => read.keep(rows.filter((r) => !skip.has(runner.stream.rowId(r)))) }, (previous) => {
-      if (previous !== undefined && previous.length < batchSize) return undefined;
-      return client.query<Row>(`FETCH ${batchSize} FROM tokenwatch_by_xmin`);
+    // The cursor is done after a short page: its length before the rows read by id are left out.
+    let fetched = batchSize;
+    const count = await deliverPages(read, () => {
+      if (fetched < batchSize) return undefined;
+      return client.query<Row>(`FETCH ${batchSize} FROM tokenwatch_by_xmin`).then(({ rows }) => {
+        fetched = rows.length;
+        return { rows: rows.filter((r) => !skip.has(runner.stream.rowId(r))) };
+      });
     });
     await client.query('COMMIT');
     return count;

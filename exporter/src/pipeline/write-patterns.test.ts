@@ -11,8 +11,9 @@
 //  - ORM-style savepoints (Django's nested atomic()) in transactions held open across polls,
 //    one savepoint in five rolled back.
 //
-// Each runs twice, polled and in mode: replication (on a cluster with wal_level=logical), and
-// must give the same tables and counters.
+// Each runs three times, polled, in mode: replication (on a cluster with wal_level=logical),
+// and in mode: replication with largeTransactionRows: 1 (every transaction the server streams
+// is read back by xmin, replication-rows.ts), and must give the same tables and counters.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,11 +33,22 @@ import type { ConfigInput } from '../config/schema.ts';
 import { replicationName } from '../reader/replication/slot.ts';
 import { startPgCluster, type PgCluster } from '../testing/pg-cluster.ts';
 
-/** The ClickHouse database of each mode's run. */
-const DATABASES = { polling: 'tw_write_patterns', replication: 'tw_write_patterns_replication' } as const;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 type Mode = 'polling' | 'replication';
+
+/** A run of the suite: how the source is read, and the ClickHouse database it writes. */
+interface Variant {
+  name: string;
+  mode: Mode;
+  database: string;
+  largeTransactionRows?: number;
+}
+
+const VARIANTS: Variant[] = [
+  { name: 'polling', mode: 'polling', database: 'tw_write_patterns' },
+  { name: 'replication', mode: 'replication', database: 'tw_write_patterns_replication' },
+  { name: 'replication, streamed transactions read by xmin', mode: 'replication', database: 'tw_write_patterns_xmin', largeTransactionRows: 1 },
+];
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Harness {
   pipeline: Pipeline;
@@ -50,16 +62,28 @@ interface Harness {
   close(): Promise<void>;
 }
 
-async function harness(store: EventStore, db: TestDatabase, source: NonNullable<ConfigInput['sources']>[number], mode: Mode): Promise<Harness> {
+async function harness(store: EventStore, db: TestDatabase, source: NonNullable<ConfigInput['sources']>[number], variant: Variant): Promise<Harness> {
+  const { mode, largeTransactionRows } = variant;
   const stateDir = mkdtempSync(join(tmpdir(), 'tw-patterns-'));
   // Slots are the cluster's: each database's source gets a name (and slot) of its own.
-  const config = testConfig(db.url, { sources: [{ ...source, mode, name: db.name }], stateDir, clickhouse: { database: DATABASES[mode] } });
+  const config = testConfig(db.url, { sources: [{ ...source, mode, name: db.name, ...(largeTransactionRows === undefined ? {} : { largeTransactionRows }) }], stateDir, clickhouse: { database: variant.database } });
   const metrics = new MetricsRegistry();
   const pipeline = await Pipeline.open({ config, logger: silentLogger(), sinks: [new ClickHouseSink(store, 'full')], store: new FileCheckpointStore(stateDir), autoSources: false, metrics });
   const pollAll = async () => {
     for (const entry of pipeline.sources[0]!.streams) await pipeline.pollStream(entry);
   };
-  if (mode === 'replication') pipeline.start();
+  if (mode === 'replication') {
+    pipeline.start();
+    // Until the change stream runs (its walsender is named after the source): writers that
+    // begin while the slot is being created hold its consistent point back, and their
+    // transactions then arrive through the initial load, not the stream.
+    for (let waited = 0; ; waited += 100) {
+      const { rowCount } = await db.pool.query('SELECT 1 FROM pg_stat_replication WHERE application_name = $1', [`tokenwatch/${db.name}/replication`]);
+      if (rowCount === 1) break;
+      if (waited > 30_000) throw new Error(`the change stream of ${db.name} did not start`);
+      await sleep(100);
+    }
+  }
   /** The slot has confirmed all WAL written so far (what was streamed is handled), twice in a row 300 ms apart. */
   const caughtUp = async () => {
     for (let stable = 0, waited = 0; stable < 2 && waited < 30_000; waited += 100) {
@@ -96,8 +120,8 @@ async function harness(store: EventStore, db: TestDatabase, source: NonNullable<
   };
 }
 
-for (const mode of ['polling', 'replication'] as const) describe(`real write patterns, ${mode}`, () => {
-  const DB = DATABASES[mode];
+for (const variant of VARIANTS) describe(`real write patterns, ${variant.name}`, () => {
+  const { mode, database: DB } = variant;
   let store: EventStore;
   let stateDir: string;
   let cluster: PgCluster | undefined;
@@ -152,7 +176,7 @@ for (const mode of ['polling', 'replication'] as const) describe(`real write pat
     }
 
     it('counts each request once and stores its newest version, at 50 requests/s with 0, 5 and 500 ms between the statements', async () => {
-      const h = await harness(store, db, { type: 'claude-nexus-proxy', maxCommitDelay: '2s', sweepWindow: '1m', sweepInterval: '1s', pollInterval: '100ms', reconcileInterval: '0s' }, mode);
+      const h = await harness(store, db, { type: 'claude-nexus-proxy', maxCommitDelay: '2s', sweepWindow: '1m', sweepInterval: '1s', pollInterval: '100ms', reconcileInterval: '0s' }, variant);
       try {
         const writes = (async () => {
           const inFlight: Promise<void>[] = [];
@@ -213,7 +237,7 @@ for (const mode of ['polling', 'replication'] as const) describe(`real write pat
     });
 
     it('counts each transcript row once and stores its final content', async () => {
-      const h = await harness(store, db, { type: 'sidekick-forge', maxCommitDelay: '5s', sweepWindow: '1m', sweepInterval: '1s', pollInterval: '100ms', reconcileInterval: '0s' }, mode);
+      const h = await harness(store, db, { type: 'sidekick-forge', maxCommitDelay: '5s', sweepWindow: '1m', sweepInterval: '1s', pollInterval: '100ms', reconcileInterval: '0s' }, variant);
       try {
         const agent = randomUUID();
         const replies = Array.from({ length: 12 }, async (_, r) => {
@@ -261,7 +285,7 @@ for (const mode of ['polling', 'replication'] as const) describe(`real write pat
     });
 
     it('delivers every row of a released savepoint once, and none of a rolled-back one', async () => {
-      const h = await harness(store, db, { type: 'claude-nexus-proxy', maxCommitDelay: '30s', sweepWindow: '2m', sweepInterval: '1s', pollInterval: '100ms', reconcileInterval: '0s' }, mode);
+      const h = await harness(store, db, { type: 'claude-nexus-proxy', maxCommitDelay: '30s', sweepWindow: '2m', sweepInterval: '1s', pollInterval: '100ms', reconcileInterval: '0s' }, variant);
       try {
         const writers = Array.from({ length: 4 }, async () => {
           const client = await db.pool.connect();
@@ -292,6 +316,8 @@ for (const mode of ['polling', 'replication'] as const) describe(`real write pat
         const text = h.text();
         expect(sumSamples(text, 'tokenwatch_requests_total', 'tenant="savepoint.example.com"')).toBe(truth.n);
         expect(sumSamples(text, 'tokenwatch_tokens_total', 'tenant="savepoint.example.com"', 'type="input"')).toBe(Number(truth.input));
+        // About 100 kB each, past logical_decoding_work_mem: the server streams these transactions.
+        if (variant.largeTransactionRows !== undefined) expect(sumSamples(text, 'tokenwatch_source_xmin_scans_total')).toBeGreaterThan(0);
       } finally {
         await h.close();
       }

@@ -89,6 +89,14 @@ describe('mode: replication over a source\'s life', () => {
   async function streaming(db: TestDatabase, source = db.name): Promise<void> {
     await until(async () => (await db.pool.query('SELECT 1 FROM pg_stat_replication WHERE application_name = $1', [`tokenwatch/${source}/replication`])).rowCount === 1, `the change stream of ${source}`);
   }
+  /** The event store, counting the requests it is asked to look up. */
+  class CountingLookups extends ClickHouseSink {
+    lookedUp = 0;
+    override async storedVersions(...args: Parameters<ClickHouseSink['storedVersions']>): ReturnType<ClickHouseSink['storedVersions']> {
+      this.lookedUp += args[0].filter((e) => e.kind === 'request').length;
+      return super.storedVersions(...args);
+    }
+  }
   const stateDir = () => {
     const dir = mkdtempSync(join(tmpdir(), 'tw-replication-life-'));
     dirs.push(dir);
@@ -219,6 +227,42 @@ describe('mode: replication over a source\'s life', () => {
     }
   }, 90_000);
 
+  it('rows inserted after the start are not looked up, batch after batch; an id deleted and inserted again is looked up and counted once', async () => {
+    const db = await database();
+    const tenant = `${db.name}.t`;
+    const dir = stateDir();
+    const sink = new CountingLookups(store, 'redacted');
+    const metrics = new MetricsRegistry();
+    const config = testConfig(db.url, { stateDir: dir, sources: [{ type: 'claude-nexus-proxy', mode: 'replication', name: db.name }], clickhouse: { database: DB } });
+    const pipeline = await Pipeline.open({ config, logger: silentLogger(), sinks: [sink], store: new FileCheckpointStore(dir), autoSources: false, metrics });
+    pipeline.start();
+    const text = () => prometheusText(metrics.collect(pipeline.statuses(), [], []));
+    try {
+      await streaming(db);
+      // Twenty transactions, each handled apart: every batch after the first too.
+      await insert(db, tenant, 20);
+      await until(async () => sumSamples(text(), 'tokenwatch_requests_total') === 20, 'the 20 requests counted');
+      expect(sink.lookedUp).toBe(0);
+      // A request deleted and inserted again with its id and time, now with other tokens: the
+      // store holds its first version, so it is looked up and counted as a revision, not a new
+      // request.
+      const { rows: [first] } = await db.pool.query<{ request_id: string; timestamp: Date }>('SELECT request_id, timestamp FROM api_requests WHERE domain = $1 LIMIT 1', [tenant]);
+      await db.pool.query('DELETE FROM api_requests WHERE request_id = $1', [first!.request_id]);
+      await db.pool.query(`INSERT INTO api_requests (request_id, domain, timestamp, model, request_type, response_status, input_tokens, output_tokens)
+        VALUES ($1, $2, $3, 'claude-sonnet-4-5', 'inference', 200, 5000, 1)`, [first!.request_id, tenant, first!.timestamp]);
+      await until(async () => sumSamples(text(), 'tokenwatch_source_rows_revised_total') === 1, 'the request inserted again, as a revision');
+      expect(sink.lookedUp).toBe(1);
+      expect(sumSamples(text(), 'tokenwatch_requests_total')).toBe(20);
+      const truth = (await db.pool.query<{ input: string }>('SELECT sum(input_tokens)::text AS input FROM api_requests WHERE domain = $1', [tenant])).rows[0]!;
+      expect(sumSamples(text(), 'tokenwatch_tokens_total', 'type="input"')).toBe(Number(truth.input));
+      const [stored] = await store.query<{ rows: string; rollup: string; input: string }>(`SELECT toString((SELECT count() FROM ${DB}.requests FINAL WHERE tenant = '${tenant}')) AS rows,
+        toString((SELECT sum(requests) FROM ${DB}.requests_daily WHERE tenant = '${tenant}')) AS rollup, toString((SELECT sum(input_tokens) FROM ${DB}.requests_daily WHERE tenant = '${tenant}')) AS input`);
+      expect(stored).toEqual({ rows: '20', rollup: '20', input: truth.input });
+    } finally {
+      await pipeline.close();
+    }
+  }, 90_000);
+
   it('a crash after a batch is written and before its checkpoint: the next process looks the batch up, and stores and counts each row once', async () => {
     const db = await database();
     const tenant = `${db.name}.t`;
@@ -229,13 +273,6 @@ describe('mode: replication over a source\'s life', () => {
       override save(...args: Parameters<FileCheckpointStore['save']>): void {
         if (this.armed && args[0].endsWith('/api_requests')) throw new Error('killed before the checkpoint');
         super.save(...args);
-      }
-    }
-    class CountingLookups extends ClickHouseSink {
-      lookedUp = 0;
-      override async storedVersions(...args: Parameters<ClickHouseSink['storedVersions']>): ReturnType<ClickHouseSink['storedVersions']> {
-        this.lookedUp += args[0].filter((e) => e.kind === 'request').length;
-        return super.storedVersions(...args);
       }
     }
     const config = testConfig(db.url, { stateDir: dir, sources: [{ type: 'claude-nexus-proxy', mode: 'replication', name: db.name }], clickhouse: { database: DB } });

@@ -32,8 +32,13 @@ const WRITTEN_MARK_AHEAD = 64n * 1024n * 1024n;
 export class ReplicationPositions {
   private readonly store: CheckpointStore;
   private readonly slot: string;
-  /** The written-up-to mark (see writtenUpTo), read from the store once. */
-  private written: bigint | undefined;
+  /** The durable written-up-to mark (see willWrite), read from the store once. */
+  private mark: bigint | undefined;
+  /**
+   * What may be in the event store (see writtenUpTo): the mark found on start (what an earlier
+   * process may have written), then the last position this process handed over.
+   */
+  private handed: bigint | undefined;
   private readonly positions = new Map<StreamRunner, Position>();
   /** Per stream: ids of rows seen incomplete, and when they were first seen (epoch ms). */
   private readonly incomplete = new Map<StreamRunner, Map<string, number>>();
@@ -89,28 +94,39 @@ export class ReplicationPositions {
    * Every transaction handed to the event store so far, by any run of this slot (this process or
    * one before a crash), committed at or below this position. A transaction above it was never
    * written, so a row it inserted cannot be in the event store: its lookup is skipped. 0 when
-   * nothing was written yet. Durable because a process killed between a batch's write and its
-   * checkpoint leaves rows that the next must find: written again, the rollups would count them
-   * twice.
+   * nothing was written yet.
    */
   writtenUpTo(): bigint {
-    if (this.written === undefined) {
-      const saved = (this.store.load(this.markId()) as { extra?: { writtenUpTo?: string } } | undefined)?.extra?.writtenUpTo;
-      this.written = saved === undefined ? 0n : BigInt(saved);
-    }
-    return this.written;
+    this.handed ??= this.durableMark();
+    return this.handed;
   }
 
-  /** Before a batch up to `lsn` is written: the mark is moved (durably, and ahead) to cover it. */
+  /**
+   * Before a batch up to `lsn` is written. The durable mark must cover it: a process killed
+   * between a batch's write and its checkpoint leaves rows that the next process must find
+   * (written again, the rollups would count them twice). It is saved (an fsync) ahead of the
+   * batch, so once per WRITTEN_MARK_AHEAD bytes of WAL rather than once per batch; only the
+   * next process reads it, which then looks up that much WAL in full. This process goes by what
+   * it has handed over itself.
+   */
   willWrite(lsn: bigint): void {
-    if (lsn <= this.writtenUpTo()) return;
+    if (lsn > this.writtenUpTo()) this.handed = lsn;
+    if (lsn <= this.durableMark()) return;
     const mark = lsn + WRITTEN_MARK_AHEAD;
     // Kept as a checkpoint of its own beside the streams' (no counters in it).
     this.store.save(this.markId(), {
       version: 1, watermark: null, snapshot: null, inProgress: null, rowsEmitted: 0,
       updatedAt: new Date().toISOString(), extra: { writtenUpTo: mark.toString() },
     });
-    this.written = mark;
+    this.mark = mark;
+  }
+
+  private durableMark(): bigint {
+    if (this.mark === undefined) {
+      const saved = (this.store.load(this.markId()) as { extra?: { writtenUpTo?: string } } | undefined)?.extra?.writtenUpTo;
+      this.mark = saved === undefined ? 0n : BigInt(saved);
+    }
+    return this.mark;
   }
 
   private markId(): string {

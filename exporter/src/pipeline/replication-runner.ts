@@ -80,6 +80,11 @@ export class ReplicationRunner {
   private readonly name: string;
   private readonly byTable = new Map<string, StreamRunner>();
   private readonly idTypes = new Map<StreamRunner, string>();
+  /**
+   * Streams whose table this process has seen rows deleted from (or truncated): an id inserted
+   * there may be one deleted before and still in the event store, so none is taken as new.
+   */
+  private readonly deleting = new Set<StreamRunner>();
   private readonly positions: ReplicationPositions;
   private serial: Promise<unknown> = Promise.resolve();
   /** The run of the stream (a failure starts the next), and its transactions received and not handled yet. */
@@ -334,9 +339,10 @@ export class ReplicationRunner {
     try {
       await this.refuseUnknownTables(client, batch);
       // Transactions above the mark were never handed to the event store: a row one of them
-      // inserted is new there, and its lookup is skipped. The mark then moves past this batch,
-      // before anything of it is written, so a batch streamed again (after a failure or a
-      // crash) is looked up in full.
+      // inserted is new there, and its lookup is skipped (unless rows of its table were deleted:
+      // the id may be one of theirs). The mark then moves past this batch, before anything of
+      // it is written, so a batch streamed again (after a failure or a crash) is looked up in
+      // full.
       const written = this.positions.writtenUpTo();
       this.positions.willWrite(lsnValue(last));
       for (const [table, runner] of this.byTable) {
@@ -347,11 +353,13 @@ export class ReplicationRunner {
         /** The (sub)transactions of large transactions, whose rows are read by xmin. */
         const xids = new Set<number>();
         let deleted = 0;
+        let truncated = false;
         let touched = false;
         for (const transaction of batch) {
           const changes = transaction.tables.get(table);
           if (!changes || (handled !== null && lsnValue(transaction.lsn) <= lsnValue(handled))) continue;
           touched = true;
+          truncated ||= changes.truncated;
           if (changes.truncated) this.logger.warn({ stream: runner.id }, 'table truncated at the source: its rows stay in the event store and the counters');
           // A deleted row is not kept (a retention job deletes millions at once): read by id
           // below, or when overdue, it is simply not found.
@@ -367,6 +375,8 @@ export class ReplicationRunner {
         }
         if (!touched) continue;
         runner.status.rowsDeleted += deleted;
+        if (deleted > 0 || truncated) this.deleting.add(runner);
+        if (this.deleting.has(runner)) fresh.clear();
         const delivering = performance.now();
         const read = { client, runner, selectList: this.selectList(runner), keep: (rows: Record<string, unknown>[]) => this.complete(runner, rows) };
         let rows = await readByIds(read, await this.idType(client, runner), [...upserted], fresh);

@@ -45,6 +45,9 @@ describe('logical replication change stream', () => {
     // A moment for anything unexpected to arrive too.
     await new Promise((r) => setTimeout(r, 300));
     await stream.stop();
+    // The walsender lets the slot go a moment after the connection ends: the next stream (or a
+    // test of the slot's state) would find it still active.
+    for (let waited = 0; (await slotStatus(db, slot)).active && waited < 10_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
     if (fail) throw fail;
     return seen;
   }

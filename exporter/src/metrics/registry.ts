@@ -214,7 +214,7 @@ export class MetricsRegistry {
 
   private series(entry: StreamMetrics, key: MetricKey, unsafeValues: string[]): CachedSeries {
     const def = METRICS[key] as MetricDef;
-    // Made safe before keying: a value holding the key's separator cannot alias another series.
+    // Made safe (control characters, length) before the cache is keyed by them.
     const changed: number[] = [];
     const values = safeLabelValues(unsafeValues, changed);
     let node = entry.cache.get(key);

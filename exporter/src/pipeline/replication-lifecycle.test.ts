@@ -21,6 +21,7 @@ import { FileCheckpointStore } from '../reader/checkpoint-store.ts';
 import { MetricsRegistry } from '../metrics/registry.ts';
 import { prometheusText } from '../metrics/prometheus-text.ts';
 import { replicationName } from '../reader/replication/slot.ts';
+import { untilChangeStream } from '../testing/change-stream.ts';
 import { sidekickClientDdl } from '../embedded/ddl.ts';
 import { API_REQUEST_COLUMNS, apiRequestRows, insertRows } from '../embedded/seed.ts';
 import type { ConfigInput } from '../config/schema.ts';
@@ -81,14 +82,8 @@ describe('mode: replication over a source\'s life', () => {
     pipeline.start();
     return { pipeline, text: () => prometheusText(metrics.collect(pipeline.statuses(), [], [])) };
   }
-  /**
-   * Until the source's change stream runs: its own walsender (named after the source) is
-   * connected. The slot alone is active earlier, while it is created, before the initial load
-   * and its checkpoint; a test that arms a failure then would fail the load instead.
-   */
-  async function streaming(db: TestDatabase, source = db.name): Promise<void> {
-    await until(async () => (await db.pool.query('SELECT 1 FROM pg_stat_replication WHERE application_name = $1', [`tokenwatch/${source}/replication`])).rowCount === 1, `the change stream of ${source}`);
-  }
+  /** Until the source's change stream runs (a test that arms a failure before would fail the initial load instead). */
+  const streaming = (db: TestDatabase) => untilChangeStream(db.pool, db.name);
   /** The event store, counting the requests it is asked to look up. */
   class CountingLookups extends ClickHouseSink {
     lookedUp = 0;

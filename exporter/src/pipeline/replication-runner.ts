@@ -27,7 +27,7 @@ import type { CheckpointStore } from '../reader/checkpoint-store.ts';
 import type { NamedSource } from '../sources/adapter.ts';
 import { unquoteIdent } from '../reader/sql.ts';
 import { ChangeStream, lsnValue, type CommittedTransaction } from '../reader/replication/change-stream.ts';
-import { createSlot, dropSlot, ensurePublication, replicationName, slotStatus, withoutReplicaIdentity } from '../reader/replication/slot.ts';
+import { changeStreamApplicationName, createSlot, dropSlot, ensurePublication, replicationName, slotStatus, withoutReplicaIdentity } from '../reader/replication/slot.ts';
 import { idTypeOf } from './reconcile.ts';
 import { withReadTransaction } from '../db/postgres.ts';
 import type { StreamRunner } from './stream-runner.ts';
@@ -181,7 +181,7 @@ export class ReplicationRunner {
       }
       if (this.stopped) return;
       const keys = new Map([...this.byTable].map(([table, runner]) => [table, unquoteIdent(runner.stream.spec.idColumn)]));
-      const connection = { connectionString: this.source.config.databaseUrl!, application_name: `tokenwatch/${this.source.config.name}/replication` };
+      const connection = { connectionString: this.source.config.databaseUrl!, application_name: changeStreamApplicationName(this.source.config.name) };
       const confirmed = (await slotStatus(this.source.pool, this.name)).confirmedLsn ?? undefined;
       // Large transactions streamed while they run where the server can (PostgreSQL 14).
       const { rows: [version] } = await this.source.pool.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
@@ -353,17 +353,16 @@ export class ReplicationRunner {
         /** The (sub)transactions of large transactions, whose rows are read by xmin. */
         const xids = new Set<number>();
         let deleted = 0;
-        let truncated = false;
         let touched = false;
         for (const transaction of batch) {
           const changes = transaction.tables.get(table);
           if (!changes || (handled !== null && lsnValue(transaction.lsn) <= lsnValue(handled))) continue;
           touched = true;
-          truncated ||= changes.truncated;
           if (changes.truncated) this.logger.warn({ stream: runner.id }, 'table truncated at the source: its rows stay in the event store and the counters');
           // A deleted row is not kept (a retention job deletes millions at once): read by id
           // below, or when overdue, it is simply not found.
           deleted += changes.deleted;
+          if (changes.deleted > 0 || changes.truncated) this.deleting.add(runner);
           for (const xid of changes.xids) xids.add(xid);
           const unwritten = lsnValue(transaction.lsn) > written;
           // Re-added at the end: the order of each id's last change.
@@ -375,7 +374,6 @@ export class ReplicationRunner {
         }
         if (!touched) continue;
         runner.status.rowsDeleted += deleted;
-        if (deleted > 0 || truncated) this.deleting.add(runner);
         if (this.deleting.has(runner)) fresh.clear();
         const delivering = performance.now();
         const read = { client, runner, selectList: this.selectList(runner), keep: (rows: Record<string, unknown>[]) => this.complete(runner, rows) };

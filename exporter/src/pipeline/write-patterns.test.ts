@@ -31,6 +31,7 @@ import { prometheusText } from '../metrics/prometheus-text.ts';
 import { Pipeline } from './pipeline.ts';
 import type { ConfigInput } from '../config/schema.ts';
 import { replicationName } from '../reader/replication/slot.ts';
+import { untilChangeStream } from '../testing/change-stream.ts';
 import { startPgCluster, type PgCluster } from '../testing/pg-cluster.ts';
 
 type Mode = 'polling' | 'replication';
@@ -74,15 +75,8 @@ async function harness(store: EventStore, db: TestDatabase, source: NonNullable<
   };
   if (mode === 'replication') {
     pipeline.start();
-    // Until the change stream runs (its walsender is named after the source): writers that
-    // begin while the slot is being created hold its consistent point back, and their
-    // transactions then arrive through the initial load, not the stream.
-    for (let waited = 0; ; waited += 100) {
-      const { rowCount } = await db.pool.query('SELECT 1 FROM pg_stat_replication WHERE application_name = $1', [`tokenwatch/${db.name}/replication`]);
-      if (rowCount === 1) break;
-      if (waited > 30_000) throw new Error(`the change stream of ${db.name} did not start`);
-      await sleep(100);
-    }
+    // Writers that begin while the slot is being created would arrive through the initial load.
+    await untilChangeStream(db.pool, db.name);
   }
   /** The slot has confirmed all WAL written so far (what was streamed is handled), twice in a row 300 ms apart. */
   const caughtUp = async () => {

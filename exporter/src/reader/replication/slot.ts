@@ -10,6 +10,11 @@ export function replicationName(source: string): string {
   return `tokenwatch_${source.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63);
 }
 
+/** The application_name of a source's change stream connection (pg_stat_replication shows it). */
+export function changeStreamApplicationName(source: string): string {
+  return `tokenwatch/${source}/replication`;
+}
+
 /**
  * Tables among `tables` PostgreSQL could not replicate UPDATEs and DELETEs of: no primary key
  * and no other replica identity. Publishing one would make the application's own UPDATE and

@@ -29,6 +29,12 @@ describe('ClickHouse event store', () => {
     expect(rows.map((r) => r.name)).toEqual(['0001_events', '0002_daily_rollups', '0003_error_events', '0004_conversation_index', '0005_message_conversation_index', '0006_identity_without_tenant', '0007_dead_letters', '0008_row_versions', '0009_cost_components']);
   });
 
+  it('the embedded store merges its small parts less eagerly: every MergeTree table has merge_selector_base = 10', async () => {
+    const tables = await store.query<{ name: string; create_table_query: string }>("SELECT name, create_table_query FROM system.tables WHERE database = 'tokenwatch' AND engine LIKE '%MergeTree' ORDER BY name");
+    expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(['activity_events', 'conversations', 'messages', 'messages_daily', 'requests', 'requests_daily', 'usage_daily']));
+    for (const table of tables) expect(table.create_table_query, table.name).toMatch(/SETTINGS .*merge_selector_base = 10/);
+  });
+
   it('the clustered variant renders Replicated and Distributed tables ON CLUSTER, and every statement parses', async () => {
     for (const migration of loadMigrations()) {
       const statements = render(migration.sql, { database: 'tokenwatch', cluster: 'llm' });

@@ -1,14 +1,48 @@
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
-/** A free TCP port on 127.0.0.1 (the OS picks it). */
-export function freePortOnLoopback(): Promise<number> {
+/**
+ * The kernel's ephemeral port range (Linux; the usual default elsewhere). Outgoing connections
+ * and binds to port 0 take their local port from it.
+ */
+function ephemeralRange(): { low: number; high: number } {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (Number.isInteger(low) && Number.isInteger(high)) return { low: low!, high: high! };
+  } catch {
+    // Not Linux.
+  }
+  return { low: 49152, high: 65535 };
+}
+
+/** Ports below the ephemeral range that are picked from (above the well-known services). */
+const LOWEST_PICKED = 10_000;
+
+function bindable(port: number): Promise<number | undefined> {
   return new Promise((resolve, reject) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.once('error', (error: NodeJS.ErrnoException) => (error.code === 'EADDRINUSE' || error.code === 'EACCES' ? resolve(undefined) : reject(error)));
+    server.listen(port, '127.0.0.1', () => {
       const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
+      const bound = typeof address === 'object' && address ? address.port : undefined;
+      server.close(() => resolve(bound));
     });
   });
+}
+
+/**
+ * A free TCP port on 127.0.0.1, for a server that another process binds a moment later. Picked
+ * below the ephemeral range: a port the OS hands out for port 0 is also the next local port of
+ * some outgoing connection (a PostgreSQL client, a fetch), which could take it before that
+ * server binds it. That happened in the tests under load. Only when no port below the range is
+ * free does the OS pick.
+ */
+export async function freePortOnLoopback(): Promise<number> {
+  const { low } = ephemeralRange();
+  for (let attempt = 0; attempt < 50 && low - 1 > LOWEST_PICKED; attempt++) {
+    const port = LOWEST_PICKED + Math.floor(Math.random() * (low - LOWEST_PICKED));
+    const bound = await bindable(port);
+    if (bound !== undefined) return bound;
+  }
+  return (await bindable(0))!;
 }

@@ -2,17 +2,17 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 /**
- * The kernel's ephemeral port range (Linux; the usual default elsewhere). Outgoing connections
- * and binds to port 0 take their local port from it.
+ * The lowest port of the kernel's ephemeral range (Linux; the usual default elsewhere).
+ * Outgoing connections and binds to port 0 take their local port from that range.
  */
-function ephemeralRange(): { low: number; high: number } {
+function ephemeralLow(): number {
   try {
-    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
-    if (Number.isInteger(low) && Number.isInteger(high)) return { low: low!, high: high! };
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (Number.isInteger(low)) return low;
   } catch {
     // Not Linux.
   }
-  return { low: 49152, high: 65535 };
+  return 49152;
 }
 
 /** Ports below the ephemeral range that are picked from (above the well-known services). */
@@ -38,7 +38,7 @@ function bindable(port: number): Promise<number | undefined> {
  * free does the OS pick.
  */
 export async function freePortOnLoopback(): Promise<number> {
-  const { low } = ephemeralRange();
+  const low = ephemeralLow();
   for (let attempt = 0; attempt < 50 && low - 1 > LOWEST_PICKED; attempt++) {
     const port = LOWEST_PICKED + Math.floor(Math.random() * (low - LOWEST_PICKED));
     const bound = await bindable(port);

@@ -80,9 +80,12 @@ function processHolding(path: string): number | undefined {
  */
 const EMBEDDED_MERGE_SELECTOR_BASE = 10;
 
-/** Applied on every start, like the content TTL: a setting, not a schema version. */
+/** Checked on every start, like the content TTL (a setting, not a schema version); set where missing. */
 async function lessMergingInProcess(store: EventStore): Promise<void> {
-  const tables = await store.query<{ name: string }>("SELECT name FROM system.tables WHERE database = {db:String} AND engine LIKE '%MergeTree'", { db: store.database });
+  const tables = await store.query<{ name: string }>(
+    "SELECT name FROM system.tables WHERE database = {db:String} AND engine LIKE '%MergeTree' AND NOT match(create_table_query, {set:String})",
+    { db: store.database, set: `merge_selector_base = ${EMBEDDED_MERGE_SELECTOR_BASE}\\b` },
+  );
   for (const { name } of tables) await store.command(`ALTER TABLE ${store.database}.${name} MODIFY SETTING merge_selector_base = ${EMBEDDED_MERGE_SELECTOR_BASE}`);
 }
 
